@@ -1,0 +1,44 @@
+# slt-deploy: every target bootstraps the virtualenv first (a fast no-op once done).
+#   make demo        end-to-end demo with the embedded data set
+#   make test        the full test suite, slow tests included (this is what CI runs)
+#   make test-fast   the suite without tests marked `slow`
+#   make bench       benchmarks (JSON + Markdown table)
+#   make lint        ruff, if installed
+#   make clean       build/test caches;  make distclean  also removes the virtualenv
+
+SHELL := bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: help bootstrap demo test test-fast bench lint clean distclean
+
+help:
+	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
+
+bootstrap:
+	@SLT_VENV="$(abspath $(VENV))" bash tools/bootstrap.sh
+
+demo: bootstrap
+	$(VENV)/bin/slt demo
+
+test: bootstrap
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-fast: bootstrap
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+bench: bootstrap
+	$(VENV)/bin/slt bench
+
+lint:
+	@if [ -x $(VENV)/bin/ruff ]; then $(VENV)/bin/ruff check .; \
+	elif command -v ruff >/dev/null; then ruff check .; \
+	else echo "ruff not installed (make bootstrap installs it)"; fi
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .ruff_cache .hypothesis
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

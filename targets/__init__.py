@@ -1,0 +1,1 @@
+"""Targets: one module per runtime (cpu, onnxruntime, lava)."""
