@@ -90,8 +90,10 @@ class _NeuronState:
         current = u.astype(self.dtype) if self.bias is None else u.astype(self.dtype) + self.bias
         if isinstance(node, LI) or node.charge == "leaky":
             v = self.beta * self.v + current
-        else:  # decay_input: v + (I - v) / tau
+        elif node.charge == "decay_input":
             v = self.v + (current - self.v) / self.tau
+        else:  # leaky_tau
+            v = (self.v - self.v / self.tau) + current
         if isinstance(node, LI):
             self.v = v
             return v.copy()

@@ -6,7 +6,8 @@ precision, in this order (exactness across targets depends on it)::
 
     I[t] = u[t] + b                          (skipped when the layer has no bias)
     charge "leaky":        v[t] = β · v'[t-1] + I[t]          (β = 1: IF neuron)
-    charge "decay_input":  v[t] = v'[t-1] + (I[t] − v'[t-1]) / τ   (SpikingJelly decay_input)
+    charge "decay_input":  v[t] = v'[t-1] + (I[t] − v'[t-1]) / τ   (SpikingJelly, decay_input=True)
+    charge "leaky_tau":    v[t] = (v'[t-1] − v'[t-1] / τ) + I[t]   (SpikingJelly, decay_input=False)
     s[t] = v[t] > θ                          (strictly greater)
     reset "zero":             v'[t] = 0 where s[t] else v[t]
     reset "subtract":         v'[t] = v[t] − r · s[t]
@@ -34,7 +35,7 @@ from .nodes import Node, Shape
 from .weights import frozen_array
 
 RESETS = ("zero", "subtract", "subtract_delayed", "none")
-CHARGES = ("leaky", "decay_input")
+CHARGES = ("leaky", "decay_input", "leaky_tau")
 
 
 def _param(value: float | np.ndarray, shape: Shape, what: str, node: str) -> np.ndarray:
@@ -103,15 +104,17 @@ class LIF(NeuronLayer):
             object.__setattr__(self, "reset_amount", threshold)
         else:
             object.__setattr__(self, "reset_amount", _param(self.reset_amount, shape, "reset_amount", self.name))
-        if self.charge == "decay_input":
+        if self.charge in ("decay_input", "leaky_tau"):
             if self.tau is None:
-                raise SltValidationError(f"node '{self.name}': charge 'decay_input' needs tau")
+                raise SltValidationError(f"node '{self.name}': charge {self.charge!r} needs tau")
             tau = _param(self.tau, shape, "tau", self.name)
             if np.any(tau < 1):
-                raise SltValidationError(f"node '{self.name}': tau must be >= 1 for decay_input charge")
+                raise SltValidationError(f"node '{self.name}': tau must be >= 1 for charge {self.charge!r}")
+            if np.any(self.beta != 1):
+                raise SltValidationError(f"node '{self.name}': charge {self.charge!r} decays by tau; leave beta at 1")
             object.__setattr__(self, "tau", tau)
         elif self.tau is not None:
-            raise SltValidationError(f"node '{self.name}': tau is only used with charge 'decay_input'; use beta")
+            raise SltValidationError(f"node '{self.name}': tau is only used with the tau charges; use beta")
 
     @property
     def is_if(self) -> bool:
