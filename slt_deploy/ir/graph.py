@@ -14,8 +14,8 @@ Input encodings (``Encoding.kind``):
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Iterable, Mapping
 
 import numpy as np
 

@@ -22,6 +22,7 @@ Flatten maps ``(C, H, W)`` to ``(C·H·W,)`` in C order. Add sums its inputs in 
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import ClassVar
@@ -135,7 +136,7 @@ class Linear(Node):
         return int(self.weights.mask.shape[0])
 
     def out_shape(self, in_shapes: list[Shape]) -> Shape:
-        (shape,) = [self._one(in_shapes)]
+        shape = self._one(in_shapes)
         if shape != (self.in_features,):
             raise SltValidationError(
                 f"node '{self.name}': Linear expects input shape ({self.in_features},), got {shape}; "
@@ -163,7 +164,8 @@ class Conv2d(Node):
         object.__setattr__(self, "stride", pair(self.stride, "stride", self.name, 1))
         object.__setattr__(self, "padding", pair(self.padding, "padding", self.name, 0))
         object.__setattr__(self, "dilation", pair(self.dilation, "dilation", self.name, 1))
-        if not isinstance(self.groups, (int, np.integer)) or self.groups < 1 or self.weights.mask.shape[0] % self.groups:
+        groups = self.groups
+        if not isinstance(groups, (int, np.integer)) or groups < 1 or self.weights.mask.shape[0] % groups:
             raise SltValidationError(f"node '{self.name}': groups={self.groups} must be >= 1 and divide C_out")
         object.__setattr__(self, "groups", int(self.groups))
         object.__setattr__(self, "bias", _bias(self.bias, self.weights.mask.shape[0], self.name))
@@ -241,7 +243,7 @@ class Flatten(Node):
     kind: ClassVar[str] = "flatten"
 
     def out_shape(self, in_shapes: list[Shape]) -> Shape:
-        return (int(np.prod(self._one(in_shapes))),)
+        return (math.prod(self._one(in_shapes)),)
 
 
 @dataclass(frozen=True, eq=False)

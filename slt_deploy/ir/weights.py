@@ -21,8 +21,6 @@ that every target can compute it exactly (see docs/semantics.md):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
-
 import numpy as np
 
 from ..errors import SltValidationError
@@ -133,7 +131,7 @@ class FloatWeights:
         object.__setattr__(self, "values", frozen_array(values, np.float32, "values"))
 
 
-Weights = Union[BinaryWeights, Int8Weights, FloatWeights]
+Weights = BinaryWeights | Int8Weights | FloatWeights
 
 
 def dense_weights(w: Weights) -> np.ndarray:

@@ -1,0 +1,258 @@
+"""Hypothesis strategies for random *valid* tickets and matching inputs, shared by test files.
+
+    from strategies import tickets, ticket_and_input
+
+    @given(tickets())                       # any family, any weight kind
+    @given(tickets(families=("conv",), kinds=("binary",)))
+    @given(ticket_and_input())              # (ticket, x) with x shaped for the encoding
+
+Families: ``mlp`` (Linear/neuron chains), ``conv`` (Conv2d with stride/padding/dilation/
+groups, Sum/Avg/Max pools with padding, Flatten, Linear), ``residual`` (Add joins) and
+``recurrent`` (Linear -> Add <- Linear <-recurrent- LIF). Densities run from 0 (all-zero
+mask) to 1; weights are binary, int8 or float32; neurons cover every reset and charge
+(leaky, decay_input, leaky_tau), IF (β = 1) and an LI readout; biases present or not;
+encodings direct / rate / spikes. Sizes stay small: a reference run takes milliseconds.
+Arrays come from a numpy generator seeded by hypothesis, so examples replay exactly (they
+shrink by seed only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+
+from slt_deploy.ir import (
+    LI,
+    LIF,
+    Add,
+    AvgPool2d,
+    BinaryWeights,
+    Conv2d,
+    Edge,
+    Encoding,
+    Flatten,
+    FloatWeights,
+    Input,
+    Int8Weights,
+    Linear,
+    MaxPool2d,
+    Node,
+    Output,
+    SumPool2d,
+    Ticket,
+    Weights,
+)
+from slt_deploy.ir.neurons import CHARGES, RESETS
+from slt_deploy.ir.nodes import window_out
+
+FAMILIES = ("mlp", "conv", "residual", "recurrent")
+KINDS = ("binary", "int8", "float32")
+ENCODINGS = ("direct", "rate", "spikes")
+TAU_CHARGES = tuple(c for c in CHARGES if c != "leaky")  # decay_input, leaky_tau (β stays 1)
+Draw = Callable[[st.SearchStrategy[Any]], Any]
+
+_sizes = st.integers(1, 6)
+_seeds = st.integers(0, 2**32 - 1)
+_densities = st.one_of(st.sampled_from([0.0, 1.0, 0.5]), st.floats(0.0, 1.0))
+_name_styles = st.sampled_from(["{}{}", "blk.{}.{}", "{}-{}", "_{}{}"])
+
+
+def _rng(draw: Draw) -> np.random.Generator:
+    return np.random.default_rng(draw(_seeds))
+
+
+class _Names:
+    """Unique node names in a drawn style (exercises '.', '-', '_' in names)."""
+
+    def __init__(self, style: str) -> None:
+        self.style, self.count = style, 0
+
+    def __call__(self, prefix: str) -> str:
+        self.count += 1
+        return self.style.format(prefix, self.count)
+
+
+# ------------------------------------------------------------------ weights
+def _scales(draw: Draw, rng: np.random.Generator, rows: int, magnitude: float) -> np.ndarray:
+    """Per-channel scales; sometimes all equal (the format stores those once)."""
+    if draw(st.booleans()):
+        return np.full(rows, np.float32(rng.uniform(0.2, 1.0) * magnitude), np.float32)
+    return (rng.uniform(0.2, 1.0, rows) * magnitude).astype(np.float32)
+
+
+@st.composite
+def weights(draw: Draw, shape: tuple[int, ...], kinds: tuple[str, ...] = KINDS) -> Weights:
+    """Random weights of ``shape`` (first axis = output channels), any density in [0, 1]."""
+    kind = draw(st.sampled_from(kinds))
+    p = draw(_densities)
+    rng = _rng(draw)
+    fan_in = max(1, int(np.prod(shape[1:])))
+    mask = rng.random(shape) < p
+    if kind == "binary":
+        return BinaryWeights(mask, rng.random(shape) < 0.5, _scales(draw, rng, shape[0], 1.5 / np.sqrt(fan_in)))
+    if kind == "int8":
+        q = rng.integers(-128, 128, shape).astype(np.int8)
+        return Int8Weights(mask, q, _scales(draw, rng, shape[0], 0.02 / np.sqrt(fan_in)))
+    values = (rng.normal(0.0, 1.5, shape) / np.sqrt(fan_in)).astype(np.float32)
+    flat = values.reshape(-1)
+    specials = np.array([-0.0, 1e-40, -1e-42, 0.5, 0.0], np.float32)  # signed zero, subnormals
+    picks = rng.random(flat.size) < 0.15
+    flat[picks] = rng.choice(specials, int(picks.sum()))
+    return FloatWeights(mask, values)
+
+
+def _bias(draw: Draw, rows: int) -> np.ndarray | None:
+    if not draw(st.booleans()):
+        return None
+    return _rng(draw).uniform(-0.3, 0.3, rows).astype(np.float32)
+
+
+# ------------------------------------------------------------------ neurons
+def _param(draw: Draw, shape: tuple[int, ...], lo: float, hi: float) -> float | np.ndarray:
+    """A scalar or a per-neuron float32 parameter in [lo, hi]."""
+    if draw(st.booleans()):
+        return draw(st.floats(float(np.float32(lo)), float(np.float32(hi)), width=32))
+    return _rng(draw).uniform(lo, hi, shape).astype(np.float32)
+
+
+@st.composite
+def neurons(draw: Draw, name: str, shape: tuple[int, ...], readout: bool = False) -> LIF | LI:
+    """A LIF / IF / decay_input layer with any reset, or (``readout``) possibly an LI readout."""
+    bias = _param(draw, shape, -0.2, 0.2) if draw(st.booleans()) else None
+    if readout and draw(st.booleans()):
+        return LI(name, shape=shape, beta=_param(draw, shape, 0.0, 1.0), bias=bias)
+    variant = draw(st.sampled_from(["lif", "if", *TAU_CHARGES]))
+    threshold = _param(draw, shape, 0.05, 1.5)
+    reset_amount = _param(draw, shape, 0.05, 1.5) if draw(st.booleans()) else None
+    common = dict(shape=shape, threshold=threshold, bias=bias, reset=draw(st.sampled_from(RESETS)),
+                  reset_amount=reset_amount)
+    if variant == "lif":
+        return LIF(name, beta=_param(draw, shape, 0.0, 1.0), **common)
+    if variant == "if":
+        return LIF(name, beta=1.0, **common)
+    return LIF(name, charge=variant, tau=_param(draw, shape, 1.0, 4.0), **common)
+
+
+# ------------------------------------------------------------------ families
+def _linear(draw: Draw, name: str, n_out: int, n_in: int, kinds: tuple[str, ...]) -> Linear:
+    return Linear(name, draw(weights((n_out, n_in), kinds)), _bias(draw, n_out))
+
+
+def _chain(nodes: list[Node]) -> list[Edge]:
+    return [Edge(a.name, b.name) for a, b in zip(nodes, nodes[1:], strict=False)]
+
+
+def _mlp(draw: Draw, names: _Names, kinds: tuple[str, ...]) -> tuple[list[Node], list[Edge]]:
+    sizes = [draw(_sizes) for _ in range(draw(st.integers(1, 3)) + 1)]
+    nodes: list[Node] = [Input(names("in"), shape=(sizes[0],))]
+    for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:], strict=False)):
+        nodes.append(_linear(draw, names("fc"), n_out, n_in, kinds))
+        nodes.append(draw(neurons(names("lif"), (n_out,), readout=i == len(sizes) - 2)))
+    nodes.append(Output(names("out")))
+    return nodes, _chain(nodes)
+
+
+def _pool(draw: Draw, name: str, h: int, w: int) -> SumPool2d | AvgPool2d | MaxPool2d:
+    cls = draw(st.sampled_from([SumPool2d, AvgPool2d, MaxPool2d]))
+    k = (draw(st.integers(1, min(2, h))), draw(st.integers(1, min(2, w))))
+    pad = (draw(st.integers(0, k[0] // 2)), draw(st.integers(0, k[1] // 2)))
+    stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    return cls(name, kernel_size=k, stride=stride, padding=pad)
+
+
+def _conv(draw: Draw, names: _Names, kinds: tuple[str, ...]) -> tuple[list[Node], list[Edge]]:
+    groups = draw(st.integers(1, 2))
+    c_in, c_out = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
+    h, w = draw(st.integers(5, 7)), draw(st.integers(5, 7))
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    conv = Conv2d(names("conv"), draw(weights((c_out, c_in // groups, kh, kw), kinds)), _bias(draw, c_out),
+                  stride=stride, padding=padding, dilation=dilation, groups=groups)
+    ho = window_out(h, kh, stride[0], padding[0], dilation[0])
+    wo = window_out(w, kw, stride[1], padding[1], dilation[1])
+    nodes: list[Node] = [Input(names("in"), shape=(c_in, h, w)), conv]
+    shape: tuple[int, ...] = (c_out, ho, wo)
+    if draw(st.booleans()):  # pool before the neurons
+        pool = _pool(draw, names("pool"), ho, wo)
+        shape = pool.out_shape([shape])
+        nodes.append(pool)
+    nodes.append(draw(neurons(names("lif"), shape)))
+    if draw(st.booleans()):  # pool after the neurons
+        pool = _pool(draw, names("pool"), shape[1], shape[2])
+        shape = pool.out_shape([shape])
+        nodes.append(pool)
+    nodes.append(Flatten(names("flat")))
+    n_out = draw(_sizes)
+    nodes.append(_linear(draw, names("fc"), n_out, int(np.prod(shape)), kinds))
+    nodes.append(draw(neurons(names("lif"), (n_out,), readout=True)))
+    nodes.append(Output(names("out")))
+    return nodes, _chain(nodes)
+
+
+def _residual(draw: Draw, names: _Names, kinds: tuple[str, ...]) -> tuple[list[Node], list[Edge]]:
+    n, m, o = draw(_sizes), draw(_sizes), draw(_sizes)
+    inp = Input(names("in"), shape=(n,))
+    fa, la = _linear(draw, names("fc"), m, n, kinds), draw(neurons(names("lif"), (m,)))
+    fb, lb = _linear(draw, names("fc"), m, m, kinds), draw(neurons(names("lif"), (m,)))
+    add, fo = Add(names("add")), _linear(draw, names("fc"), o, m, kinds)
+    lo, out = draw(neurons(names("lif"), (o,), readout=True)), Output(names("out"))
+    joins = [Edge(la.name, add.name), Edge(lb.name, add.name)]
+    if draw(st.booleans()):
+        joins.append(Edge(fa.name, add.name))  # a third, non-spiking input to the join
+    edges = _chain([inp, fa, la, fb, lb]) + draw(st.permutations(joins)) + _chain([add, fo, lo, out])
+    return [inp, fa, la, fb, lb, add, fo, lo, out], edges
+
+
+def _recurrent(draw: Draw, names: _Names, kinds: tuple[str, ...]) -> tuple[list[Node], list[Edge]]:
+    n, m, o = draw(_sizes), draw(_sizes), draw(_sizes)
+    inp, f_in = Input(names("in"), shape=(n,)), _linear(draw, names("fc"), m, n, kinds)
+    f_rec, add = _linear(draw, names("rec"), m, m, kinds), Add(names("add"))
+    lif, f_out = draw(neurons(names("lif"), (m,))), _linear(draw, names("fc"), o, m, kinds)
+    lo, out = draw(neurons(names("lif"), (o,), readout=True)), Output(names("out"))
+    edges = [Edge(inp.name, f_in.name), Edge(f_in.name, add.name), Edge(f_rec.name, add.name),
+             Edge(add.name, lif.name), Edge(lif.name, f_rec.name, recurrent=True), Edge(lif.name, f_out.name),
+             Edge(f_out.name, lo.name), Edge(lo.name, out.name)]
+    return [inp, f_in, f_rec, add, lif, f_out, lo, out], edges
+
+
+_BUILDERS = {"mlp": _mlp, "conv": _conv, "residual": _residual, "recurrent": _recurrent}
+_metadata = st.dictionaries(st.text(max_size=8), st.text(max_size=16), max_size=3)
+
+
+@st.composite
+def tickets(draw: Draw, families: tuple[str, ...] = FAMILIES, kinds: tuple[str, ...] = KINDS,
+            encodings: tuple[str, ...] = ENCODINGS, max_timesteps: int = 4, shuffle: bool = True) -> Ticket:
+    """A random valid Ticket; ``shuffle`` also permutes node and edge declaration order."""
+    names = _Names(draw(_name_styles))
+    nodes, edges = _BUILDERS[draw(st.sampled_from(families))](draw, names, kinds)
+    if shuffle:
+        nodes = draw(st.permutations(nodes))
+        edges = draw(st.permutations(edges))
+    kind = draw(st.sampled_from(encodings))
+    encoding = Encoding(kind, draw(st.integers(0, 2**63)) if kind == "rate" else None)
+    return Ticket(tuple(nodes), tuple(edges), draw(st.integers(1, max_timesteps)), encoding, draw(_metadata))
+
+
+@st.composite
+def inputs(draw: Draw, ticket: Ticket, max_batch: int = 3) -> np.ndarray:
+    """An input array for ``ticket``: (batch, *in) for direct/rate, (T, batch, *in) 0/1 for spikes."""
+    rng = _rng(draw)
+    batch = draw(st.integers(1, max_batch))
+    shape, kind = ticket.input_shape, ticket.encoding.kind
+    if kind == "spikes":
+        return (rng.random((ticket.timesteps, batch, *shape)) < 0.5).astype(np.float32)
+    if kind == "rate":
+        return rng.random((batch, *shape)).astype(np.float32)
+    return rng.uniform(-0.5, 1.5, (batch, *shape)).astype(np.float32)
+
+
+@st.composite
+def ticket_and_input(draw: Draw, **ticket_kw: Any) -> tuple[Ticket, np.ndarray]:
+    """``(ticket, x)``: a random ticket (``tickets(**ticket_kw)``) and a matching input batch."""
+    ticket = draw(tickets(**ticket_kw))
+    return ticket, draw(inputs(ticket))
