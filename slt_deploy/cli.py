@@ -1,0 +1,270 @@
+"""The ``slt`` command line: a thin layer over the public API.
+
+Every reporting command takes ``--json``. User errors print one line on stderr and exit
+with status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import SltError, SltInputError
+
+app = typer.Typer(
+    name="slt",
+    help="Pack, inspect, run and export sparse binary spiking networks (spiking lottery tickets).",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+F = TypeVar("F", bound=Callable[..., Any])
+
+MAX_INPUT_BYTES = 4 << 30
+
+
+def user_errors(fn: F) -> F:
+    """Turn :class:`SltError` (and unreadable user files) into one line on stderr and exit 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SltError as exc:
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            print(f"slt: error: {message}", file=sys.stderr)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def emit_json(payload: Any) -> None:
+    """Print machine-readable output (numpy scalars and arrays converted)."""
+    print(json.dumps(payload, indent=2, default=_json_default))
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, np.generic):
+        return o.item()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def load_npy(path: Path) -> np.ndarray:
+    """Read a user's .npy input without pickles; every failure is an :class:`SltInputError`."""
+    try:
+        if path.stat().st_size > MAX_INPUT_BYTES:
+            raise SltInputError(f"{path}: input file is larger than 4 GiB")
+        with open(path, "rb") as fh:
+            arr = np.load(fh, allow_pickle=False)
+    except SltInputError:
+        raise
+    except FileNotFoundError:
+        raise SltInputError(f"{path}: no such input file") from None
+    except IsADirectoryError:
+        raise SltInputError(f"{path}: is a directory, expected a .npy file") from None
+    except (ValueError, OSError, EOFError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SltInputError(f"{path}: not a readable .npy array ({reason})") from None
+    if not isinstance(arr, np.ndarray):
+        raise SltInputError(f"{path}: expected a single .npy array, got an archive; pass a .npy file")
+    return arr
+
+
+def save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
+    """Write an .npz next to ``path`` and rename it into place."""
+    import io
+
+    from .atomic import atomic_write_bytes
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+# --------------------------------------------------------------------- commands
+@app.command()
+@user_errors
+def pack(
+    source: Path = typer.Argument(..., help="A .slt file to re-pack, or a PyTorch checkpoint (with --arch)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Where to write the .slt file."),
+    arch: str | None = typer.Option(None, help="'package.module:callable' that builds the PyTorch model."),
+    binarize: bool = typer.Option(False, help="Binarize kept weights: sign x alpha (alpha = mean |w| per channel)."),
+    timesteps: int | None = typer.Option(None, "-T", "--timesteps", help="Time steps per inference (default 8)."),
+    input_shape: str | None = typer.Option(None, help="Per-sample input shape, e.g. '64' or '1,28,28'."),
+    encoding: str = typer.Option("direct", help="Input encoding: direct, rate or spikes."),
+    trust_pickle: bool = typer.Option(
+        False, help="Allow checkpoints that are whole pickled modules (runs code from the file!)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Pack a trained ticket into the compact .slt format."""
+    from . import api
+
+    suffix = source.suffix.lower()
+    if suffix == ".slt":
+        ticket = api.load(source)
+        if timesteps is not None or binarize:
+            raise SltError("re-packing a .slt keeps its ticket as is; --timesteps/--binarize apply to model imports")
+    elif suffix in (".pt", ".pth", ".ckpt", ".bin") or arch:
+        from .importers.torch import build_from_arch, load_checkpoint
+
+        if arch:
+            module, masks = build_from_arch(arch, source, trust_pickle=trust_pickle)
+        else:
+            checkpoint = load_checkpoint(source, trust_pickle=trust_pickle)
+            if checkpoint.module is None:
+                raise SltError(f"{source}: holds weights only; give --arch package.module:callable to build the model")
+            module, masks = checkpoint.module, checkpoint.masks
+        shape = _parse_shape(input_shape) if input_shape else None
+        ticket = api.from_torch(module, None, timesteps=timesteps or 8, binarize=binarize, masks=masks,
+                                input_shape=shape, encoding=encoding)
+    else:
+        raise SltError(f"{source}: unknown source type '{suffix}'; give a .slt file or a PyTorch checkpoint with --arch")
+    api.save(ticket, output)
+    summary = {"output": str(output), "bytes": output.stat().st_size, "nodes": len(ticket.nodes),
+               "timesteps": ticket.timesteps}
+    if as_json:
+        emit_json(summary)
+    else:
+        console.print(f"wrote [bold]{output}[/] ({summary['bytes']:,} bytes, {len(ticket.nodes)} nodes, "
+                      f"T={ticket.timesteps})")
+
+
+def _parse_shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip())
+    except ValueError:
+        raise SltError(f"--input-shape {text!r}: expected comma-separated positive integers, e.g. 1,28,28") from None
+    if not shape or min(shape) < 1:
+        raise SltError(f"--input-shape {text!r}: expected comma-separated positive integers, e.g. 1,28,28")
+    return shape
+
+
+@app.command()
+@user_errors
+def inspect(
+    path: Path = typer.Argument(..., help="The .slt file."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON: ticket summary and a 'layers' list."),
+) -> None:
+    """Show each layer's encoding, size and bits per synapse against the entropy bound."""
+    from .api import load
+    from .format import layer_report
+
+    ticket = load(path)
+    layers = layer_report(ticket)
+    summary = {
+        "path": str(path),
+        "file_bytes": path.stat().st_size,
+        "timesteps": ticket.timesteps,
+        "encoding": ticket.encoding.kind,
+        "input_shape": list(ticket.input_shape),
+        "output_shape": list(ticket.output_shape),
+        "nodes": [{"name": n.name, "kind": n.kind, "shape": list(ticket.shapes[n.name])} for n in ticket.nodes],
+        "layers": layers,
+    }
+    if as_json:
+        emit_json(summary)
+        return
+    console.print(f"[bold]{path}[/]: {summary['file_bytes']:,} bytes, T={ticket.timesteps}, "
+                  f"{ticket.encoding.kind} input {tuple(ticket.input_shape)} -> {tuple(ticket.output_shape)}")
+    table = Table("layer", "kind", "shape", "density", "encoding", "bytes", "bits/syn", "H(p)+p", "x fp32", "x bound")
+    for row in layers:
+        table.add_row(
+            row["name"], row["kind"], "x".join(map(str, row["shape"])), f"{row['density']:.3f}", row["encoding"],
+            f"{row['bytes']:,}", f"{row['bits_per_synapse']:.3f}", f"{row['entropy_bound_bits_per_synapse']:.3f}",
+            _fmt(row["ratio_vs_fp32"], ".1f"), _fmt(row["ratio_vs_entropy_bound"], ".2f"),
+        )
+    console.print(table)
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    """Format a ratio that is None when its denominator is zero (an all-pruned layer)."""
+    return "-" if value is None else format(value, spec)
+
+
+@app.command()
+@user_errors
+def run(
+    path: Path = typer.Argument(..., help="The .slt file."),
+    input: Path = typer.Option(..., "--input", "-i", help=".npy input: (batch, *features) or (T, batch, *features)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write spikes and counts to this .npz."),
+    target: str = typer.Option("reference", help="Where to run: reference or torch."),
+    precision: str = typer.Option("float32", help="Working precision of the reference: float32 or float64."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Run a ticket on inputs and save output spikes (T, batch, *out) and counts."""
+    from . import api
+
+    ticket = api.load(path)
+    x = load_npy(input)
+    options: dict[str, Any] = {}
+    if precision not in ("float32", "float64"):
+        raise SltError(f"--precision must be float32 or float64, got {precision!r}")
+    if target == "reference":
+        options["dtype"] = np.float32 if precision == "float32" else np.float64
+    result = api.run(ticket, x, target=target, **options)
+    if output is not None:
+        arrays = {"counts": result.counts, "output": result.output}
+        if result.spikes is not None:
+            arrays["spikes"] = result.spikes
+        save_npz_atomic(output, **arrays)
+    summary = {
+        "target": result.target,
+        "batch": int(result.output.shape[1]),
+        "timesteps": int(result.output.shape[0]),
+        "output_shape": list(result.output.shape),
+        "predictions": result.predictions().tolist(),
+        "spike_counts": {k: v.tolist() for k, v in result.spike_counts.items()},
+        "saved": str(output) if output else None,
+    }
+    if as_json:
+        emit_json(summary)
+        return
+    table = Table("layer", "spikes per step (batch total)", "mean rate")
+    for name, counts in result.spike_counts.items():
+        size = int(np.prod(ticket.shapes[name])) * summary["batch"]
+        table.add_row(name, " ".join(str(int(c)) for c in counts), f"{counts.mean() / size:.3f}")
+    console.print(table)
+    shown = summary["predictions"][:20]
+    console.print(f"predictions: {shown}{' ...' if len(summary['predictions']) > 20 else ''}")
+    if output:
+        console.print(f"saved {output}")
+
+
+@app.command()
+@user_errors
+def demo(
+    out: Path = typer.Option(Path("demo-out"), help="Folder for the demo's files."),
+    epochs: int = typer.Option(12, help="Training epochs per round."),
+    seed: int = typer.Option(0, help="Random seed."),
+    as_json: bool = typer.Option(False, "--json", help="Print the demo summary as JSON."),
+) -> None:
+    """Train a ticket on the built-in digits example, pack it, inspect it and run it."""
+    from .demo import run_demo
+
+    summary = run_demo(out, epochs=epochs, seed=seed, console=None if as_json else console)
+    if as_json:
+        emit_json(summary)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``slt`` console script."""
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
+    app(args=argv, prog_name="slt")
+
+
+if __name__ == "__main__":
+    main()
