@@ -122,6 +122,8 @@ def pack(
         from .importers.torch import build_from_arch, load_checkpoint
 
         if arch:
+            if os.getcwd() not in sys.path:  # like `python -m`: find the user's model module in the cwd
+                sys.path.insert(0, os.getcwd())
             module, masks = build_from_arch(arch, source, trust_pickle=trust_pickle)
         else:
             checkpoint = load_checkpoint(source, trust_pickle=trust_pickle)

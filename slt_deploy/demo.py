@@ -73,6 +73,7 @@ def run_demo(out: Path, epochs: int = 12, seed: int = 0, timesteps: int = 8, rou
     say("[bold]4. import, pack, inspect, run[/]")
     with torch.no_grad():
         ticket = api.from_torch(model, torch.from_numpy(x_test[:1]), timesteps=timesteps, binarize=True)
+    torch.save(model.state_dict(), out / "digits_ckpt.pt")  # prune keys: weight_orig + weight_mask
     slt_path = out / "digits.slt"
     api.save(ticket, slt_path)
     loaded = api.load(slt_path)
@@ -108,6 +109,9 @@ def run_demo(out: Path, epochs: int = 12, seed: int = 0, timesteps: int = 8, rou
             f"vs {dense_fp32_bytes:,} dense fp32 ({dense_fp32_bytes / max(weight_bytes, 1):.0f}x smaller)")
         say(f"   accuracy of the packed ticket on the reference simulator: [bold]{ticket_acc:.3f}[/] "
             f"(snnTorch binary model: {binary_acc_torch:.3f})")
-        say(f"   files in {out}/: digits.slt, digits_test_x.npy, summary.json; try:")
-        say(f"   slt inspect {slt_path}   |   slt run {slt_path} --input {out / 'digits_test_x.npy'} -o {out / 'y.npz'}")
+        say(f"   files in {out}/: digits.slt, digits_ckpt.pt, digits_test_x.npy, summary.json; try:")
+        say(f"   slt inspect {slt_path}")
+        say(f"   slt run {slt_path} --input {out / 'digits_test_x.npy'} -o {out / 'y.npz'}")
+        say(f"   slt pack {out / 'digits_ckpt.pt'} --arch slt_deploy.training:digits_model --binarize "
+            f"--input-shape 64 -o {out / 'again.slt'}")
     return summary

@@ -20,6 +20,11 @@ from typing import Any
 import numpy as np
 
 
+def digits_model(hidden: int = 128, seed: int = 0) -> Any:
+    """The example architecture (untrained): ``slt pack ckpt.pt --arch slt_deploy.training:digits_model``."""
+    return DigitsTrainer(hidden=hidden, seed=seed).build()
+
+
 class DigitsTrainer:
     """Train / prune / binarize the digits example network."""
 

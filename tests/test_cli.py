@@ -1,0 +1,170 @@
+"""The `slt` command line: JSON output, files it writes, and one-line user errors with exit 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import slt_deploy as slt
+from slt_deploy.cli import app
+from slt_deploy.ir import LIF, BinaryWeights, Encoding, Linear, sequential
+
+runner = CliRunner()
+
+
+def small_ticket(seed: int = 0) -> slt.Ticket:
+    rng = np.random.default_rng(seed)
+    w1 = BinaryWeights(rng.random((32, 16)) < 0.3, rng.random((32, 16)) < 0.5, rng.random(32) + 0.5)
+    w2 = BinaryWeights(rng.random((4, 32)) < 0.5, rng.random((4, 32)) < 0.5, np.float32(0.75))
+    return sequential((16,), [Linear("fc1", w1), LIF("lif1", shape=(32,), beta=0.875),
+                              Linear("fc2", w2), LIF("lif2", shape=(4,), reset="subtract")], 6, Encoding())
+
+
+@pytest.fixture()
+def ticket_file(tmp_path: Path) -> Path:
+    path = tmp_path / "t.slt"
+    slt.save(small_ticket(), path)
+    return path
+
+
+def test_inspect_json_has_the_documented_layer_keys(ticket_file: Path) -> None:
+    res = runner.invoke(app, ["inspect", str(ticket_file), "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert [r["name"] for r in doc["layers"]] == ["fc1", "fc2"]
+    for row in doc["layers"]:
+        assert {"name", "kind", "shape", "density", "encoding", "bytes", "bits_per_synapse",
+                "entropy_bound_bits_per_synapse"} <= set(row)
+    assert doc["timesteps"] == 6 and doc["input_shape"] == [16]
+
+
+def test_inspect_table_for_people(ticket_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from slt_deploy import cli
+
+    monkeypatch.setattr(cli.console, "width", 160)
+    res = runner.invoke(app, ["inspect", str(ticket_file)])
+    assert res.exit_code == 0 and "fc1" in res.stdout and "bits/syn" in res.stdout
+
+
+def test_run_writes_spikes_and_counts_equal_to_the_api(ticket_file: Path, tmp_path: Path) -> None:
+    x = np.random.default_rng(1).random((5, 16)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    res = runner.invoke(app, ["run", str(ticket_file), "--input", str(tmp_path / "x.npy"),
+                              "-o", str(tmp_path / "y.npz"), "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    expected = slt.run(slt.load(ticket_file), x)
+    with np.load(tmp_path / "y.npz") as y:
+        assert y["spikes"].shape == (6, 5, 4)
+        assert np.array_equal(y["spikes"], expected.spikes)
+        assert np.array_equal(y["counts"], expected.counts)
+    assert summary["predictions"] == expected.predictions().tolist()
+    assert set(summary["spike_counts"]) == {"lif1", "lif2"}
+
+
+def test_run_on_the_torch_target_matches(ticket_file: Path, tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    np.save(tmp_path / "x.npy", np.random.default_rng(2).random((3, 16)))
+    a = runner.invoke(app, ["run", str(ticket_file), "--input", str(tmp_path / "x.npy"), "--json"])
+    b = runner.invoke(app, ["run", str(ticket_file), "--input", str(tmp_path / "x.npy"), "--json", "--target", "torch"])
+    assert a.exit_code == 0 and b.exit_code == 0, b.output
+    assert json.loads(a.stdout)["spike_counts"] == json.loads(b.stdout)["spike_counts"]
+
+
+@pytest.mark.parametrize("case", ["missing", "garbage", "pickle", "shape", "nan", "directory"])
+def test_bad_input_files_are_one_line_errors(ticket_file: Path, tmp_path: Path, case: str) -> None:
+    x = tmp_path / "x.npy"
+    if case == "garbage":
+        x.write_bytes(b"not an array")
+    elif case == "pickle":
+        np.save(x, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    elif case == "shape":
+        np.save(x, np.zeros((2, 7)))
+    elif case == "nan":
+        np.save(x, np.full((2, 16), np.nan))
+    elif case == "directory":
+        x = tmp_path
+    res = runner.invoke(app, ["run", str(ticket_file), "--input", str(x)])
+    assert res.exit_code == 2
+    assert res.stderr.count("\n") == 1 and res.stderr.startswith("slt: error: ")
+    assert "Traceback" not in res.output
+
+
+def test_corrupt_slt_is_exit_2(tmp_path: Path, ticket_file: Path) -> None:
+    data = bytearray(ticket_file.read_bytes())
+    data[-3] ^= 0xFF
+    bad = tmp_path / "bad.slt"
+    bad.write_bytes(bytes(data))
+    for cmd in (["inspect", str(bad)], ["run", str(bad), "--input", str(bad)]):
+        res = runner.invoke(app, cmd)
+        assert res.exit_code == 2 and res.stderr.count("\n") == 1, res.output
+
+
+def test_pack_from_a_checkpoint_with_arch(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    import torch.nn.utils.prune as prune
+
+    from slt_deploy.training import digits_model
+
+    model = digits_model(hidden=32)
+    prune.l1_unstructured(model[0], "weight", amount=0.8)
+    ckpt = tmp_path / "ckpt.pt"
+    torch.save(model.state_dict(), ckpt)
+    out = tmp_path / "p.slt"
+    res = runner.invoke(app, ["pack", str(ckpt), "--arch", f"{__name__}:hidden32", "--binarize",
+                              "-T", "5", "--input-shape", "64", "-o", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    ticket = slt.load(out)
+    assert ticket.timesteps == 5
+    first = ticket.synapse_layers()[0]
+    assert first.weights.kind == "binary"
+    assert np.array_equal(first.weights.mask, model[0].weight_mask.numpy() != 0)
+
+
+def hidden32():  # the --arch callable used above
+    from slt_deploy.training import digits_model
+
+    return digits_model(hidden=32)
+
+
+def test_pack_refuses_weights_only_checkpoint_without_arch(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    ckpt = tmp_path / "w.pt"
+    torch.save({"fc.weight": torch.zeros(2, 2)}, ckpt)
+    res = runner.invoke(app, ["pack", str(ckpt), "-o", str(tmp_path / "o.slt")])
+    assert res.exit_code == 2 and "--arch" in res.stderr
+
+
+def test_unknown_source_type_and_target(tmp_path: Path, ticket_file: Path) -> None:
+    (tmp_path / "m.txt").write_text("x")
+    res = runner.invoke(app, ["pack", str(tmp_path / "m.txt"), "-o", str(tmp_path / "o.slt")])
+    assert res.exit_code == 2 and "unknown source type" in res.stderr
+    np.save(tmp_path / "x.npy", np.zeros((1, 16)))
+    res = runner.invoke(app, ["run", str(ticket_file), "--input", str(tmp_path / "x.npy"), "--target", "gpu"])
+    assert res.exit_code == 2 and "unknown target" in res.stderr
+
+
+def test_console_script_runs_and_reports_errors(tmp_path: Path) -> None:
+    """The installed entry point, in a fresh process: help works, errors are one line, exit 2."""
+    exe = Path(sys.executable).with_name("slt")
+    if not exe.exists():
+        pytest.skip("console script not installed")
+    help_run = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60)
+    assert help_run.returncode == 0 and "inspect" in help_run.stdout
+    bad = subprocess.run([str(exe), "inspect", str(tmp_path / "nope.slt")], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
+
+
+def test_package_installs_no_generic_top_level_names() -> None:
+    code = ("import importlib.util, sys; sys.path = [p for p in sys.path if p not in ('', '.')];"
+            "import slt_deploy.exporters, slt_deploy.targets;"
+            "print(importlib.util.find_spec('exporters'), importlib.util.find_spec('targets'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "None None"
