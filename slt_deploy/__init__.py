@@ -14,7 +14,7 @@ that need them.
 
 from __future__ import annotations
 
-from .api import from_torch, load, run, save
+from .api import export, from_torch, load, run, save
 from .errors import SltError, SltFormatError, SltImportError, SltInputError, SltUnsupportedError, SltValidationError
 from .ir import Ticket
 from .result import Result
@@ -23,5 +23,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Result", "SltError", "SltFormatError", "SltImportError", "SltInputError", "SltUnsupportedError",
-    "SltValidationError", "Ticket", "from_torch", "load", "run", "save", "__version__",
+    "SltValidationError", "Ticket", "export", "from_torch", "load", "run", "save", "__version__",
 ]

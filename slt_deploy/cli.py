@@ -114,8 +114,8 @@ def pack(
     from . import api
 
     suffix = source.suffix.lower()
-    if suffix == ".slt":
-        ticket = api.load(source)
+    if suffix in (".slt", ".nir"):
+        ticket = api.load_any(source)
         if timesteps is not None or binarize:
             raise SltError("re-packing a .slt keeps its ticket as is; --timesteps/--binarize apply to model imports")
     elif suffix in (".pt", ".pth", ".ckpt", ".bin") or arch:
@@ -134,7 +134,9 @@ def pack(
         ticket = api.from_torch(module, None, timesteps=timesteps or 8, binarize=binarize, masks=masks,
                                 input_shape=shape, encoding=encoding)
     else:
-        raise SltError(f"{source}: unknown source type '{suffix}'; give a .slt file or a PyTorch checkpoint with --arch")
+        raise SltError(
+            f"{source}: unknown source type '{suffix}'; give a .slt or .nir file, or a PyTorch checkpoint with --arch"
+        )
     api.save(ticket, output)
     summary = {"output": str(output), "bytes": output.stat().st_size, "nodes": len(ticket.nodes),
                "timesteps": ticket.timesteps}
@@ -203,14 +205,16 @@ def run(
     path: Path = typer.Argument(..., help="The .slt file."),
     input: Path = typer.Option(..., "--input", "-i", help=".npy input: (batch, *features) or (T, batch, *features)."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write spikes and counts to this .npz."),
-    target: str = typer.Option("reference", help="Where to run: reference or torch."),
+    target: str = typer.Option(
+        "reference", help="Where to run: reference, cpu, torch, onnxruntime, lava (fixed point) or lava-float."
+    ),
     precision: str = typer.Option("float32", help="Working precision of the reference: float32 or float64."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Run a ticket on inputs and save output spikes (T, batch, *out) and counts."""
     from . import api
 
-    ticket = api.load(path)
+    ticket = api.load_any(path)
     x = load_npy(input)
     options: dict[str, Any] = {}
     if precision not in ("float32", "float64"):
@@ -244,6 +248,48 @@ def run(
     console.print(f"predictions: {shown}{' ...' if len(summary['predictions']) > 20 else ''}")
     if output:
         console.print(f"saved {output}")
+
+
+@app.command()
+@user_errors
+def export(
+    source: Path = typer.Argument(..., help="The ticket: a .slt file (or a .nir graph)."),
+    to: str = typer.Option(..., "--to", help="Format: nir, onnx, netx or c."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output file (a folder for --to c)."),
+    dt: Optional[float] = typer.Option(None, help="NIR: time step in seconds stored in the graph (default 1e-4)."),
+    allow_approximate: bool = typer.Option(
+        False, help="Export constructs the format states only approximately (reported), instead of refusing."
+    ),
+    prefix: Optional[str] = typer.Option(None, help="C: name prefix of the generated files and symbols."),
+    arith: Optional[str] = typer.Option(None, help="C: arithmetic, float or fixed."),
+    word: Optional[int] = typer.Option(None, help="C: bit-plane word size, 32 or 64."),
+    board: Optional[str] = typer.Option(None, help="C: target board profile that the ticket must fit."),
+    force: bool = typer.Option(False, help="Overwrite an existing output folder (C)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the exporter's report as JSON."),
+) -> None:
+    """Export a ticket to NIR, ONNX, lava-dl netx HDF5 or C99."""
+    from . import api
+
+    ticket = api.load_any(source)
+    given = {"dt": dt, "allow_approximate": allow_approximate or None, "prefix": prefix, "arith": arith,
+             "word": word, "board": board, "force": force or None}
+    accepted = {"nir": ("dt", "allow_approximate"), "onnx": (), "netx": ("allow_approximate",),
+                "c": ("prefix", "arith", "word", "board", "force")}
+    if to not in accepted:
+        raise SltError(f"unknown export format {to!r}; choose one of {', '.join(accepted)}")
+    stray = [k for k, v in given.items() if v is not None and k not in accepted[to]]
+    if stray:
+        raise SltError(f"--{stray[0].replace('_', '-')} does not apply to --to {to}")
+    report = api.export(ticket, output, to=to, **{k: v for k, v in given.items() if v is not None})
+    payload = {"format": to, "output": str(output), "report": report}
+    if as_json:
+        emit_json(payload)
+    else:
+        console.print(f"wrote [bold]{output}[/] ({to})")
+        if isinstance(report, dict):
+            for key, value in report.items():
+                if not isinstance(value, (list, dict)):
+                    console.print(f"  {key}: {value}")
 
 
 @app.command()
