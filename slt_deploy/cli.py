@@ -256,14 +256,14 @@ def export(
     source: Path = typer.Argument(..., help="The ticket: a .slt file (or a .nir graph)."),
     to: str = typer.Option(..., "--to", help="Format: nir, onnx, netx or c."),
     output: Path = typer.Option(..., "-o", "--output", help="Output file (a folder for --to c)."),
-    dt: Optional[float] = typer.Option(None, help="NIR: time step in seconds stored in the graph (default 1e-4)."),
+    dt: float | None = typer.Option(None, help="NIR: time step in seconds stored in the graph (default 1e-4)."),
     allow_approximate: bool = typer.Option(
         False, help="Export constructs the format states only approximately (reported), instead of refusing."
     ),
-    prefix: Optional[str] = typer.Option(None, help="C: name prefix of the generated files and symbols."),
-    arith: Optional[str] = typer.Option(None, help="C: arithmetic, float or fixed."),
-    word: Optional[int] = typer.Option(None, help="C: bit-plane word size, 32 or 64."),
-    board: Optional[str] = typer.Option(None, help="C: target board profile that the ticket must fit."),
+    prefix: str | None = typer.Option(None, help="C: name prefix of the generated files and symbols."),
+    arith: str | None = typer.Option(None, help="C: arithmetic, float or fixed."),
+    word: int | None = typer.Option(None, help="C: bit-plane word size, 32 or 64."),
+    board: str | None = typer.Option(None, help="C: target board profile that the ticket must fit."),
     force: bool = typer.Option(False, help="Overwrite an existing output folder (C)."),
     as_json: bool = typer.Option(False, "--json", help="Print the exporter's report as JSON."),
 ) -> None:
