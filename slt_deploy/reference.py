@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import SltInputError
 from .ir.graph import Ticket
 from .ir.neurons import LI, LIF
 from .ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, Node, Output, SumPool2d
@@ -28,8 +29,7 @@ from .result import Result, check_input, encode_step, rate_rng
 
 def simulate(ticket: Ticket, x: np.ndarray, dtype: type = np.float32, record: bool = True) -> Result:
     """Run ``ticket`` on ``x`` for T steps; see :func:`slt_deploy.result.check_input` for shapes."""
-    if dtype not in (np.float32, np.float64):
-        raise ValueError("dtype must be np.float32 or np.float64")
+    dtype = _working_dtype(dtype)
     x = check_input(ticket, x)
     batch = x.shape[1] if ticket.encoding.kind == "spikes" else x.shape[0]
     T = ticket.timesteps
@@ -57,13 +57,24 @@ def simulate(ticket: Ticket, x: np.ndarray, dtype: type = np.float32, record: bo
     layers = {name: np.stack(v) for name, v in recorded.items() if v}
     output = layers[ticket.output.name]
     spike_counts = {
-        n.name: layers[n.name].reshape(T, -1).sum(axis=1).astype(np.int64)
+        n.name: layers[n.name].reshape(T, -1).sum(axis=1, dtype=np.int64)  # exact past 2^24
         for n in ticket.nodes if isinstance(n, LIF) and n.name in layers
     }
     if not record:
         layers = {ticket.output.name: output}
-    return Result(output=output, spiking=isinstance(ticket.output_source, LIF), layers=layers,
+    return Result(output=output, spiking=ticket.output_is_spiking, layers=layers,
                   spike_counts=spike_counts, target="reference")
+
+
+def _working_dtype(dtype: object) -> type:
+    """``np.float32`` / ``np.float64`` from a numpy type, ``np.dtype`` or name; else SltInputError."""
+    try:
+        scalar = None if dtype is None else np.dtype(dtype).type  # np.dtype(None) would mean float64
+    except TypeError:
+        scalar = None
+    if scalar not in (np.float32, np.float64):
+        raise SltInputError(f"dtype must be float32 or float64 (np.float32, np.dtype or name), got {dtype!r}")
+    return scalar
 
 
 class _NeuronState:

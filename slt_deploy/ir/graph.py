@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import SltValidationError
 from .neurons import LI, LIF, NeuronLayer
-from .nodes import Add, Conv2d, Input, Linear, Node, Output, Shape
+from .nodes import Add, Conv2d, Flatten, Input, Linear, MaxPool2d, Node, Output, Shape
 from .weights import Weights, weights_equal
 
 ENCODINGS = ("direct", "rate", "spikes")
@@ -105,6 +105,14 @@ class Ticket:
     def output_source(self) -> Node:
         """The node whose values are the network output."""
         return self.node(self.inputs_of(self.output.name)[0].src)
+
+    @property
+    def output_is_spiking(self) -> bool:
+        """True when the output values are spikes: a LIF layer reached through Flatten/MaxPool only."""
+        node = self.output_source
+        while isinstance(node, (Flatten, MaxPool2d)):
+            node = self.node(self.inputs_of(node.name)[0].src)
+        return isinstance(node, LIF)
 
     @property
     def input_shape(self) -> Shape:
