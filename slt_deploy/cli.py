@@ -292,6 +292,15 @@ def export(
                     console.print(f"  {key}: {value}")
 
 
+def _register_energy() -> None:
+    from .energy.command import energy as energy_command
+
+    app.command("energy")(user_errors(energy_command))
+
+
+_register_energy()
+
+
 @app.command()
 @user_errors
 def demo(

@@ -81,6 +81,14 @@ def run_demo(out: Path, epochs: int = 12, seed: int = 0, timesteps: int = 8, rou
     np.save(out / "digits_test_x.npy", x_test)
     result = api.run(loaded, x_test, target="reference")
     ticket_acc = float((result.predictions() == y_test).mean())
+    from .atomic import atomic_write_bytes
+    from .energy import energy
+
+    report = energy(loaded, x_test, profile="cmos45-fp32", convention="neurobench")
+    report.ticket_info["name"] = slt_path.name
+    atomic_write_bytes(out / "energy.html", report.to_html().encode("utf-8"))
+    atomic_write_bytes(out / "energy.json", report.to_json().encode("utf-8"))
+    savings = {s.baseline: s.ratio for s in report.savings()}
     dense_fp32_bytes = sum(int(np.prod(r["shape"])) * 4 for r in layers)
     weight_bytes = sum(r["bytes"] for r in layers)
     summary = {
@@ -95,6 +103,11 @@ def run_demo(out: Path, epochs: int = 12, seed: int = 0, timesteps: int = 8, rou
         "dense_fp32_weight_bytes": dense_fp32_bytes,
         "layers": layers,
         "spikes_per_step": {k: v.tolist() for k, v in result.spike_counts.items()},
+        "energy": {"profile": "cmos45-fp32", "convention": "neurobench",
+                   "effective_ac_per_inference": report.effective_ac,
+                   "effective_mac_per_inference": report.effective_mac,
+                   "ticket_pj_per_inference": report.total(), "savings": savings,
+                   "report_html": str(out / "energy.html"), "report_json": str(out / "energy.json")},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     if console is not None:
@@ -109,7 +122,12 @@ def run_demo(out: Path, epochs: int = 12, seed: int = 0, timesteps: int = 8, rou
             f"vs {dense_fp32_bytes:,} dense fp32 ({dense_fp32_bytes / max(weight_bytes, 1):.0f}x smaller)")
         say(f"   accuracy of the packed ticket on the reference simulator: [bold]{ticket_acc:.3f}[/] "
             f"(snnTorch binary model: {binary_acc_torch:.3f})")
-        say(f"   files in {out}/: digits.slt, digits_ckpt.pt, digits_test_x.npy, summary.json; try:")
+        say(f"[bold]5. energy[/] (cmos45-fp32, neurobench): {report.effective_ac:,.0f} ACs + "
+            f"{report.effective_mac:,.0f} MACs per inference, {report.total() / 1000:.1f} nJ; "
+            + ", ".join(f"{v:.2f}x less than {k}" for k, v in savings.items()
+                        if k in ("ann", "dense-snn") and v is not None))
+        say(f"   files in {out}/: digits.slt, digits_ckpt.pt, digits_test_x.npy, energy.html, energy.json, "
+            "summary.json; try:")
         say(f"   slt inspect {slt_path}")
         say(f"   slt run {slt_path} --input {out / 'digits_test_x.npy'} -o {out / 'y.npz'}")
         say(f"   slt pack {out / 'digits_ckpt.pt'} --arch slt_deploy.training:digits_model --binarize "

@@ -30,3 +30,11 @@ class SltUnsupportedError(SltError):
 
 class SltInputError(SltError, ValueError):
     """Run-time input is wrong: shape, dtype, NaN/inf values, or time steps that disagree."""
+
+
+class SltEnergyError(SltError, ValueError):
+    """The energy model cannot be applied as asked (unknown convention, mismatched dense model)."""
+
+
+class SltProfileError(SltEnergyError):
+    """An energy profile is unknown, unreadable, or has a missing, negative or non-finite constant."""
