@@ -292,6 +292,54 @@ def export(
                     console.print(f"  {key}: {value}")
 
 
+@app.command()
+@user_errors
+def verify(
+    path: Path = typer.Argument(..., help="The ticket: a .slt file (or a .nir graph)."),
+    input: Path = typer.Option(..., "--input", "-i", help=".npy input: (batch, *features) or (T, batch, *features)."),
+    targets: str = typer.Option(
+        "reference,cpu", help="Comma-separated targets: reference, cpu, torch, onnxruntime, lava, lava-float, "
+        "fixed-reference."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the agreement matrix as JSON."),
+) -> None:
+    """Run every target on the same input and print the agreement matrix; exit 1 if an exact pair differs."""
+    from . import api
+    from .verify import parse_targets
+    from .verify import verify as run_verify
+
+    names = parse_targets(targets)
+    ticket = api.load_any(path)
+    x = load_npy(input)
+    say = None if as_json else (lambda name: console.print(f"running [bold]{name}[/] ..."))
+    report = run_verify(ticket, x, names, progress=say)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        print_verify(report)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def print_verify(report: Any) -> None:
+    """The agreement matrix as a table for people."""
+    for run_ in report.runs:
+        if run_.error:
+            console.print(f"[yellow]{run_.name}[/]: did not run: {run_.error}")
+        for note in run_.notes:
+            console.print(f"{run_.name}: {note}")
+    table = Table("pair", "exact by design", "spike agreement", "argmax agreement", "first divergence", "max |Δv|",
+                  "verdict")
+    for p in report.pairs:
+        first = "-" if p.first_divergence is None else f"t={p.first_divergence['step']} at {p.first_divergence['node']}"
+        verdict = "[red]FAIL[/]" if p.failed else ("identical" if p.identical else "differs (expected)")
+        table.add_row(f"{p.a} vs {p.b}", "yes" if p.exact_by_design else "no", f"{p.spike_agreement:.4%}",
+                      f"{p.argmax_agreement:.2%}", first, "-" if p.max_abs_dv is None else f"{p.max_abs_dv:.3g}",
+                      verdict)
+    console.print(table)
+    console.print("all exact-by-design pairs identical" if report.ok else "[red]an exact-by-design pair differs[/]")
+
+
 def _register_energy() -> None:
     from .energy.command import energy as energy_command
 
