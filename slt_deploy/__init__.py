@@ -15,8 +15,8 @@ that need them.
 
 from __future__ import annotations
 
-from .api import export, from_torch, load, run, save
 from . import energy  # noqa: E402 - the package is callable: slt_deploy.energy(ticket, x, profile=...)
+from .api import export, from_torch, load, run, save
 from .errors import SltError, SltFormatError, SltImportError, SltInputError, SltUnsupportedError, SltValidationError
 from .ir import Ticket
 from .result import Result

@@ -157,7 +157,8 @@ def _linear_sum(w: Weights, x: np.ndarray) -> np.ndarray:
     return x @ _integer_or_float(w).T
 
 
-def _finish_synapses(w: Weights, bias: np.ndarray | None, acc: np.ndarray, dtype: type, channel_axis: int) -> np.ndarray:
+def _finish_synapses(w: Weights, bias: np.ndarray | None, acc: np.ndarray, dtype: type,
+                     channel_axis: int) -> np.ndarray:
     """Round the float64 sum once, scale per output channel (binary/int8), add the bias."""
     out = acc.astype(dtype)
     shape = [1] * out.ndim

@@ -18,8 +18,9 @@ is a bug, and :func:`verify` marks it as a failure.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -10,9 +10,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from slt_deploy.bits import (
-    MAX_RICE_K, WORD_BITS, binary_entropy, entropy_bound_bits_per_synapse, pack_bits,
-    pack_rows, popcount_words, rice_decode_positions, rice_encode_positions, rice_parameter,
-    unpack_bits, unpack_rows, words_per_row,
+    MAX_RICE_K,
+    WORD_BITS,
+    binary_entropy,
+    entropy_bound_bits_per_synapse,
+    pack_bits,
+    pack_rows,
+    popcount_words,
+    rice_decode_positions,
+    rice_encode_positions,
+    rice_parameter,
+    unpack_bits,
+    unpack_rows,
+    words_per_row,
 )
 
 FAST = settings(max_examples=200, deadline=2000)

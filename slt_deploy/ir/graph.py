@@ -243,7 +243,7 @@ def tickets_equal(a: Ticket, b: Ticket) -> bool:
     """Bit equality of two tickets: nodes, edges, T, encoding and metadata."""
     return (
         len(a.nodes) == len(b.nodes)
-        and all(nodes_equal(x, y) for x, y in zip(a.nodes, b.nodes))
+        and all(nodes_equal(x, y) for x, y in zip(a.nodes, b.nodes, strict=True))
         and a.edges == b.edges
         and a.timesteps == b.timesteps
         and a.encoding == b.encoding
@@ -256,7 +256,7 @@ def sequential(input_shape: Shape, layers: list[Node], timesteps: int, encoding:
                output_name: str = "output") -> Ticket:
     """Build a feed-forward chain ``input -> layers[0] -> … -> output``."""
     nodes: list[Node] = [Input(input_name, shape=tuple(input_shape)), *layers, Output(output_name)]
-    edges = [Edge(a.name, b.name) for a, b in zip(nodes, nodes[1:])]
+    edges = [Edge(a.name, b.name) for a, b in zip(nodes, nodes[1:], strict=False)]
     return Ticket(tuple(nodes), tuple(edges), timesteps, encoding, metadata or {})
 
 

@@ -44,7 +44,9 @@ def _param(value: float | np.ndarray, shape: Shape, what: str, node: str) -> np.
     try:
         a = np.broadcast_to(a, shape)
     except ValueError:
-        raise SltValidationError(f"node '{node}': {what} has shape {a.shape}, not broadcastable to the layer {shape}")
+        raise SltValidationError(
+            f"node '{node}': {what} has shape {a.shape}, not broadcastable to the layer {shape}"
+        ) from None
     if not np.all(np.isfinite(a)):
         raise SltValidationError(f"node '{node}': {what} contains NaN or inf")
     return frozen_array(a, np.float32, what)
@@ -67,7 +69,9 @@ class NeuronLayer(Node):
     def out_shape(self, in_shapes: list[Shape]) -> Shape:
         shape = self._one(in_shapes)
         if shape != self.shape:
-            raise SltValidationError(f"node '{self.name}': input shape {shape} does not match the layer shape {self.shape}")
+            raise SltValidationError(
+                f"node '{self.name}': input shape {shape} does not match the layer shape {self.shape}"
+            )
         return self.shape
 
 

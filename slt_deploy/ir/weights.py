@@ -21,6 +21,7 @@ that every target can compute it exactly (see docs/semantics.md):
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import numpy as np
 
 from ..errors import SltValidationError
