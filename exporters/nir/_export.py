@@ -1,0 +1,346 @@
+"""Ticket -> NIR graph (see the package docstring and docs/targets-nir.md)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ...errors import SltError, SltUnsupportedError
+from ...ir.graph import Ticket
+from ...ir.neurons import LI, LIF, NeuronLayer
+from ...ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, Node, Output, SumPool2d
+from ._common import (
+    DEFAULT_DT,
+    DT_KEY,
+    FORMAT,
+    TICKET_KEY,
+    VERSION,
+    encode_weights,
+    tau_for_beta,
+    unit_resistance,
+)
+
+
+@dataclass
+class _Build:
+    """What one export found: the NIR pieces plus approximations and consumer notes."""
+
+    ticket: Ticket
+    dt: float
+    nodes: dict[str, Any] = field(default_factory=dict)
+    edges: list[tuple[str, str]] = field(default_factory=list)
+    approximations: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    folds: dict[str, tuple[str, np.ndarray]] = field(default_factory=dict)  # synapse -> (neuron, NIR bias)
+
+
+def check_dt(dt: Any) -> float:
+    try:
+        value = float(dt) if not isinstance(dt, (bool, str)) else math.nan
+    except (TypeError, ValueError):
+        raise SltError(f"dt must be a positive number of seconds, got {dt!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise SltError(f"dt must be a positive, finite number of seconds, got {dt!r}")
+    return value
+
+
+def build_graph(ticket: Ticket, dt: float = DEFAULT_DT, allow_approximate: bool = False,
+                notes: bool = True) -> tuple[Any, dict[str, Any]]:
+    """``(nir.NIRGraph, report)``; raises :class:`SltUnsupportedError` for what NIR cannot state.
+
+    ``notes=False`` skips the consumer notes (the importer's consistency check needs only the graph).
+    """
+    import nir
+
+    if not isinstance(ticket, Ticket):
+        raise SltError(f"expected a Ticket, got {type(ticket).__name__}")
+    b = _Build(ticket, check_dt(dt))
+    _plan_bias_folds(b)
+    for node in ticket.nodes:
+        _export_node(b, node)
+    _export_edges(b)
+    if notes:
+        _consumer_notes(b)
+    if b.approximations and not allow_approximate:
+        more = f" (and {len(b.approximations) - 1} more)" if len(b.approximations) > 1 else ""
+        raise SltUnsupportedError(
+            f"{b.approximations[0]}{more}; NIR consumers would compute something else. "
+            "Pass allow_approximate=True (slt export --allow-approximate) to export anyway; "
+            "slt itself reads the file back exactly"
+        )
+    metadata = {DT_KEY: b.dt, TICKET_KEY: _ticket_document(ticket)}
+    try:
+        graph = nir.NIRGraph(nodes=b.nodes, edges=b.edges, metadata=metadata, type_check=False)
+    except Exception as exc:  # noqa: BLE001 - nir validates with ValueError / AssertionError
+        raise SltError(f"internal error: nir rejected the exported graph: {type(exc).__name__}: {exc}") from None
+    if notes:
+        _nir_type_check_note(b, graph)
+    report = {
+        "format": "nir",
+        "nir_version": getattr(nir, "version", "unknown"),
+        "dt": b.dt,
+        "nodes": len(b.nodes),
+        "edges": len(b.edges),
+        "exact": not b.approximations,
+        "approximations": list(b.approximations),
+        "consumer_notes": list(b.notes),
+    }
+    return graph, report
+
+
+def _ticket_document(ticket: Ticket) -> str:
+    """The exact IR structure (node order, kinds, edges with recurrent flags, T, encoding, metadata)."""
+    doc = {
+        "format": FORMAT,
+        "version": VERSION,
+        "timesteps": ticket.timesteps,
+        "encoding": {"kind": ticket.encoding.kind, "seed": ticket.encoding.seed},
+        "metadata": dict(ticket.metadata),
+        "nodes": [[n.name, n.kind] for n in ticket.nodes],
+        "edges": [[e.src, e.dst, bool(e.recurrent)] for e in ticket.edges],
+    }
+    return json.dumps(doc, ensure_ascii=True, separators=(",", ":"))  # ASCII: HDF5 strings end at NUL
+
+
+# ------------------------------------------------------------------ biases
+def _plan_bias_folds(b: _Build) -> None:
+    """NIR neurons have no bias: put a neuron layer's bias into the synapse node right before it."""
+    t = b.ticket
+    for neuron in t.neuron_layers():
+        if neuron.bias is None:
+            continue
+        (edge,) = t.inputs_of(neuron.name)
+        src = t.node(edge.src)
+        sole = [e.dst for e in t.edges if e.src == src.name] == [neuron.name]
+        if edge.recurrent or not isinstance(src, (Linear, Conv2d)) or not sole:
+            raise SltUnsupportedError(
+                f"node '{neuron.name}': its bias has no NIR form (NIR neurons have no bias; slt folds it only into "
+                "a directly preceding Linear/Conv2d that feeds nothing else)"
+            )
+        bias = neuron.bias
+        if isinstance(src, Conv2d):
+            per_channel = bias.reshape(bias.shape[0], -1)
+            if not np.all(per_channel == per_channel[:, :1]):
+                raise SltUnsupportedError(
+                    f"node '{neuron.name}': its bias varies within a channel, which a Conv2d bias "
+                    f"('{src.name}') cannot state"
+                )
+            bias = per_channel[:, 0].copy()
+        if src.bias is None:
+            folded = bias.astype(np.float32)
+        else:
+            folded = (src.bias + bias).astype(np.float32)
+            b.approximations.append(
+                f"node '{neuron.name}': bias folded into '{src.name}' as float32(b_syn + b_neuron), while slt "
+                "adds them one after the other, so the rounding can differ"
+            )
+        b.folds[src.name] = (neuron.name, folded)
+
+
+# ------------------------------------------------------------------ nodes
+def _export_node(b: _Build, node: Node) -> None:
+    import nir
+
+    t = b.ticket
+    meta: dict[str, Any] = {"slt.kind": node.kind}
+    if isinstance(node, Input):
+        b.nodes[node.name] = nir.Input(input_type=np.array(node.shape, dtype=np.int64), metadata=meta)
+    elif isinstance(node, Output):
+        b.nodes[node.name] = nir.Output(output_type=np.array(t.shapes[node.name], dtype=np.int64), metadata=meta)
+    elif isinstance(node, (Linear, Conv2d)):
+        dense, wmeta = encode_weights(node.weights)
+        meta.update(wmeta)
+        if not np.all(np.isfinite(dense)):
+            b.approximations.append(
+                f"node '{node.name}': scale x code overflows float32 in the dense weights (inf), while slt scales "
+                "the exact integer sum"
+            )
+        if node.bias is not None:
+            meta["slt.bias"] = node.bias.copy()
+        bias = node.bias
+        if node.name in b.folds:
+            meta["slt.bias_from"], bias = b.folds[node.name]
+        if isinstance(node, Linear):
+            b.nodes[node.name] = (nir.Linear(weight=dense, metadata=meta) if bias is None
+                                  else nir.Affine(weight=dense, bias=bias.astype(np.float32), metadata=meta))
+        else:
+            (edge,) = t.inputs_of(node.name)
+            in_shape = t.shapes[edge.src]
+            if bias is None:
+                bias = np.zeros(node.weights.mask.shape[0], np.float32)
+            b.nodes[node.name] = nir.Conv2d(
+                input_shape=tuple(int(v) for v in in_shape[1:]), weight=dense,
+                stride=np.array(node.stride), padding=np.array(node.padding), dilation=np.array(node.dilation),
+                groups=int(node.groups), bias=bias.astype(np.float32), metadata=meta,
+            )
+    elif isinstance(node, (SumPool2d, AvgPool2d)):
+        cls = nir.SumPool2d if isinstance(node, SumPool2d) else nir.AvgPool2d
+        b.nodes[node.name] = cls(kernel_size=np.array(node.kernel_size), stride=np.array(node.stride),
+                                 padding=np.array(node.padding), metadata=meta)
+    elif isinstance(node, MaxPool2d):
+        raise SltUnsupportedError(
+            f"node '{node.name}': MaxPool2d has no NIR 1.0 primitive (NIR has SumPool2d and AvgPool2d); "
+            "replace it before exporting to NIR, or export to ONNX"
+        )
+    elif isinstance(node, Flatten):
+        (edge,) = t.inputs_of(node.name)
+        in_shape = np.array(t.shapes[edge.src], dtype=np.int64)
+        b.nodes[node.name] = nir.Flatten(input_type={"input": in_shape}, start_dim=0, end_dim=-1, metadata=meta)
+    elif isinstance(node, Add):
+        pass  # NIR sums the edges into a node: see _export_edges
+    elif isinstance(node, LIF):
+        b.nodes[node.name] = _export_lif(b, node, meta)
+    elif isinstance(node, LI):
+        b.nodes[node.name] = _export_li(b, node, meta)
+    else:  # pragma: no cover - the IR has no other node kinds
+        raise SltUnsupportedError(f"node '{node.name}': kind {node.kind!r} has no NIR export")
+
+
+def _neuron_meta(node: NeuronLayer, meta: dict[str, Any]) -> None:
+    meta["slt.beta"] = node.beta.copy()  # type: ignore[attr-defined]
+    if node.bias is not None:  # type: ignore[attr-defined]
+        meta["slt.bias"] = node.bias.copy()  # type: ignore[attr-defined]
+
+
+def _leak(b: _Build, node: NeuronLayer, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(tau, r)`` for a leaky layer, recording the approximations of the parametrisation."""
+    tau, exact = tau_for_beta(beta, b.dt)
+    if not exact.all():
+        worst = int(np.flatnonzero(~exact.reshape(-1))[0])
+        b.approximations.append(
+            f"node '{node.name}': beta of {int((~exact).sum())} neuron(s) (e.g. {beta.reshape(-1)[worst]!r}) is not "
+            f"float32(1) - float32(dt)/tau for any float32 tau at dt={b.dt:g}; the nearest tau is written "
+            "(slt.beta keeps the exact value)"
+        )
+    if np.any(beta == 1):
+        b.approximations.append(
+            f"node '{node.name}': some neurons have beta = 1 inside a leaky layer; NIR needs tau = r = inf for them"
+        )
+    return tau, unit_resistance(tau, b.dt)
+
+
+def _export_lif(b: _Build, node: LIF, meta: dict[str, Any]) -> Any:
+    import nir
+
+    _neuron_meta(node, meta)
+    meta.update({"slt.threshold": node.threshold.copy(), "slt.reset": node.reset, "slt.charge": node.charge,
+                 "slt.reset_amount": node.reset_amount.copy()})
+    zeros = np.zeros(node.shape, np.float32)
+    theta = node.threshold.astype(np.float32)
+    if node.reset != "zero":
+        b.approximations.append(
+            f"node '{node.name}': reset {node.reset!r} cannot be stated in NIR (a NIR LIF/IF sets v to v_reset "
+            "after a spike, i.e. reset 'zero'); written with v_reset = 0, slt.reset keeps the exact mode"
+        )
+    if node.charge != "leaky":
+        tau_steps = node.tau.astype(np.float32)  # type: ignore[union-attr]
+        meta["slt.tau"] = tau_steps.copy()
+        b.approximations.append(
+            f"node '{node.name}': charge {node.charge!r} (SpikingJelly) is written as the same continuous-time LIF "
+            "(tau = tau_steps*dt), but NIR consumers compute beta*v + gain*I, which rounds differently"
+        )
+        tau = (tau_steps * np.float32(b.dt)).astype(np.float32)
+        r = np.ones(node.shape, np.float32) if node.charge == "decay_input" else tau_steps
+        return nir.LIF(tau=tau, r=r, v_leak=zeros, v_threshold=theta, v_reset=zeros.copy(), metadata=meta)
+    if node.is_if:
+        return nir.IF(r=np.ones(node.shape, np.float32), v_threshold=theta, v_reset=zeros, metadata=meta)
+    tau, r = _leak(b, node, node.beta)
+    return nir.LIF(tau=tau, r=r, v_leak=zeros, v_threshold=theta, v_reset=zeros.copy(), metadata=meta)
+
+
+def _export_li(b: _Build, node: LI, meta: dict[str, Any]) -> Any:
+    import nir
+
+    _neuron_meta(node, meta)
+    if np.all(node.beta == 1):
+        return nir.I(r=np.ones(node.shape, np.float32), metadata=meta)
+    tau, r = _leak(b, node, node.beta)
+    return nir.LI(tau=tau, r=r, v_leak=np.zeros(node.shape, np.float32), metadata=meta)
+
+
+# ------------------------------------------------------------------ edges
+def _export_edges(b: _Build) -> None:
+    """IR edges -> NIR edges. An Add disappears: each of its inputs gets an edge into its consumers
+    (NIR sums the edges into a node)."""
+    t = b.ticket
+
+    def leaves(name: str) -> list[str]:
+        out: list[str] = []
+        for e in t.inputs_of(name):
+            out.extend(leaves(e.src) if isinstance(t.node(e.src), Add) else [e.src])
+        return out
+
+    seen: set[tuple[str, str]] = set()
+    for e in t.edges:
+        dst = t.node(e.dst)
+        if isinstance(dst, Add):
+            continue
+        srcs = leaves(e.src) if isinstance(t.node(e.src), Add) else [e.src]
+        if len(srcs) > 1:
+            if isinstance(dst, Output):
+                raise SltUnsupportedError(
+                    f"node '{e.src}': an Add feeding the Output has no NIR form (NIR Output nodes do not sum)"
+                )
+            if len(srcs) > 2:
+                b.approximations.append(
+                    f"node '{e.src}': NIR sums the {len(srcs)} edges into '{e.dst}' in an unspecified order, "
+                    "slt sums in edge order ((x0 + x1) + x2), so the rounding can differ"
+                )
+        for s in srcs:
+            if (s, e.dst) in seen:
+                raise SltUnsupportedError(
+                    f"edge {s} -> {e.dst}: NIR cannot state the same edge twice (an Add summing one source twice)"
+                )
+            seen.add((s, e.dst))
+            b.edges.append((s, e.dst))
+
+
+# ------------------------------------------------------------------ notes for known consumers
+def _nir_type_check_note(b: _Build, graph: Any) -> None:
+    """nir 1.0's own type inference mis-sizes grouped and non-square convolutions; say so if it trips."""
+    try:
+        probe = copy.deepcopy(graph)
+        probe.infer_types()
+        probe.check_types()
+    except Exception as exc:  # noqa: BLE001
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        b.notes.append(
+            f"nir.read(path) with its default type_check=True rejects this graph ({text}): nir 1.0's type inference "
+            "takes weight.shape[1] as the input channels and kH as both kernel sizes; read it with type_check=False"
+        )
+
+
+def _consumer_notes(b: _Build) -> None:
+    """How snnTorch 1.0's ``import_from_nir`` will read this graph where it differs from the file."""
+    t, notes = b.ticket, b.notes
+    pre = "snnTorch import_from_nir"
+    if not math.isclose(b.dt, DEFAULT_DT, rel_tol=0, abs_tol=0):
+        notes.append(f"{pre} assumes dt = 1e-4 and ignores the graph's dt = {b.dt:g}: its beta will differ")
+    for n in t.nodes:
+        if isinstance(n, LIF) and n.charge == "leaky":
+            if n.is_if:
+                notes.append(f"{pre} reads nir.IF '{n.name}' as Leaky(beta=0.9, reset by subtraction), not as IF")
+            if np.unique(n.threshold).size > 1:
+                notes.append(f"{pre} needs one v_threshold per layer; '{n.name}' has per-neuron thresholds")
+            if np.any(n.threshold < 0):
+                notes.append(f"{pre} uses reset_delay=False, which re-fires after a zero reset when the threshold "
+                             f"of '{n.name}' is negative")
+        elif isinstance(n, LI):
+            notes.append(f"{pre} has no mapping for nir.LI / nir.I ('{n.name}')")
+        elif isinstance(n, SumPool2d):
+            notes.append(f"{pre} has no mapping for nir.SumPool2d ('{n.name}'); nirtorch's default is LPPool2d "
+                         "(norm 1) without padding")
+        elif isinstance(n, Flatten):
+            notes.append(f"{pre} builds torch.nn.Flatten(0, -1) for '{n.name}', which flattens the batch axis too: "
+                         "run it with batch size 1")
+    if any(e.recurrent for e in t.edges):
+        notes.append(
+            f"{pre} reads a LIF <-> Affine/Linear cycle as RLeaky (reset_delay=False, zero reset discards the next "
+            "charge), and nirtorch delays the edge into the neuron rather than the edge leaving it "
+            "(slt.ticket marks the recurrent edges exactly)"
+        )
