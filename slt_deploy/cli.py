@@ -202,7 +202,7 @@ def _fmt(value: float | None, spec: str) -> str:
 @app.command()
 @user_errors
 def run(
-    path: Path = typer.Argument(..., help="The .slt file."),
+    path: Path = typer.Argument(..., help="The ticket: .slt or .nir (or an exported .onnx for onnxruntime)."),
     input: Path = typer.Option(..., "--input", "-i", help=".npy input: (batch, *features) or (T, batch, *features)."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write spikes and counts to this .npz."),
     target: str = typer.Option(
@@ -214,14 +214,23 @@ def run(
     """Run a ticket on inputs and save output spikes (T, batch, *out) and counts."""
     from . import api
 
-    ticket = api.load_any(path)
     x = load_npy(input)
-    options: dict[str, Any] = {}
     if precision not in ("float32", "float64"):
         raise SltError(f"--precision must be float32 or float64, got {precision!r}")
-    if target == "reference":
-        options["dtype"] = np.float32 if precision == "float32" else np.float64
-    result = api.run(ticket, x, target=target, **options)
+    if path.suffix.lower() == ".onnx":  # an exported model runs as it is, on ONNX Runtime
+        if target not in ("reference", "onnxruntime"):
+            raise SltError(f"{path}: an .onnx file runs on --target onnxruntime, not {target!r}")
+        from .targets.onnxruntime import run_onnx_file
+
+        result = run_onnx_file(path, x)
+        ticket_shapes: dict[str, tuple[int, ...]] = {}
+    else:
+        ticket = api.load_any(path)
+        options: dict[str, Any] = {}
+        if target == "reference":
+            options["dtype"] = np.float32 if precision == "float32" else np.float64
+        result = api.run(ticket, x, target=target, **options)
+        ticket_shapes = dict(ticket.shapes)
     if output is not None:
         arrays = {"counts": result.counts, "output": result.output}
         if result.spikes is not None:
@@ -241,8 +250,9 @@ def run(
         return
     table = Table("layer", "spikes per step (batch total)", "mean rate")
     for name, counts in result.spike_counts.items():
-        size = int(np.prod(ticket.shapes[name])) * summary["batch"]
-        table.add_row(name, " ".join(str(int(c)) for c in counts), f"{counts.mean() / size:.3f}")
+        neurons = int(np.prod(ticket_shapes[name])) * summary["batch"] if name in ticket_shapes else 0
+        rate = f"{counts.mean() / neurons:.3f}" if neurons else "-"
+        table.add_row(name, " ".join(str(int(c)) for c in counts), rate)
     console.print(table)
     shown = summary["predictions"][:20]
     console.print(f"predictions: {shown}{' ...' if len(summary['predictions']) > 20 else ''}")
