@@ -91,16 +91,19 @@ def _run_lava(mode: str) -> Callable[[Ticket, np.ndarray], tuple[Result, frozens
         from .targets import lava
 
         result = lava.run(ticket, x, mode=mode)
-        semantics, notes = lava.semantics(ticket, mode=mode)
+        semantics, notes = lava.semantics(ticket, mode=mode, x=x)
         return result, frozenset(semantics), list(notes)
 
     return runner
 
 
 def _run_fixed_reference(ticket: Ticket, x: np.ndarray) -> tuple[Result, frozenset[str], list[str]]:
-    from .fixed_point import simulate_fixed
+    """Loihi's integer semantics in numpy; also float32 where the conversion proves it exact."""
+    from .fixed_point import to_fixed
 
-    return simulate_fixed(ticket, x), frozenset({FIXED}), []
+    network = to_fixed(ticket, x)
+    semantics = {FIXED} | ({FLOAT32} if network.report.get("spikes_equal_reference") is True else set())
+    return network.simulate(x), frozenset(semantics), []
 
 
 def _plain(target: str) -> Callable[[Ticket, np.ndarray], tuple[Result, frozenset[str], list[str]]]:
