@@ -360,6 +360,15 @@ def _register_energy() -> None:
 _register_energy()
 
 
+def _register_search() -> None:
+    from .search.command import search as search_command
+
+    app.command("search")(user_errors(search_command))
+
+
+_register_search()
+
+
 @app.command()
 @user_errors
 def demo(

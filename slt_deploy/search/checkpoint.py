@@ -1,0 +1,90 @@
+"""Per-round checkpoints of a ticket search, so that an interrupted search keeps its rounds.
+
+Next to the output ``t.slt`` the search keeps a folder ``t.slt.search/`` with one
+``round-NN.pt`` per completed round (``torch.save`` of plain tensors, lists and JSON
+strings; read back with ``weights_only=True``) and ``log.json``, the log so far. Every file
+is written atomically. ``--resume`` continues after the highest complete round, but only
+with the options (and data) that made it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from ..atomic import atomic_write_bytes
+from .config import SearchConfig, SltSearchError
+
+FORMAT = "slt-search-checkpoint/1"
+_ROUND = re.compile(r"^round-(\d{2,})\.pt$")
+
+
+def checkpoint_dir(out: Path) -> Path:
+    return out.with_name(out.name + ".search")
+
+
+def completed_rounds(folder: Path) -> list[tuple[int, Path]]:
+    """``(index, path)`` of every round file in ``folder``, in order."""
+    if not folder.is_dir():
+        return []
+    found = []
+    for p in folder.iterdir():
+        m = _ROUND.match(p.name)
+        if m and p.is_file():
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def save_round(folder: Path, index: int, payload: dict[str, Any], log: dict[str, Any]) -> Path:
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    torch.save({"format": FORMAT, **payload}, buf)
+    path = folder / f"round-{index:02d}.pt"
+    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_bytes(folder / "log.json", (json.dumps(log, indent=2) + "\n").encode())
+    return path
+
+
+def load_latest(folder: Path, config: SearchConfig) -> dict[str, Any] | None:
+    """The payload of the last completed round, checked against ``config``; None if there is none."""
+    import torch
+
+    rounds = completed_rounds(folder)
+    if not rounds:
+        return None
+    index, path = rounds[-1]
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is a one-line user error
+        reason = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else type(exc).__name__
+        raise SltSearchError(f"cannot resume: {path} is unreadable ({reason}); delete it to resume from the "
+                             "round before") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise SltSearchError(f"cannot resume: {path} is not a slt search checkpoint ({FORMAT})")
+    saved = json.loads(payload["config"])
+    now = config.to_dict()
+    for key in now:
+        if saved.get(key) != now[key]:
+            raise SltSearchError(
+                f"cannot resume: the search in {folder} was made with {key}={saved.get(key)!r}, this command asks "
+                f"for {key}={now[key]!r}; use the same options, or delete the folder to start over")
+    payload["index"] = index
+    return payload
+
+
+def remove(folder: Path) -> None:
+    """Delete the round files and log this search wrote, then the folder if it is empty."""
+    for _, p in completed_rounds(folder):
+        with contextlib.suppress(OSError):
+            p.unlink()
+    with contextlib.suppress(OSError):
+        (folder / "log.json").unlink()
+    with contextlib.suppress(OSError):
+        os.rmdir(folder)

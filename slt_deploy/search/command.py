@@ -1,0 +1,110 @@
+"""``slt search``: train a spiking network and search a lottery ticket, write .slt + JSON log.
+
+Registered by :mod:`slt_deploy.cli` as ``app.command("search")(user_errors(search))``::
+
+    slt search --method imp|et|eb [--binary] --data digits|PATH --rounds N --out t.slt
+               [--arch mlp|conv] [--epochs E] [--prune-fraction 0.25] [--target-sparsity S]
+               [--timesteps T] [--seed S] [--resume] [--json]
+
+Importing this module needs typer only; torch loads when the command runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from ..errors import SltError
+
+
+def search(
+    method: str = typer.Option("imp", "--method", help="Search method: imp (iterative magnitude pruning, late "
+                               "rewinding), et (Early-Time ticket) or eb (Early-Bird ticket)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Where to write the ticket (.slt); the JSON log goes next to "
+                             "it (same name, .json) unless --log is given."),
+    data: str = typer.Option("digits", "--data", help="'digits' (scikit-learn, embedded) or a .npz file "
+                             "(x_train, y_train, x_test, y_test, or x, y) or a folder of such .npy files."),
+    rounds: int = typer.Option(3, "--rounds", help="Pruning rounds: sparsity 1-(1-f)^rounds (EB: its default "
+                               "target sparsity)."),
+    binary: bool = typer.Option(False, "--binary", help="Binary kept weights: alpha x sign per output channel "
+                                "(straight-through estimator)."),
+    binary_from: str = typer.Option("ticket", "--binary-from", help="With --binary: 'ticket' fine-tunes the "
+                                    "finished full-precision ticket, 'scratch' trains binary weights throughout."),
+    arch: str = typer.Option("mlp", "--arch", help="Network: mlp (Linear-LIF-Linear-LIF) or conv (two Conv-BN-LIF-"
+                             "MaxPool blocks and a Linear-LIF readout; BatchNorm is folded at export)."),
+    epochs: int = typer.Option(8, "--epochs", help="Training epochs of the dense run, of every round and of the "
+                               "final ticket."),
+    prune_fraction: float = typer.Option(0.25, "--prune-fraction", help="Fraction of the remaining weights "
+                                         "pruned per round (global magnitude)."),
+    target_sparsity: float | None = typer.Option(None, "--target-sparsity", help="EB only: final sparsity in "
+                                                 "(0, 1) (default 1-(1-f)^rounds)."),
+    timesteps: int = typer.Option(8, "--timesteps", "-T", help="Time steps per inference of the ticket."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the initialisation and the shuffling."),
+    split_seed: int = typer.Option(0, "--split-seed", help="Seed of the 80/20 train/test split (digits, or data "
+                                   "given as x, y)."),
+    hidden: int = typer.Option(128, "--hidden", help="MLP hidden neurons."),
+    channels: str = typer.Option("32,64", "--channels", help="Conv net channels of the two blocks, e.g. 32,64."),
+    lr: float | None = typer.Option(None, "--lr", help="Adam learning rate (default 5e-3 for mlp, 2e-3 for conv)."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Training batch size."),
+    rewind_epoch: int = typer.Option(1, "--rewind-epoch", help="Late rewinding: weights after this many dense "
+                                     "epochs (0: the initialisation)."),
+    binary_epochs: int | None = typer.Option(None, "--binary-epochs", help="Epochs of the binary fine-tune "
+                                             "(default: --epochs)."),
+    binary_lr: float = typer.Option(1e-3, "--binary-lr", help="Adam learning rate of the binary fine-tune."),
+    et_threshold: float = typer.Option(0.6, "--et-threshold", help="ET: smallest T' whose normalised KL is below "
+                                       "this."),
+    eb_threshold: float = typer.Option(0.02, "--eb-threshold", help="EB: stop when the last masks differ in less "
+                                       "than this fraction of entries."),
+    eb_window: int = typer.Option(5, "--eb-window", help="EB: how many successive masks must agree."),
+    eb_max_epochs: int | None = typer.Option(None, "--eb-max-epochs", help="EB: most search epochs (default: "
+                                             "the larger of --epochs and --eb-window)."),
+    log: Path | None = typer.Option(None, "--log", help="Where to write the JSON log (default: --out with .json)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted search from its last completed "
+                                "round (kept in OUT.search/)."),
+    keep_checkpoints: bool = typer.Option(False, "--keep-checkpoints", help="Keep OUT.search/ (one checkpoint per "
+                                          "round) after the search succeeds."),
+    threads: int = typer.Option(1, "--threads", help="PyTorch CPU threads (1 is fastest for these small nets)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the search log as JSON (no progress output)."),
+) -> None:
+    """Train an SNN and search a (binary) lottery ticket: IMP, Early-Time or Early-Bird; writes .slt + JSON log."""
+    from .config import SearchConfig, SltSearchError
+
+    try:
+        widths = tuple(int(c) for c in channels.replace("x", ",").split(",") if c.strip())
+    except ValueError:
+        widths = ()
+    if len(widths) != 2:
+        raise SltSearchError(f"--channels {channels!r}: expected two comma-separated integers, e.g. 32,64")
+    config = SearchConfig(
+        method=method, data=data, arch=arch, rounds=rounds, epochs=epochs, prune_fraction=prune_fraction,
+        target_sparsity=target_sparsity, timesteps=timesteps, binary=binary, binary_from=binary_from,
+        binary_epochs=binary_epochs, binary_lr=binary_lr, seed=seed, split_seed=split_seed, hidden=hidden,
+        channels=widths,
+        lr=lr, batch_size=batch_size, rewind_epoch=rewind_epoch, et_threshold=et_threshold,
+        eb_threshold=eb_threshold, eb_window=eb_window, eb_max_epochs=eb_max_epochs,
+    )
+    if binary_from != "ticket" and not binary:
+        raise SltSearchError("--binary-from applies to binary tickets; add --binary")
+    try:
+        import snntorch  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError:
+        raise SltError("slt search trains networks and needs PyTorch and snnTorch: "
+                       "pip install 'slt-deploy[torch]'") from None
+    from ..cli import console, emit_json
+    from . import checkpoint
+    from .engine import run_search
+
+    try:
+        result = run_search(config, out, log_path=log, console=None if as_json else console, resume=resume,
+                            keep_checkpoints=keep_checkpoints, threads=threads)
+    except KeyboardInterrupt:
+        folder = checkpoint.checkpoint_dir(out)
+        done = len(checkpoint.completed_rounds(folder))
+        print(f"slt: interrupted: {done} completed round(s) kept in {folder}; rerun the same command with --resume "
+              "to continue", file=sys.stderr)
+        raise typer.Exit(130) from None
+    if as_json:
+        emit_json(result.log)

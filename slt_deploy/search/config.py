@@ -1,0 +1,171 @@
+"""What a ticket search is asked to do: :class:`SearchConfig`, validated on construction.
+
+Every option that changes the result is a field here; a checkpointed search resumes only
+with the same configuration (see :mod:`slt_deploy.search.checkpoint`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from ..errors import SltError
+
+METHODS = ("imp", "et", "eb")
+ARCHS = ("mlp", "conv")
+BINARY_FROM = ("ticket", "scratch")
+
+
+class SltSearchError(SltError, ValueError):
+    """A ticket search cannot run as asked: unknown method, an option out of range, a
+    checkpoint folder that does not match the command (one-line message, exit 2 in the CLI)."""
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """A ticket search (defaults: the digits examples).
+
+    - ``method``: ``imp`` (iterative magnitude pruning, late rewinding), ``et`` (Early-Time:
+      IMP at a smaller T' chosen by the KL rule, final ticket trained at T), ``eb``
+      (Early-Bird: one-shot mask at ``target_sparsity`` once successive masks stop moving).
+    - ``rounds`` / ``prune_fraction``: IMP and ET prune to the ladder ``1 − (1 − f)^r``
+      after round r; EB's target sparsity defaults to the same ``1 − (1 − f)^rounds``.
+    - ``epochs``: epochs of every training run (dense, each round, the final ticket);
+      EB searches for at most ``eb_max_epochs`` epochs (default: the larger of ``epochs``
+      and ``eb_window``).
+    - ``lr`` (Adam; default 5e-3 for ``mlp``, 2e-3 for ``conv``), ``batch_size``.
+    - ``rewind_epoch``: late rewinding to the weights after this many dense epochs
+      (0 rewinds to the initialisation).
+    - ``binary``: kept weights become ``α[o]·sign(w)`` (α = mean |w| of the kept weights of
+      output channel o) with a straight-through estimator; ``binary_from="ticket"``
+      fine-tunes the full-precision ticket for ``binary_epochs`` (default ``epochs``) at the
+      smaller learning rate ``binary_lr`` (sign flips make binary training jumpy),
+      ``"scratch"`` trains binary weights throughout the search (at ``lr``).
+    """
+
+    method: str = "imp"
+    data: str = "digits"
+    arch: str = "mlp"
+    rounds: int = 3
+    epochs: int = 8
+    prune_fraction: float = 0.25
+    target_sparsity: float | None = None
+    timesteps: int = 8
+    binary: bool = False
+    binary_from: str = "ticket"
+    binary_epochs: int | None = None
+    binary_lr: float = 1e-3
+    seed: int = 0
+    split_seed: int = 0
+    hidden: int = 128
+    channels: tuple[int, int] = (32, 64)
+    beta: float = 0.875
+    threshold: float = 1.0
+    lr: float | None = None
+    batch_size: int = 64
+    rewind_epoch: int = 1
+    et_threshold: float = 0.6
+    eb_threshold: float = 0.02
+    eb_window: int = 5
+    eb_max_epochs: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise SltSearchError(f"unknown search method {self.method!r}; choose one of {', '.join(METHODS)}")
+        if self.arch not in ARCHS:
+            raise SltSearchError(f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHS)}")
+        if self.binary_from not in BINARY_FROM:
+            raise SltSearchError(f"binary_from must be one of {', '.join(BINARY_FROM)}, got {self.binary_from!r}")
+        _int(self.rounds, "rounds", 1)
+        _int(self.epochs, "epochs", 1)
+        _int(self.timesteps, "timesteps", 1)
+        _int(self.seed, "seed", 0)
+        _int(self.split_seed, "split_seed", 0)
+        _int(self.hidden, "hidden", 1)
+        _int(self.batch_size, "batch_size", 1)
+        _int(self.rewind_epoch, "rewind_epoch", 0)
+        _int(self.eb_window, "eb_window", 2)
+        if self.binary_epochs is not None:
+            _int(self.binary_epochs, "binary_epochs", 1)
+        if self.eb_max_epochs is not None:
+            _int(self.eb_max_epochs, "eb_max_epochs", 1)
+        if len(self.channels) != 2:
+            raise SltSearchError(f"channels must be two conv widths, got {self.channels!r}")
+        for c in self.channels:
+            _int(c, "channels", 1)
+        _open_unit(self.prune_fraction, "prune fraction")
+        if self.target_sparsity is not None:
+            if self.method != "eb":
+                raise SltSearchError(
+                    f"--target-sparsity is for --method eb; {self.method} prunes to the ladder 1-(1-f)^rounds "
+                    "(set --rounds and --prune-fraction)")
+            _open_unit(self.target_sparsity, "target sparsity")
+        if self.rewind_epoch > self.epochs:
+            raise SltSearchError(f"rewind epoch {self.rewind_epoch} is past the {self.epochs} training epochs")
+        if self.method == "et" and self.timesteps < 2:
+            raise SltSearchError("the Early-Time ticket needs timesteps >= 2 (it searches at a smaller T')")
+        for value, what in ((self.learning_rate, "learning rate"), (self.binary_lr, "binary learning rate"),
+                            (self.beta, "beta"), (self.threshold, "threshold")):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+                raise SltSearchError(f"{what} must be a positive finite number, got {value!r}")
+        if self.beta > 1:
+            raise SltSearchError(f"beta must be in (0, 1] (1 is IF), got {self.beta}")
+        _open_unit(self.et_threshold, "ET threshold", upper_closed=True)
+        _open_unit(self.eb_threshold, "EB threshold", upper_closed=True)
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def sparsity_goal(self) -> float:
+        """The final sparsity asked for: the ladder after ``rounds``, or EB's target."""
+        if self.method == "eb" and self.target_sparsity is not None:
+            return float(self.target_sparsity)
+        return ladder(self.rounds, self.prune_fraction)
+
+    @property
+    def learning_rate(self) -> float:
+        """``lr``, or by default 5e-3 for the MLP and 2e-3 for the conv net (whose BatchNorm'd
+        spiking layers train unstably at the MLP's rate)."""
+        if self.lr is not None:
+            return self.lr
+        return 5e-3 if self.arch == "mlp" else 2e-3
+
+    @property
+    def finetune_epochs(self) -> int:
+        return self.binary_epochs if self.binary_epochs is not None else self.epochs
+
+    @property
+    def eb_epochs_cap(self) -> int:
+        return self.eb_max_epochs if self.eb_max_epochs is not None else max(self.epochs, self.eb_window)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able options (what a checkpoint must match to resume)."""
+        d = asdict(self)
+        d["channels"] = list(self.channels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SearchConfig:
+        names = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in d.items() if k in names}
+        if "channels" in kwargs:
+            kwargs["channels"] = tuple(kwargs["channels"])
+        return cls(**kwargs)
+
+
+def ladder(rounds: int, fraction: float = 0.25) -> float:
+    """Sparsity after ``rounds`` rounds of pruning ``fraction`` of the remaining weights: ``1 − (1 − f)^r``."""
+    return 1.0 - (1.0 - fraction) ** rounds
+
+
+def _int(value: Any, what: str, low: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise SltSearchError(f"{what} must be an integer >= {low}, got {value!r}")
+
+
+def _open_unit(value: Any, what: str, upper_closed: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and 0 < value and (value <= 1 if upper_closed else value < 1)
+    if not ok:
+        bound = "(0, 1]" if upper_closed else "(0, 1)"
+        raise SltSearchError(f"{what} must be in {bound}, got {value!r}")

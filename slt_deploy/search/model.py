@@ -1,0 +1,82 @@
+"""The networks the search trains: snnTorch ``Leaky`` neurons in an ``nn.Sequential``, so
+that :func:`slt_deploy.from_torch` imports them operation for operation.
+
+- ``mlp``: ``[Flatten] → Linear(F, hidden) → Leaky(reset zero) → Linear(hidden, classes)
+  → Leaky(reset subtract)`` (the ``slt demo`` network for F = 64, hidden = 128).
+- ``conv``: ``Conv2d(C, c1, 3, pad 1) → BatchNorm2d → Leaky → MaxPool2d(2) → Conv2d(c1, c2,
+  3, pad 1) → BatchNorm2d → Leaky → MaxPool2d(2) → Flatten → Linear → Leaky(subtract)``.
+  BatchNorm is folded into the convolution at export; max pooling of spikes is still a
+  spike (OR over the window), so every layer after the first receives binary input.
+
+Direct encoding: the analog sample is the input at every step; the loss is the
+cross-entropy of the output spike counts over T steps. The surrogate gradient is
+snnTorch's fast sigmoid (slope 10); its forward pass is the Heaviside step ``v − θ > 0``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+SURROGATE_SLOPE = 10.0
+
+
+def leaky(beta: float, threshold: float, reset: str) -> nn.Module:
+    import snntorch as snn
+    from snntorch import surrogate
+
+    return snn.Leaky(beta=beta, threshold=threshold, spike_grad=surrogate.fast_sigmoid(slope=SURROGATE_SLOPE),
+                     init_hidden=True, reset_mechanism=reset)
+
+
+def build_model(arch: str, input_shape: tuple[int, ...], classes: int, hidden: int = 128,
+                channels: tuple[int, int] = (32, 64), beta: float = 0.875, threshold: float = 1.0,
+                seed: int = 0) -> nn.Sequential:
+    """A freshly initialised network (``torch.manual_seed(seed)`` right before building it)."""
+    torch.manual_seed(seed)
+    layers: list[nn.Module]
+    if arch == "mlp":
+        features = 1
+        for s in input_shape:
+            features *= int(s)
+        layers = [nn.Flatten()] if len(input_shape) > 1 else []
+        layers += [nn.Linear(features, hidden), leaky(beta, threshold, "zero"),
+                   nn.Linear(hidden, classes), leaky(beta, threshold, "subtract")]
+    elif arch == "conv":
+        c, h, w = input_shape
+        c1, c2 = channels
+        layers = [nn.Conv2d(c, c1, 3, padding=1), nn.BatchNorm2d(c1), leaky(beta, threshold, "zero"),
+                  nn.MaxPool2d(2),
+                  nn.Conv2d(c1, c2, 3, padding=1), nn.BatchNorm2d(c2), leaky(beta, threshold, "zero"),
+                  nn.MaxPool2d(2), nn.Flatten(),
+                  nn.Linear(c2 * (h // 4) * (w // 4), classes), leaky(beta, threshold, "subtract")]
+    else:  # SearchConfig validates arch; this guards direct callers
+        raise ValueError(f"unknown architecture {arch!r}")
+    return nn.Sequential(*layers)
+
+
+def prunable(model: nn.Module) -> dict[str, nn.Parameter]:
+    """Every weight tensor with more than one dimension (Linear and Conv2d weights), by
+    parameter name (``"0.weight"``): what global magnitude pruning ranks together."""
+    out: dict[str, nn.Parameter] = {}
+    for path, m in model.named_modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            out[f"{path}.weight" if path else "weight"] = m.weight
+    return out
+
+
+def neurons(model: nn.Module) -> list[Any]:
+    import snntorch as snn
+
+    return [m for m in model.modules() if isinstance(m, snn.SpikingNeuron)]
+
+
+def reset_state(model: nn.Module) -> None:
+    """Zero and detach the membranes of this model's neurons only (``snntorch.utils.reset``
+    resets every neuron instance of the process)."""
+    for m in neurons(model):
+        mem = getattr(m, "mem", None)
+        if isinstance(mem, torch.Tensor):
+            m.mem = torch.zeros_like(mem)
