@@ -331,23 +331,34 @@ def verify(
         raise typer.Exit(1)
 
 
-def print_verify(report: Any) -> None:
-    """The agreement matrix as a table for people."""
+def print_verify(report: Any, notes: bool = True) -> None:
+    """The agreement matrix for people: spike agreement of every pair, exact-by-design pairs marked."""
     for run_ in report.runs:
         if run_.error:
             console.print(f"[yellow]{run_.name}[/]: did not run: {run_.error}")
-        for note in run_.notes:
-            console.print(f"{run_.name}: {note}")
-    table = Table("pair", "exact", "spikes", "argmax", "first diff", "|Δv|", "verdict")
-    for p in report.pairs:
-        first = "-" if p.first_divergence is None else f"t={p.first_divergence['step']} at {p.first_divergence['node']}"
-        verdict = "[red]FAIL[/]" if p.failed else ("same" if p.identical else "differs")
-        table.add_row(f"{p.a} vs {p.b}", "yes" if p.exact_by_design else "no", f"{p.spike_agreement:.4%}",
-                      f"{p.argmax_agreement:.2%}", first, "-" if p.max_abs_dv is None else f"{p.max_abs_dv:.3g}",
-                      verdict)
+        for note in run_.notes if notes else ():
+            console.print(f"[dim]{run_.name}: {note}[/]")
+    names = [r.name for r in report.runs if r.result is not None]
+    pair = {(p.a, p.b): p for p in report.pairs} | {(p.b, p.a): p for p in report.pairs}
+    table = Table("spike agreement", *names)
+    for a in names:
+        cells = []
+        for b in names:
+            if a == b:
+                cells.append("-")
+                continue
+            p = pair[(a, b)]
+            mark = "[red]FAIL[/] " if p.failed else ("= " if p.exact_by_design else "")
+            cells.append(f"{mark}{p.spike_agreement:.2%}")
+        table.add_row(a, *cells)
     console.print(table)
-    console.print("exact: both targets implement the same arithmetic (float32 or Loihi fixed point), so any "
-                  "difference is a bug; spikes/argmax: fraction of equal output values / predicted classes")
+    for p in report.pairs:
+        if not p.identical and p.first_divergence is not None:
+            d = p.first_divergence
+            console.print(f"[dim]{p.a} vs {p.b}: first difference at step {d['step']} in node '{d['node']}'; "
+                          f"argmax agreement {p.argmax_agreement:.2%}[/]")
+    console.print("'=' marks pairs exact by design (same float32 or Loihi fixed-point arithmetic): any "
+                  "difference there is a bug")
     console.print("all exact-by-design pairs identical" if report.ok else "[red]an exact-by-design pair differs[/]")
 
 
@@ -372,15 +383,19 @@ _register_search()
 @app.command()
 @user_errors
 def demo(
-    out: Path = typer.Option(Path("demo-out"), help="Folder for the demo's files."),
-    epochs: int = typer.Option(12, help="Training epochs per round."),
-    seed: int = typer.Option(0, help="Random seed."),
+    out: Path = typer.Option(Path("slt-demo"), help="Folder for everything the demo writes."),
+    retrain: bool = typer.Option(False, help="Search a new ticket (IMP + binary fine-tune) instead of the example."),
+    ticket: Path | None = typer.Option(None, help="Use this .slt instead of the committed example ticket."),
+    rounds: int = typer.Option(9, help="With --retrain: IMP rounds of 25% (9 rounds: 92.5% sparse)."),
+    epochs: int = typer.Option(8, help="With --retrain: training epochs per round."),
+    seed: int = typer.Option(0, help="With --retrain: random seed."),
     as_json: bool = typer.Option(False, "--json", help="Print the demo summary as JSON."),
 ) -> None:
-    """Train a ticket on the built-in digits example, pack it, inspect it and run it."""
+    """The whole path on the built-in digits example: ticket, inspect, export, verify every target, energy."""
     from .demo import run_demo
 
-    summary = run_demo(out, epochs=epochs, seed=seed, console=None if as_json else console)
+    summary = run_demo(out, retrain=retrain, ticket_path=ticket, rounds=rounds, epochs=epochs, seed=seed,
+                       console=None if as_json else console)
     if as_json:
         emit_json(summary)
 

@@ -1,135 +1,191 @@
-"""The built-in example: a spiking lottery ticket for scikit-learn's digits, end to end.
+"""`slt demo`: the whole path on the built-in digits example, in one command.
 
-Steps (all offline, about a minute on two cores):
-
-1. train a 64-128-10 snnTorch LIF network on digits (8x8 images scaled to [0, 1] in
-   steps of 1/16, direct encoding, T steps, surrogate gradients);
-2. find a sparse ticket by iterative magnitude pruning with late rewinding (global
-   magnitude pruning of ``prune_fraction`` of the remaining weights per round);
-3. make the kept weights binary (sign x per-channel alpha) with a short straight-through
-   fine-tune, so the network the .slt stores is the network that was trained;
-4. import it with :func:`slt_deploy.from_torch`, pack it, inspect it, and run it on the
-   held-out digits with the reference simulator.
+1. the ticket: the committed example ``examples/digits-mlp-imp-binary.slt`` (a binary,
+   ~92%-sparse IMP ticket for scikit-learn's digits), or with ``retrain=True`` a fresh
+   search (IMP with late rewinding, binary fine-tune; :mod:`slt_deploy.search`);
+2. inspect it (bits per synapse against the entropy bound);
+3. export it to NIR, ONNX, lava-dl netx and C where the exporter accepts it (a refusal is
+   reported with its reason, never papered over);
+4. run it on every available target and verify them against each other (agreement matrix);
+5. count its synaptic operations on the test split and write the energy report;
+6. print a short summary and where everything went.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import SltError
+from .errors import SltError, SltUnsupportedError
+
+EXAMPLE_TICKET = "digits-mlp-imp-binary.slt"
+VERIFY_TARGETS = ("reference", "cpu", "torch", "onnxruntime", "lava", "fixed-reference")
+VERIFY_SAMPLES = 24  # Lava's simulator is slow: the agreement matrix uses the first test digits
+EXPORTS = (("nir", "digits.nir"), ("onnx", "digits.onnx"), ("netx", "digits.net.h5"), ("c", "c"))
+APPROXIMABLE = ("nir", "netx")  # formats that can state the ticket only approximately, with a report
 
 
-def load_digits_split(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Digits as float32 in [0, 1] (multiples of 1/16), split 80/20 with a fixed seed."""
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError:
-        raise SltError("the demo needs scikit-learn: pip install 'slt-deploy[torch]'") from None
-    data = load_digits()
-    x = (data.data / 16.0).astype(np.float32)
-    y = data.target.astype(np.int64)
-    order = np.random.default_rng(seed).permutation(len(x))
-    cut = int(0.8 * len(x))
-    return x[order[:cut]], y[order[:cut]], x[order[cut:]], y[order[cut:]]
+def example_ticket_path() -> Path | None:
+    """The committed example ticket next to the package (a source checkout), if present."""
+    path = Path(__file__).resolve().parent.parent / "examples" / EXAMPLE_TICKET
+    return path if path.is_file() else None
 
 
-def run_demo(out: Path, epochs: int = 12, seed: int = 0, timesteps: int = 8, rounds: int = 3,
-             prune_fraction: float = 0.5, console: Any = None) -> dict[str, Any]:
-    """Run the whole example and return a summary (also written to ``out/summary.json``)."""
-    try:
-        import torch
-    except ImportError:
-        raise SltError("the demo trains a network and needs PyTorch: pip install 'slt-deploy[torch]'") from None
+def load_digits_split(split_seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The digits split the search and the example tickets use (x in [0, 1], steps of 1/16)."""
+    from .search.data import load_dataset
+
+    d = load_dataset("digits", split_seed=split_seed)
+    return d.x_train, d.y_train, d.x_test, d.y_test
+
+
+def run_demo(out: Path = Path("slt-demo"), retrain: bool = False, ticket_path: Path | None = None,
+             rounds: int = 9, epochs: int = 8, seed: int = 0, console: Any = None) -> dict[str, Any]:
+    """Run the demo into ``out``; returns the summary (also written to ``out/summary.json``)."""
     from . import api
-    from .format import layer_report
-    from .training import DigitsTrainer
-
-    out.mkdir(parents=True, exist_ok=True)
-    say = console.print if console is not None else (lambda *a, **k: None)
-    x_train, y_train, x_test, y_test = load_digits_split(seed)
-    trainer = DigitsTrainer(timesteps=timesteps, seed=seed, console=console)
-
-    say(f"[bold]1. training[/] a 64-128-10 LIF network on digits ({len(x_train)} train / {len(x_test)} test, T={timesteps})")
-    model = trainer.build()
-    trainer.fit(model, x_train, y_train, epochs=epochs, description="dense")
-    dense_acc = trainer.accuracy(model, x_test, y_test)
-    say(f"   dense accuracy {dense_acc:.3f}")
-
-    say(f"[bold]2. iterative magnitude pruning[/]: {rounds} rounds of {prune_fraction:.0%}, late rewinding")
-    model = trainer.imp(model, x_train, y_train, rounds=rounds, prune_fraction=prune_fraction, epochs=epochs)
-    sparse_acc = trainer.accuracy(model, x_test, y_test)
-    sparsity = trainer.sparsity(model)
-    say(f"   ticket sparsity {sparsity:.1%}, accuracy {sparse_acc:.3f}")
-
-    say("[bold]3. binary weights[/]: sign x per-channel alpha, straight-through fine-tune")
-    trainer.binarize(model, x_train, y_train, epochs=epochs)
-    binary_acc_torch = trainer.accuracy(model, x_test, y_test)
-    say(f"   binary ticket accuracy (snnTorch) {binary_acc_torch:.3f}")
-
-    say("[bold]4. import, pack, inspect, run[/]")
-    with torch.no_grad():
-        ticket = api.from_torch(model, torch.from_numpy(x_test[:1]), timesteps=timesteps, binarize=True)
-    torch.save(model.state_dict(), out / "digits_ckpt.pt")  # prune keys: weight_orig + weight_mask
-    slt_path = out / "digits.slt"
-    api.save(ticket, slt_path)
-    loaded = api.load(slt_path)
-    layers = layer_report(loaded)
-    np.save(out / "digits_test_x.npy", x_test)
-    result = api.run(loaded, x_test, target="reference")
-    ticket_acc = float((result.predictions() == y_test).mean())
     from .atomic import atomic_write_bytes
+    from .format import layer_report
+
+    say = console.print if console is not None else (lambda *a, **k: None)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    summary: dict[str, Any] = {"out": str(out)}
+
+    # 1. the ticket ---------------------------------------------------------------
+    slt_path = out / "digits.slt"
+    source = ticket_path or (None if retrain else example_ticket_path())
+    if source is None:
+        say(f"[bold]1. search[/]: IMP with late rewinding, {rounds} rounds of 25%, binary fine-tune (digits)")
+        _search(slt_path, rounds=rounds, epochs=epochs, seed=seed, console=console)
+        summary["ticket_source"] = "search (--retrain)"
+    else:
+        say(f"[bold]1. ticket[/]: {source}")
+        ticket = api.load(source)  # verified before it is copied
+        shutil.copyfile(source, slt_path)
+        summary["ticket_source"] = str(source)
+    ticket = api.load(slt_path)
+    x_train, y_train, x_test, y_test = load_digits_split(0)
+    np.save(out / "digits_test_x.npy", x_test)
+    np.save(out / "digits_test_y.npy", y_test)
+
+    # 2. inspect ------------------------------------------------------------------
+    layers = layer_report(slt_path)
+    weight_bytes = sum(r["bytes"] for r in layers)
+    dense_bytes = sum(int(np.prod(r["shape"])) * 4 for r in layers)
+    atomic_write_bytes(out / "inspect.json", json.dumps(layers, indent=2, default=_plain).encode())
+    summary["layers"] = layers
+    summary["slt_file_bytes"] = slt_path.stat().st_size
+    summary["weight_bytes"], summary["dense_fp32_weight_bytes"] = weight_bytes, dense_bytes
+    say(f"[bold]2. inspect[/]: {slt_path.stat().st_size:,} bytes on disk, weights {weight_bytes:,} bytes "
+        f"vs {dense_bytes:,} dense fp32 ({dense_bytes / max(weight_bytes, 1):.0f}x smaller)")
+    for r in layers:
+        say(f"   {r['name']:>8} {'x'.join(map(str, r['shape'])):>9} density {r['density']:.3f} {r['encoding']:>11} "
+            f"{r['bits_per_synapse']:.3f} bits/synapse ({r['ratio_vs_entropy_bound']:.2f}x the bound H(p)+p)")
+
+    # 3. exports -------------------------------------------------------------------
+    say("[bold]3. export[/]")
+    exports: dict[str, Any] = {}
+    for fmt, name in EXPORTS:
+        target = out / name
+        options = {"force": True} if fmt == "c" else {}
+        try:
+            report = api.export(ticket, target, to=fmt, **options)
+            exports[fmt] = {"path": str(target), "exact": True, "report": report}
+            say(f"   {fmt:>5}: {target}")
+        except SltUnsupportedError as exc:
+            reason = str(exc).splitlines()[0]
+            exports[fmt] = {"path": None, "exact": False, "refused": reason}
+            if fmt in APPROXIMABLE:  # write it anyway, flagged: the reason is the first thing reported
+                try:
+                    exports[fmt]["report"] = api.export(ticket, target, to=fmt, allow_approximate=True)
+                    exports[fmt]["path"] = str(target)
+                except (SltError, ImportError) as again:
+                    exports[fmt]["error"] = str(again).splitlines()[0]
+            done = f"written APPROXIMATELY to {target}" if exports[fmt]["path"] else "not written"
+            say(f"   {fmt:>5}: [yellow]{done}[/]: {_short(reason)}")
+        except (SltError, ImportError) as exc:
+            exports[fmt] = {"path": None, "exact": False, "error": str(exc).splitlines()[0]}
+            say(f"   {fmt:>5}: [yellow]not exported[/]: {_short(str(exc))}")
+    summary["exports"] = exports
+
+    # 4. run every target and verify -------------------------------------------------
+    from .verify import verify
+
+    say(f"[bold]4. verify[/]: {', '.join(VERIFY_TARGETS)} on the first {VERIFY_SAMPLES} test digits")
+    report = verify(ticket, x_test[:VERIFY_SAMPLES], list(VERIFY_TARGETS),
+                    progress=lambda name: say(f"   running {name} ..."))
+    atomic_write_bytes(out / "verify.json", json.dumps(report.to_dict(), indent=2, default=_plain).encode())
+    if console is not None:
+        from .cli import print_verify
+
+        print_verify(report, notes=False)
+        say(f"   conversion notes per target (why Lava's integers differ, etc.): {out / 'verify.json'}")
+    summary["verify"] = {"ok": report.ok, "path": str(out / "verify.json")}
+    accuracy = {}
+    for target in ("reference", "cpu"):
+        try:
+            result = api.run(ticket, x_test, target=target)
+            accuracy[target] = float((result.predictions() == y_test).mean())
+        except (SltError, ImportError) as exc:
+            accuracy[target] = str(exc).splitlines()[0]
+    summary["accuracy"] = accuracy
+    say(f"   test accuracy ({len(y_test)} digits): " + ", ".join(
+        f"{k} {v:.3f}" if isinstance(v, float) else f"{k}: {v}" for k, v in accuracy.items()))
+
+    # 5. energy ------------------------------------------------------------------------
     from .energy import energy
 
-    report = energy(loaded, x_test, profile="cmos45-fp32", convention="neurobench")
-    report.ticket_info["name"] = slt_path.name
-    atomic_write_bytes(out / "energy.html", report.to_html().encode("utf-8"))
-    atomic_write_bytes(out / "energy.json", report.to_json().encode("utf-8"))
-    savings = {s.baseline: s.ratio for s in report.savings()}
-    dense_fp32_bytes = sum(int(np.prod(r["shape"])) * 4 for r in layers)
-    weight_bytes = sum(r["bytes"] for r in layers)
-    summary = {
-        "dense_accuracy": dense_acc,
-        "ticket_sparsity": sparsity,
-        "sparse_accuracy": sparse_acc,
-        "binary_accuracy_snntorch": binary_acc_torch,
-        "binary_accuracy_slt_reference": ticket_acc,
-        "slt_file": str(slt_path),
-        "slt_file_bytes": slt_path.stat().st_size,
-        "weight_bytes": weight_bytes,
-        "dense_fp32_weight_bytes": dense_fp32_bytes,
-        "layers": layers,
-        "spikes_per_step": {k: v.tolist() for k, v in result.spike_counts.items()},
-        "energy": {"profile": "cmos45-fp32", "convention": "neurobench",
-                   "effective_ac_per_inference": report.effective_ac,
-                   "effective_mac_per_inference": report.effective_mac,
-                   "ticket_pj_per_inference": report.total(), "savings": savings,
-                   "report_html": str(out / "energy.html"), "report_json": str(out / "energy.json")},
+    energy_report = energy(ticket, x_test, profile="cmos45-fp32", convention="neurobench")
+    energy_report.ticket_info["name"] = slt_path.name
+    atomic_write_bytes(out / "energy.html", energy_report.to_html().encode("utf-8"))
+    atomic_write_bytes(out / "energy.json", energy_report.to_json().encode("utf-8"))
+    savings = {s.baseline: s.ratio for s in energy_report.savings()}
+    summary["energy"] = {
+        "profile": "cmos45-fp32", "convention": "neurobench",
+        "effective_ac_per_inference": energy_report.effective_ac,
+        "effective_mac_per_inference": energy_report.effective_mac,
+        "ticket_pj_per_inference": energy_report.total(), "savings": savings,
+        "html": str(out / "energy.html"), "json": str(out / "energy.json"),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    if console is not None:
-        from rich.table import Table
+    say(f"[bold]5. energy[/] (cmos45-fp32, neurobench): {energy_report.effective_ac:,.0f} ACs + "
+        f"{energy_report.effective_mac:,.0f} MACs per inference, {energy_report.total() / 1000:.1f} nJ; "
+        + ", ".join(f"{v:.2f}x less than the {k}" for k, v in savings.items()
+                    if k in ("ann", "dense-snn") and v is not None))
 
-        table = Table("layer", "shape", "density", "encoding", "bytes", "bits/syn", "x bound")
-        for r in layers:
-            table.add_row(r["name"], "x".join(map(str, r["shape"])), f"{r['density']:.3f}", r["encoding"],
-                          f"{r['bytes']:,}", f"{r['bits_per_synapse']:.3f}", f"{r['ratio_vs_entropy_bound']:.2f}")
-        console.print(table)
-        say(f"   {slt_path}: {summary['slt_file_bytes']:,} bytes on disk; weights {weight_bytes:,} bytes "
-            f"vs {dense_fp32_bytes:,} dense fp32 ({dense_fp32_bytes / max(weight_bytes, 1):.0f}x smaller)")
-        say(f"   accuracy of the packed ticket on the reference simulator: [bold]{ticket_acc:.3f}[/] "
-            f"(snnTorch binary model: {binary_acc_torch:.3f})")
-        say(f"[bold]5. energy[/] (cmos45-fp32, neurobench): {report.effective_ac:,.0f} ACs + "
-            f"{report.effective_mac:,.0f} MACs per inference, {report.total() / 1000:.1f} nJ; "
-            + ", ".join(f"{v:.2f}x less than {k}" for k, v in savings.items()
-                        if k in ("ann", "dense-snn") and v is not None))
-        say(f"   files in {out}/: digits.slt, digits_ckpt.pt, digits_test_x.npy, energy.html, energy.json, "
-            "summary.json; try:")
-        say(f"   slt inspect {slt_path}")
-        say(f"   slt run {slt_path} --input {out / 'digits_test_x.npy'} -o {out / 'y.npz'}")
-        say(f"   slt pack {out / 'digits_ckpt.pt'} --arch slt_deploy.training:digits_model --binarize "
-            f"--input-shape 64 -o {out / 'again.slt'}")
+    summary["seconds"] = round(time.perf_counter() - started, 1)
+    atomic_write_bytes(out / "summary.json", json.dumps(summary, indent=2, default=_plain).encode())
+    say(f"[bold]done[/] in {summary['seconds']} s. Everything is in {out}/: digits.slt, inspect.json, "
+        "exports, verify.json, energy.html, energy.json, summary.json. Next:")
+    say(f"   slt inspect {slt_path}")
+    say(f"   slt verify {slt_path} --input {out / 'digits_test_x.npy'} --targets reference,cpu,onnxruntime")
+    say(f"   slt energy {slt_path} --input {out / 'digits_test_x.npy'} --convention memory-aware")
     return summary
+
+
+def _search(path: Path, rounds: int, epochs: int, seed: int, console: Any) -> None:
+    try:
+        from .search import SearchConfig, run_search
+    except ImportError:
+        raise SltError("--retrain trains a network and needs PyTorch: pip install 'slt-deploy[torch]'") from None
+    config = SearchConfig(method="imp", arch="mlp", rounds=rounds, epochs=epochs, binary=True, seed=seed)
+    run_search(config, path, console=console, threads=1)
+
+
+def _short(text: str, limit: int = 160) -> str:
+    line = text.splitlines()[0] if text else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _plain(o: Any) -> Any:
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, (Path, tuple)):
+        return str(o) if isinstance(o, Path) else list(o)
+    return str(o)

@@ -1,4 +1,4 @@
-"""The shipped examples run: the quick-start script and a short version of `slt demo`."""
+"""The shipped examples run: the quick-start script and `slt demo` (example ticket and --retrain)."""
 
 from __future__ import annotations
 
@@ -23,16 +23,31 @@ def test_quickstart_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert "output spikes (8, 32, 10)" in capsys.readouterr().out
 
 
-def test_short_demo_leaves_its_files_and_the_ticket_reproduces_its_accuracy(tmp_path: Path) -> None:
-    pytest.importorskip("snntorch")
+def test_demo_leaves_ticket_exports_agreement_matrix_and_energy_report(tmp_path: Path) -> None:
     pytest.importorskip("sklearn")
-    from slt_deploy.demo import load_digits_split, run_demo
+    from slt_deploy.demo import EXAMPLE_TICKET, load_digits_split, run_demo
 
-    summary = run_demo(tmp_path, epochs=2, rounds=1, prune_fraction=0.5)
-    for name in ("digits.slt", "digits_ckpt.pt", "digits_test_x.npy", "summary.json"):
+    summary = run_demo(tmp_path)
+    for name in ("digits.slt", "inspect.json", "verify.json", "energy.html", "energy.json", "summary.json",
+                 "digits_test_x.npy"):
         assert (tmp_path / name).exists(), name
-    assert json.loads((tmp_path / "summary.json").read_text())["slt_file"] == str(tmp_path / "digits.slt")
+    assert (tmp_path / "digits.slt").read_bytes() == (ROOT / "examples" / EXAMPLE_TICKET).read_bytes()
+    assert json.loads((tmp_path / "verify.json").read_text())["ok"] is True
+    assert summary["verify"]["ok"] and summary["exports"]["onnx"]["exact"]
+    for fmt, info in summary["exports"].items():  # every format written, or refused with its reason
+        assert info["path"] or info.get("refused") or info.get("error"), fmt
     _, _, x_test, y_test = load_digits_split(0)
     result = slt.run(slt.load(tmp_path / "digits.slt"), x_test)
-    assert float((result.predictions() == y_test).mean()) == summary["binary_accuracy_slt_reference"]
+    assert float((result.predictions() == y_test).mean()) == summary["accuracy"]["reference"]
     assert np.array_equal(np.load(tmp_path / "digits_test_x.npy"), x_test)
+
+
+@pytest.mark.slow
+def test_demo_retrain_searches_a_new_ticket(tmp_path: Path) -> None:
+    pytest.importorskip("snntorch")
+    from slt_deploy.demo import run_demo
+
+    summary = run_demo(tmp_path, retrain=True, rounds=1, epochs=1)
+    assert summary["ticket_source"] == "search (--retrain)"
+    ticket = slt.load(tmp_path / "digits.slt")
+    assert all(layer.weights.kind == "binary" for layer in ticket.synapse_layers())
