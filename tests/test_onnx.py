@@ -413,15 +413,13 @@ def test_quickstart_example_ticket() -> None:
     assert_same(ticket, x, run(ticket, x))
 
 
-@pytest.mark.slow
-def test_digits_demo_ticket(tmp_path: Path) -> None:
-    pytest.importorskip("torch")
+@pytest.mark.parametrize("name", ["digits-mlp-imp-binary", "digits-mlp-et-binary", "digits-conv-imp-binary"])
+def test_example_tickets(tmp_path: Path, name: str) -> None:
     pytest.importorskip("sklearn")
-    from slt_deploy.demo import run_demo
+    from slt_deploy.demo import load_digits_split
 
-    summary = run_demo(tmp_path, epochs=1, rounds=1)
-    ticket = slt.load(summary["slt_file"])
-    x = np.load(tmp_path / "digits_test_x.npy")
+    ticket = slt.load(Path(__file__).resolve().parent.parent / "examples" / f"{name}.slt")
+    x = load_digits_split(0)[2]
     export_onnx(ticket, tmp_path / "digits.onnx")
     assert_same(ticket, x, run_onnx_file(tmp_path / "digits.onnx", x), all_layers=False)
 
