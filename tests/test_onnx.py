@@ -419,7 +419,7 @@ def test_example_tickets(tmp_path: Path, name: str) -> None:
     from slt_deploy.demo import load_digits_split
 
     ticket = slt.load(Path(__file__).resolve().parent.parent / "examples" / f"{name}.slt")
-    x = load_digits_split(0)[2]
+    x = load_digits_split(0)[2].reshape((-1, *ticket.input_shape))
     export_onnx(ticket, tmp_path / "digits.onnx")
     assert_same(ticket, x, run_onnx_file(tmp_path / "digits.onnx", x), all_layers=False)
 
