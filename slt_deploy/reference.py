@@ -6,11 +6,12 @@ importer is tested against it spike for spike. Working precision ``dtype`` is fl
 
 Rounding rules (docs/semantics.md):
 
-- Synaptic sums are accumulated in float64 and rounded once to ``dtype``. For binary and
+- Synaptic sums are exact and rounded once to ``dtype`` (float64 accumulation where a
+  cheap certificate proves it exact, an exact fallback elsewhere: :mod:`slt_deploy.exact`). For binary and
   int8 weights the sum runs over the integer codes, ``n = Σ q·x``, then
   ``I = dtype(n) · scale`` (one rounding) and ``+ bias`` (another). With spike inputs ``n``
   is an integer, so every target can reproduce it exactly.
-- Sum/Avg pools likewise: float64 window sum, rounded once, then ``/ (kH·kW)`` for Avg.
+- Sum/Avg pools likewise: exact window sum, rounded once, then ``/ (kH·kW)`` for Avg.
 - Add sums in edge order in ``dtype``; neuron updates follow :mod:`slt_deploy.ir.neurons`
   operation by operation.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import exact
 from .errors import SltInputError
 from .ir.graph import Ticket
 from .ir.neurons import LI, LIF
@@ -123,12 +125,13 @@ class _NeuronState:
 def _apply(node: Node, ins: list[np.ndarray], dtype: type) -> np.ndarray:
     if isinstance(node, Linear):
         flat = ins[0].astype(np.float64)
-        return _finish_synapses(node.weights, node.bias, _linear_sum(node.weights, flat), dtype, channel_axis=1)
+        return _finish_synapses(node.weights, node.bias, _linear_sum(node.weights, flat, dtype), dtype,
+                                channel_axis=1)
     if isinstance(node, Conv2d):
-        acc = _conv_sum(node, ins[0].astype(np.float64))
+        acc = _conv_sum(node, ins[0].astype(np.float64), dtype)
         return _finish_synapses(node.weights, node.bias, acc, dtype, channel_axis=1)
     if isinstance(node, (SumPool2d, AvgPool2d)):
-        total = _pool_windows(ins[0].astype(np.float64), node, 0.0).sum(axis=(-2, -1)).astype(dtype)
+        total = exact.exact_sum(_pool_windows(ins[0].astype(np.float64), node, 0.0), (-2, -1), dtype)
         if isinstance(node, AvgPool2d):
             return total / dtype(node.kernel_size[0] * node.kernel_size[1])
         return total
@@ -153,8 +156,9 @@ def _integer_or_float(w: Weights) -> np.ndarray:
     return w.integer_values().astype(np.float64)
 
 
-def _linear_sum(w: Weights, x: np.ndarray) -> np.ndarray:
-    return x @ _integer_or_float(w).T
+def _linear_sum(w: Weights, x: np.ndarray, dtype: type) -> np.ndarray:
+    """``x @ W.T`` (codes or float weights), each entry the exact sum rounded once to ``dtype``."""
+    return exact.exact_matmul(x, _integer_or_float(w), dtype)
 
 
 def _finish_synapses(w: Weights, bias: np.ndarray | None, acc: np.ndarray, dtype: type,
@@ -170,8 +174,8 @@ def _finish_synapses(w: Weights, bias: np.ndarray | None, acc: np.ndarray, dtype
     return out
 
 
-def _conv_sum(node: Conv2d, x: np.ndarray) -> np.ndarray:
-    """float64 cross-correlation ``(batch, C_in, H, W) -> (batch, C_out, H_out, W_out)``."""
+def _conv_sum(node: Conv2d, x: np.ndarray, dtype: type) -> np.ndarray:
+    """Cross-correlation ``(batch, C_in, H, W) -> (batch, C_out, H_out, W_out)``, exact sums rounded once."""
     (ph, pw), (sh, sw), (dh, dw), g = node.padding, node.stride, node.dilation, node.groups
     kh, kw = node.kernel_size
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
@@ -184,10 +188,12 @@ def _conv_sum(node: Conv2d, x: np.ndarray) -> np.ndarray:
     weights = _integer_or_float(node.weights)  # (C_out, C_in/g, kh, kw)
     c_out, c_in_g = weights.shape[:2]
     outs = []
+    og, batch = c_out // g, x.shape[0]
     for gi in range(g):
-        p = patches[:, gi * c_in_g:(gi + 1) * c_in_g]
-        wg = weights[gi * (c_out // g):(gi + 1) * (c_out // g)]
-        outs.append(np.einsum("bchwij,ocij->bohw", p, wg, optimize=True))
+        # rows: (b, i, j); columns: (c, ki, kj) of this group's patch
+        p = patches[:, gi * c_in_g:(gi + 1) * c_in_g].transpose(0, 2, 3, 1, 4, 5).reshape(batch * h_out * w_out, -1)
+        wg = weights[gi * og:(gi + 1) * og].reshape(og, -1)
+        outs.append(exact.exact_matmul(p, wg, dtype).reshape(batch, h_out, w_out, og).transpose(0, 3, 1, 2))
     return np.concatenate(outs, axis=1)
 
 

@@ -5,7 +5,10 @@ rules (docs/semantics.md):
 
 - Synaptic sums: ``torch.matmul`` / ``F.conv2d`` in float64 on the integer codes (binary
   signs, int8 ``q``) or on the float32 weights, rounded once to the working precision,
-  then ``· scale`` (binary/int8) and ``+ bias``.
+  then ``· scale`` (binary/int8) and ``+ bias``. This equals the reference's exactly rounded
+  sum whenever the float64 accumulation is exact (always for spike inputs with binary or
+  int8 weights; for float weights unless they span ~2^50 in magnitude, which
+  :func:`slt_deploy.exact.fallback_count` detects on the reference side).
 - Sum/Avg pools: float64 window sums (``avg_pool2d`` with ``divisor_override=1``), rounded
   once, then ``/ (kH·kW)`` for Avg. Max pools in the working precision (−inf padding).
 - Add in edge order; neuron updates as in :mod:`slt_deploy.ir.neurons`, one torch op per

@@ -1,0 +1,313 @@
+"""Fused execution of feed-forward chains (numba backend): the whole run in one compiled call.
+
+For a ticket that is a plain chain ``Input -> (Linear | LIF | LI | Flatten)* -> Output``
+with binary or int8 weights, the per-node Python work of the graph executor (dispatch,
+allocation, bookkeeping: several µs per node) dominates small batches. After the first
+run has fixed every layer's kernel (:mod:`.costmodel`) the runtime compiles the chain into
+a small program (one row of integers per layer, arrays in typed lists) that
+:func:`_run_chain` interprets with the very kernels of :mod:`.kernels_numba`. Results are
+identical by construction; an analog first layer whose sums the exactness certificate
+does not cover makes the interpreter return early, and the run falls back to the
+graph executor (which applies the exact fallback of :mod:`slt_deploy.exact`).
+"""
+
+# Kernel code uses the math names O, K, R, W, T, B of the docstrings.
+# ruff: noqa: E741
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+from numba import njit
+from numba.core.errors import NumbaTypeSafetyWarning
+from numba.typed import List
+
+from . import kernels_numba as kn
+from .neurons import NeuronOp
+from .stores import CscStore, CsrStore, PlaneStore
+from .synapse import SynapseOp
+
+# Opcodes (column 0 of a program row).
+EV_ANALOG, EV_BIN, EV_CODED, POPCOUNT, GATHER_PLANES, GATHER_CODED, LIF_OP, LI_OP = range(8)
+# Row layout: op, O, K, a, b, c, d, scale, bias, e, f, g, h, charge, reset, flag
+_W = 16
+
+
+class _Arrays:
+    """Every array of the program as a uint8 view in one typed list (one unboxing per call).
+
+    The interpreter views entry ``i`` back as its dtype (and shape, from the program row);
+    nothing is copied, memory-mapped planes included.
+    """
+
+    def __init__(self) -> None:
+        self.items: list[np.ndarray] = [np.zeros(8, np.uint8)]  # index 0: placeholder
+
+    def add(self, a: np.ndarray | None) -> int:
+        if a is None:
+            return 0
+        arr = np.asarray(a)
+        if not arr.flags.c_contiguous:
+            arr = np.ascontiguousarray(arr)
+        self.items.append(arr.reshape(-1).view(np.uint8))
+        return len(self.items) - 1
+
+    def typed(self) -> Any:
+        with warnings.catch_warnings():  # read-only (memory-mapped) arrays: the interpreter never writes them
+            warnings.simplefilter("ignore", NumbaTypeSafetyWarning)
+            return List(self.items)
+
+
+class ChainProgram:
+    """A compiled description of one chain for one input kind (spikes or analog)."""
+
+    def __init__(self, prog: np.ndarray, arrays: tuple[Any, ...], out_li: bool, out_shape: tuple[int, ...],
+                 lif_names: list[str], timesteps: int) -> None:
+        self.prog, self.arrays, self.out_li = prog, arrays, out_li
+        self.out_shape, self.lif_names, self.timesteps = out_shape, lif_names, timesteps
+        self.n_out = 1
+        for d in out_shape:
+            self.n_out *= int(d)
+        self.n_counts = max(1, len(lif_names))
+
+    @classmethod
+    def build(cls, rt: Any, input_binary: bool) -> ChainProgram | None:
+        """The program for ``rt`` (a :class:`.runtime.Runtime`), or None if it is not a fusable chain."""
+        if any(b.stepwise for b in rt.blocks):
+            return None
+        names = [n for b in rt.blocks for n in b.nodes]
+        for name in names:
+            edges = rt.in_edges[name]
+            if name != rt.input_name and (len(edges) != 1 or edges[0].recurrent):
+                return None
+            if rt.kinds[name] not in ("input", "linear", "lif", "li", "flatten", "output"):
+                return None
+        # the chain must be linear: each node feeds the next one in block order
+        for a, b in zip(names, names[1:], strict=False):
+            if rt.in_edges[b][0].src != a:
+                return None
+        arrays = _Arrays()
+        rows: list[list[int]] = []
+        lif_names: list[str] = []
+        spikes_in = input_binary  # kind of the value flowing into the next node
+        last_neuron_li = None
+        for name in names[1:]:
+            op = rt.ops.get(name)
+            if isinstance(op, SynapseOp):
+                if op.conv or op.kind == "float32":
+                    return None
+                plan = op._plans.get(spikes_in)
+                if plan is None or (rows and not spikes_in):
+                    return None  # only the first synapse layer may see analog input
+                fn, store, takes_spikes = plan
+                row = [0] * _W
+                row[1], row[2] = op.o, op.k
+                row[7], row[8] = arrays.add(op.scale), arrays.add(op.bias)
+                row[15] = 1 if op.bias is not None else 0
+                row[12] = 1 if spikes_in else 0  # input rows are spikes (gather converts them)
+                if isinstance(store, CscStore):
+                    row[3] = arrays.add(store.colptr)
+                    if store.codes is None:
+                        row[4] = arrays.add(store.negstart)
+                        row[11] = store.max_lane
+                        row[0] = EV_BIN if takes_spikes else EV_ANALOG
+                        row[13] = 0  # not coded
+                    else:
+                        row[6] = arrays.add(store.codes)
+                        row[0] = EV_CODED if takes_spikes else EV_ANALOG
+                        row[13] = 1  # coded
+                    if store.rowidx.dtype == np.uint16:
+                        row[5], row[14] = arrays.add(store.rowidx), 0
+                    else:
+                        row[5], row[14] = arrays.add(store.rowidx), 1
+                elif isinstance(store, PlaneStore):
+                    row[3] = arrays.add(store.neg)
+                    row[4] = arrays.add(store.mask)
+                    row[10] = store.neg.shape[1]
+                    row[0] = POPCOUNT if takes_spikes else GATHER_PLANES
+                elif isinstance(store, CsrStore):
+                    row[0] = GATHER_CODED
+                    row[3] = arrays.add(store.rowptr)
+                    row[5] = arrays.add(store.colidx)
+                    row[6] = arrays.add(store.codes)
+                else:
+                    return None
+                # integer-lattice certificate for the analog first layer
+                row[9] = int(round(op.w_max_all)) if not spikes_in else 0
+                rows.append(row)
+                spikes_in = False
+            elif isinstance(op, NeuronOp):
+                p = op.params
+                row = [0] * _W
+                row[0] = LI_OP if p.li else LIF_OP
+                row[1] = op.n
+                row[3], row[4] = arrays.add(p.beta), arrays.add(p.threshold)
+                row[5], row[6] = arrays.add(p.bias), arrays.add(p.reset_amount)
+                row[9] = arrays.add(p.tau)
+                row[13], row[14] = p.charge, p.reset
+                row[15] = 1 if p.bias is not None else 0
+                rows.append(row)
+                spikes_in = not p.li
+                last_neuron_li = p.li
+                if not p.li:
+                    lif_names.append(name)
+        if not rows or last_neuron_li is None or rows[-1][0] not in (LIF_OP, LI_OP):
+            return None  # the output must come straight from a neuron layer
+        return cls(np.asarray(rows, np.int64), arrays.typed(), bool(last_neuron_li), rt.shapes[rt.output_name],
+                   lif_names, rt.timesteps)
+
+    def run(self, x: np.ndarray, binary: bool) -> tuple[np.ndarray, np.ndarray] | None:
+        """``x``: input rows ``(steps, B, K)`` (steps 1 when static): uint8 spikes or float32 values.
+
+        Returns (output ``(T, B, *out)``, spike counts ``(n_lif, T)``) or None (fall back).
+        """
+        T = self.timesteps
+        b = x.shape[1]
+        flat = x.reshape(x.shape[0] * b, -1)
+        if self.out_li:
+            out_f, out_s = np.empty((T, b, self.n_out), np.float32), _NO_U8_3
+        else:
+            out_f, out_s = _NO_F32_3, np.empty((T, b, self.n_out), np.uint8)
+        counts = np.zeros((self.n_counts, T), np.int64)
+        if binary:
+            xa, xs = _NO_F64, np.ascontiguousarray(flat)
+        else:
+            xa, xs = np.ascontiguousarray(flat, dtype=np.float64), _NO_U8
+        if _run_chain(self.prog, self.arrays, kn._LANES, xa, xs, T, b, out_f, out_s, counts) != 0:
+            return None
+        out = out_f if self.out_li else out_s
+        return out.reshape(T, b, *self.out_shape), counts
+
+
+_NO_F64 = np.zeros((1, 1), np.float64)
+_NO_U8 = np.zeros((1, 1), np.uint8)
+_NO_U8_3 = np.zeros((1, 1, 1), np.uint8)
+_NO_F32_3 = np.zeros((1, 1, 1), np.float32)
+
+
+@njit(cache=True, nogil=True)
+def _run_chain(prog, buf, lanes, xa, xs, T, B, out_f, out_s, counts):
+    """Interpret a chain program (see :class:`ChainProgram`); returns 1 to ask for the graph executor.
+
+    ``buf[i]`` is array ``i`` as bytes (viewed back here); outputs go to ``out_f`` (LI
+    readout) or ``out_s`` (spiking output), spike counts per LIF layer to ``counts``.
+    """
+    n_ops = prog.shape[0]
+    spk = xs
+    cur = np.zeros((1, 1), np.float32)
+    cur_rows = 1  # steps held by ``cur``: 1 (static) or T
+    lif_i = 0
+    empty_u64 = np.zeros((1, 1), np.uint64)
+    for i in range(n_ops):
+        op = prog[i, 0]
+        O = prog[i, 1]
+        K = prog[i, 2]
+        if op <= GATHER_CODED:
+            scale = buf[prog[i, 7]].view(np.float32)
+            bias = buf[prog[i, 8]].view(np.float32)
+            has_bias = prog[i, 15] == 1
+            if op == EV_ANALOG or op == GATHER_PLANES or op == GATHER_CODED:
+                if prog[i, 12] == 1:  # gather over spike rows: exact integer sums in float64
+                    x = spk.astype(np.float64)
+                else:
+                    x = xa
+                    if not kn._rows_certified(x, float(prog[i, 9]), 0):
+                        return 1
+                rows = x.shape[0]
+                out = np.empty((rows, O), np.float32)
+                if op == EV_ANALOG:
+                    acc = np.zeros(O, np.float64)
+                    colptr = buf[prog[i, 3]].view(np.int64)
+                    negstart = buf[prog[i, 4]].view(np.int64)
+                    codes = buf[prog[i, 6]].view(np.int8)
+                    if prog[i, 14] == 0:
+                        kn._lin_event_analog(x, colptr, negstart, buf[prog[i, 5]].view(np.uint16), codes,
+                                             prog[i, 13] == 1, acc, scale, True, bias, has_bias, out)
+                    else:
+                        kn._lin_event_analog(x, colptr, negstart, buf[prog[i, 5]].view(np.int32), codes,
+                                             prog[i, 13] == 1, acc, scale, True, bias, has_bias, out)
+                elif op == GATHER_PLANES:
+                    W = prog[i, 10]
+                    xt = np.ascontiguousarray(x.T)
+                    neg = buf[prog[i, 3]].view(np.uint64).reshape((O, W))
+                    if prog[i, 4] > 0:
+                        mask = buf[prog[i, 4]].view(np.uint64).reshape((O, W))
+                        kn._lin_gather_planes(xt, neg, mask, True, scale, True, bias, has_bias, out)
+                    elif rows <= kn._FEW_ROWS:
+                        kn._lin_gather_planes_rows(x, neg, empty_u64, False, scale, True, bias, has_bias, out)
+                    else:
+                        kn._lin_gather_planes(xt, neg, empty_u64, False, scale, True, bias, has_bias, out)
+                else:
+                    xt = np.ascontiguousarray(x.T)
+                    kn._lin_gather_coded(xt, buf[prog[i, 3]].view(np.int64), buf[prog[i, 5]].view(np.int32),
+                                         buf[prog[i, 6]].view(np.int8), scale, True, bias, has_bias, out)
+                cur = out
+                cur_rows = rows // B
+            else:
+                R = spk.shape[0]
+                xw = np.empty((R, (K + 63) // 64), np.uint64)
+                kn._pack(spk, xw)
+                out = np.empty((R, O), np.float32)
+                if op == POPCOUNT:
+                    W = prog[i, 10]
+                    neg = buf[prog[i, 3]].view(np.uint64).reshape((O, W))
+                    if prog[i, 4] > 0:
+                        mask = buf[prog[i, 4]].view(np.uint64).reshape((O, W))
+                        kn._lin_popcount(xw, neg, mask, True, scale, True, bias, has_bias, out)
+                    else:
+                        kn._lin_popcount(xw, neg, empty_u64, False, scale, True, bias, has_bias, out)
+                elif op == EV_BIN:
+                    colptr = buf[prog[i, 3]].view(np.int64)
+                    negstart = buf[prog[i, 4]].view(np.int64)
+                    steps = R // B
+                    if steps > 1 and prog[i, 11] <= 255:
+                        if prog[i, 14] == 0:
+                            kn._lin_event_binary_steps(xw, steps, colptr, negstart, buf[prog[i, 5]].view(np.uint16),
+                                                       lanes, scale, True, bias, has_bias, out)
+                        else:
+                            kn._lin_event_binary_steps(xw, steps, colptr, negstart, buf[prog[i, 5]].view(np.int32),
+                                                       lanes, scale, True, bias, has_bias, out)
+                    elif prog[i, 14] == 0:
+                        kn._lin_event_binary(xw, colptr, negstart, buf[prog[i, 5]].view(np.uint16), scale, True,
+                                             bias, has_bias, out)
+                    else:
+                        kn._lin_event_binary(xw, colptr, negstart, buf[prog[i, 5]].view(np.int32), scale, True,
+                                             bias, has_bias, out)
+                else:
+                    acc = np.zeros(O, np.int64)
+                    colptr = buf[prog[i, 3]].view(np.int64)
+                    codes = buf[prog[i, 6]].view(np.int8)
+                    if prog[i, 14] == 0:
+                        kn._lin_event_coded(xw, colptr, buf[prog[i, 5]].view(np.uint16), codes, acc, scale, True,
+                                            bias, has_bias, out)
+                    else:
+                        kn._lin_event_coded(xw, colptr, buf[prog[i, 5]].view(np.int32), codes, acc, scale, True,
+                                            bias, has_bias, out)
+                cur = out
+                cur_rows = R // B
+        else:
+            N = O
+            cur3 = cur.reshape((cur_rows, B, N))
+            v = np.zeros((B, N), np.float32)
+            s = np.zeros((B, N), np.float32)
+            c = np.zeros(T, np.int64)
+            li = op == LI_OP
+            last = i == n_ops - 1
+            if li:
+                m = out_f if last else np.empty((T, B, N), np.float32)
+                sp = out_s
+            else:
+                m = out_f
+                sp = out_s if last else np.empty((T, B, N), np.uint8)
+            kn._neuron(cur3, T, buf[prog[i, 3]].view(np.float32), buf[prog[i, 4]].view(np.float32),
+                       buf[prog[i, 5]].view(np.float32), prog[i, 15] == 1, buf[prog[i, 6]].view(np.float32),
+                       buf[prog[i, 9]].view(np.float32), prog[i, 13], prog[i, 14], li, v, s, sp, m, c)
+            if li:
+                cur = m.reshape((T * B, N))
+                cur_rows = T
+            else:
+                spk = sp.reshape((T * B, N))
+                counts[lif_i, :] = c
+                lif_i += 1
+    return 0

@@ -1,0 +1,425 @@
+"""The graph executor of the CPU runtime: plan once, then run batches.
+
+Execution is *layer-major*: a node outside any cycle processes all T steps of the batch in
+one kernel call (rows = T·batch), so synapse kernels see T·batch rows at once and a
+neuron kernel loops over T internally. Nodes on a cycle (strongly connected components
+through recurrent edges) run *step-major*, one step at a time, with the previous step's
+outputs on the recurrent edges. A value that is the same at every step (direct input and
+everything computed from it alone, e.g. the analog first layer) is computed once.
+
+The batch is split across ``threads`` worker threads (samples are independent); the
+compiled kernels release the GIL.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from slt_deploy.errors import SltInputError, SltUnsupportedError
+from slt_deploy.ir.graph import Edge, Ticket
+from slt_deploy.ir.neurons import LI, LIF
+from slt_deploy.ir.nodes import AvgPool2d, Conv2d, Linear, MaxPool2d, SumPool2d
+from slt_deploy.result import Result, check_input, rate_rng
+
+from . import costmodel, ops
+from .neurons import NeuronOp
+from .synapse import SynapseOp
+from .values import Value
+
+BACKENDS = ("auto", "numba", "numpy")
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+MIN_ROWS_PER_THREAD = 2  # samples per worker below which splitting the batch does not pay
+
+
+def numba_available() -> bool:
+    try:
+        import numba  # noqa: F401
+    except Exception:  # noqa: BLE001 - any import failure means "not available"
+        return False
+    return True
+
+
+def kernels_for(backend: str) -> tuple[str, Any]:
+    """Resolve ``backend`` to (name, kernel module)."""
+    if backend not in BACKENDS:
+        raise SltInputError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "auto":
+        backend = "numba" if numba_available() else "numpy"
+    if backend == "numba":
+        if not numba_available():
+            raise SltUnsupportedError(
+                "backend 'numba' needs numba: pip install 'slt-deploy[fast]', or use backend='numpy'"
+            )
+        from . import kernels_numba as kernels
+    else:
+        from . import kernels_numpy as kernels
+    return backend, kernels
+
+
+@dataclass
+class _Block:
+    nodes: tuple[str, ...]
+    stepwise: bool
+
+
+class Runtime:
+    """A ticket prepared for the CPU: ops per node, execution blocks, thread pool.
+
+    Holds only what it runs with: weight stores, neuron parameters and the graph's
+    structure (not the Ticket). ``weight_bytes`` is what the weights take in RAM.
+    """
+
+    def __init__(self, ticket: Ticket, backend: str = "auto", threads: int | None = None,
+                 kernel: str | None = None, planes: dict[str, Any] | None = None) -> None:
+        if kernel is not None and kernel not in costmodel.KERNELS:
+            raise SltInputError(f"kernel must be one of {', '.join(costmodel.KERNELS)} or None, got {kernel!r}")
+        self.backend, self.kernels = kernels_for(backend)
+        self.threads = _threads(threads)
+        self.kernel = kernel
+        self.spec = SimpleNamespace(input_shape=ticket.input_shape, timesteps=ticket.timesteps,
+                                    encoding=ticket.encoding)
+        self.timesteps = ticket.timesteps
+        self.order = tuple(ticket.order)
+        self.input_name = ticket.input.name
+        self.output_name = ticket.output.name
+        self.spiking_output = isinstance(ticket.output_source, LIF)
+        self.shapes = dict(ticket.shapes)
+        self.in_edges: dict[str, list[Edge]] = {n: ticket.inputs_of(n) for n in self.order}
+        self.lif_names = [n.name for n in ticket.nodes if isinstance(n, LIF)]
+        self.ops: dict[str, Any] = {}
+        self.kinds: dict[str, str] = {}
+        planes = planes or {}
+        for name in self.order:
+            node = ticket.node(name)
+            self.kinds[name] = node.kind
+            if isinstance(node, (Linear, Conv2d)):
+                src = self.in_edges[name][0].src
+                self.ops[name] = SynapseOp(node, self.shapes[src], self.shapes[name], self.backend, self.kernels,
+                                           kernel, planes.get(name))
+            elif isinstance(node, (LIF, LI)):
+                self.ops[name] = NeuronOp(node, self.kernels)
+            elif isinstance(node, (SumPool2d, AvgPool2d, MaxPool2d)):
+                self.ops[name] = node  # weight-free: the IR node holds only its window sizes
+        self.recurrent_zero = {n: (np.uint8 if isinstance(ticket.node(n), LIF) else np.float32)
+                               for n in self.order if isinstance(ticket.node(n), (LIF, LI))}
+        self.blocks = _blocks(ticket)
+        self._released = False
+        self._chains: dict[bool, Any] = {}
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ public
+    @property
+    def weight_bytes(self) -> int:
+        """Bytes of weight stores, scales, biases and neuron parameters held in RAM."""
+        total = 0
+        for op in self.ops.values():
+            if isinstance(op, SynapseOp):
+                total += op.nbytes
+            elif isinstance(op, NeuronOp):
+                total += op.params.nbytes
+        return total
+
+    @property
+    def mapped_bytes(self) -> int:
+        """Bytes of bit planes memory-mapped from the .slt file (shared page cache, read on demand)."""
+        return sum(op.mapped_bytes for op in self.ops.values() if isinstance(op, SynapseOp))
+
+    def kernels_used(self) -> dict[str, str]:
+        """Synapse layer -> kernel chosen so far (``gather`` for analog input)."""
+        return {name: "/".join(sorted(set(op.choice.values()))) for name, op in self.ops.items()
+                if isinstance(op, SynapseOp) and op.choice}
+
+    def run(self, x: np.ndarray, record: bool = False) -> Result:
+        """Run the batch ``x`` for T steps; see :func:`slt_deploy.result.check_input` for shapes."""
+        xs = self._checked(x)
+        inp = self._encode(xs)
+        batch = inp.data.shape[1]
+        chunks = _split(batch, self.threads)
+        fused = None if record else self._fused(inp, chunks)
+        if fused is not None:
+            return fused
+        if len(chunks) == 1:
+            parts = [self._execute(inp, record)]
+        else:
+            pool = self._executor()
+            futures = [pool.submit(self._execute, Value(inp.data[:, lo:hi], inp.static, inp.binary), record)
+                       for lo, hi in chunks]
+            parts = [f.result() for f in futures]
+        if not self._released:
+            for op in self.ops.values():
+                if isinstance(op, SynapseOp) and op.stores:
+                    op.release_source()
+            self._released = all(op.stores for op in self.ops.values() if isinstance(op, SynapseOp))
+        return self._result(parts, record)
+
+    # ------------------------------------------------------------------ fused chains
+    def _fused(self, inp: Value, chunks: list[tuple[int, int]]) -> Result | None:
+        """Run a feed-forward chain in one compiled call per chunk (numba), or None."""
+        if self.backend != "numba" or not (inp.static or not inp.binary or inp.data.shape[0] == self.timesteps):
+            return None
+        key = inp.binary
+        if key not in self._chains:
+            if not self._plans_ready(inp.binary):
+                return None  # the first generic run fixes the kernels
+            from .chain import ChainProgram
+
+            self._chains[key] = ChainProgram.build(self, inp.binary)
+        chain = self._chains[key]
+        if chain is None:
+            return None
+        if len(chunks) == 1:
+            parts = [chain.run(inp.data, inp.binary)]
+        else:
+            pool = self._executor()
+            futures = [pool.submit(chain.run, inp.data[:, lo:hi], inp.binary) for lo, hi in chunks]
+            parts = [f.result() for f in futures]
+        if any(p is None for p in parts):
+            return None
+        output = parts[0][0] if len(parts) == 1 else np.concatenate([p[0] for p in parts], axis=1)
+        counts = parts[0][1] if len(parts) == 1 else np.sum([p[1] for p in parts], axis=0)
+        output = np.asarray(output, dtype=np.float32)
+        spike_counts = {name: counts[i].copy() for i, name in enumerate(chain.lif_names)}
+        return Result(output=output, spiking=self.spiking_output, layers={self.output_name: output},
+                      spike_counts=spike_counts, target="cpu")
+
+    def _plans_ready(self, binary_input: bool) -> bool:
+        first = True
+        for name in self.order:
+            op = self.ops.get(name)
+            if isinstance(op, SynapseOp):
+                if not op._plans.get(binary_input if first else True):
+                    return False
+                first = False
+        return True
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+            self._pool = None
+
+    # ------------------------------------------------------------------ encoding
+    def _checked(self, x: Any) -> np.ndarray:
+        """The input as a float array; plain float arrays of the right shape take a compiled check,
+        anything else (and any failure) goes through :func:`slt_deploy.result.check_input`,
+        which raises the one-line :class:`SltInputError`."""
+        spec = self.spec
+        if type(x) is np.ndarray and x.dtype in _FLOATS:
+            spikes = spec.encoding.kind == "spikes"
+            lead = 2 if spikes else 1
+            if (x.shape[lead:] == spec.input_shape and x.ndim == lead + len(spec.input_shape) and x.shape[lead - 1] > 0
+                    and (not spikes or x.shape[0] == self.timesteps)
+                    and self.kernels.finite_in(x, spec.encoding.kind == "rate")):
+                return x
+        return check_input(spec, x)
+
+    def _encode(self, x: np.ndarray) -> Value:
+        kind, T = self.spec.encoding.kind, self.timesteps
+        if kind == "rate":
+            rng = rate_rng(self.spec)
+            data = np.empty((T, *x.shape), dtype=np.uint8)
+            for t in range(T):  # same draws, same order as the reference
+                data[t] = rng.random(x.shape) < x
+            return Value(data, static=False, binary=True)
+        data = x[None] if kind == "direct" else x
+        if self.kernels.is_binary(data):
+            return Value(data.astype(np.uint8), static=kind == "direct", binary=True)
+        return Value(data.astype(np.float32), static=kind == "direct", binary=False)
+
+    # ------------------------------------------------------------------ execution
+    def _execute(self, inp: Value, record: bool) -> tuple[dict[str, Value], dict[str, list[np.ndarray]]]:
+        T = self.timesteps
+        values: dict[str, Value] = {self.input_name: inp}
+        counts: dict[str, list[np.ndarray]] = {}
+        batch = inp.data.shape[1]
+        for block in self.blocks:
+            if block.stepwise:
+                self._run_steps(block, values, counts, batch)
+                continue
+            name = block.nodes[0]
+            if name == self.input_name:
+                continue
+            ins = [self._layer_input(e, values, batch) for e in self.in_edges[name]]
+            state = self.ops[name].new_state(batch) if isinstance(self.ops.get(name), NeuronOp) else None
+            values[name] = self._apply(name, ins, T, state, counts)
+        return values, counts
+
+    def _layer_input(self, e: Edge, values: dict[str, Value], batch: int) -> Value:
+        v = values[e.src]
+        if not e.recurrent:
+            return v
+        data = v.expanded(self.timesteps)
+        shifted = np.concatenate([np.zeros((1, *data.shape[1:]), data.dtype), data[:-1]])
+        return Value(shifted, False, v.binary, v.rate_known)
+
+    def _zeros(self, name: str, batch: int) -> Value:
+        dtype = self.recurrent_zero[name]
+        return Value(np.zeros((1, batch, *self.shapes[name]), dtype), False, dtype == np.uint8, False)
+
+    def _run_steps(self, block: _Block, values: dict[str, Value], counts: dict[str, list[np.ndarray]],
+                   batch: int) -> None:
+        members = set(block.nodes)
+        states = {n: self.ops[n].new_state(batch) for n in block.nodes if isinstance(self.ops.get(n), NeuronOp)}
+        prev: dict[str, Value] = {}
+        outs: dict[str, list[np.ndarray]] = {n: [] for n in block.nodes}
+        flags: dict[str, bool] = {}
+        for t in range(self.timesteps):
+            cur: dict[str, Value] = {}
+            for name in block.nodes:
+                ins = []
+                for e in self.in_edges[name]:
+                    if e.src in members:
+                        v = (prev.get(e.src) or self._zeros(e.src, batch)) if e.recurrent else cur[e.src]
+                    elif e.recurrent:
+                        v = values[e.src].steps(t - 1, t) if t > 0 else self._zeros(e.src, batch)
+                    else:
+                        v = values[e.src].steps(t, t + 1)
+                    ins.append(Value(v.data, v.static, v.binary, False))
+                cur[name] = self._apply(name, ins, 1, states.get(name), counts)
+            for name, v in cur.items():
+                outs[name].append(v.expanded(1))
+                flags[name] = v.binary
+            prev = cur
+        for name in block.nodes:
+            values[name] = Value(np.concatenate(outs[name]), False, flags[name], True)
+
+    def _apply(self, name: str, ins: list[Value], steps: int, state: Any,
+               counts: dict[str, list[np.ndarray]]) -> Value:
+        op = self.ops.get(name)
+        kind = self.kinds[name]
+        if isinstance(op, SynapseOp):
+            return op.forward(ins[0])
+        if isinstance(op, NeuronOp):
+            out, c = op.forward(ins[0], steps, state)
+            if op.spiking:
+                counts.setdefault(name, []).append(c)
+            return out
+        if kind in ("sumpool2d", "avgpool2d", "maxpool2d"):
+            return ops.pool(op, ins[0])
+        if kind == "flatten":
+            return ops.flatten(ins[0])
+        if kind == "add":
+            return ops.add(ins)
+        if kind == "output":
+            return ins[0]
+        raise SltUnsupportedError(f"node '{name}': the CPU runtime has no rule for node kind {kind!r}")
+
+    # ------------------------------------------------------------------ result
+    def _result(self, parts: list[tuple[dict[str, Value], dict[str, list[np.ndarray]]]], record: bool) -> Result:
+        T = self.timesteps
+
+        def merged(name: str) -> np.ndarray:
+            arrays = [p[0][name].expanded(T) for p in parts]
+            data = arrays[0] if len(arrays) == 1 else np.concatenate(arrays, axis=1)
+            return np.array(data, dtype=np.float32)  # a fresh array (never a view of run state)
+
+        output = merged(self.output_name)
+        names = self.order if record else (self.output_name,)
+        layers = {n: (output if n == self.output_name else merged(n)) for n in names}
+        spike_counts = {}
+        for name in self.lif_names:
+            per_part = [c[name][0] if len(c[name]) == 1 else np.concatenate(c[name]) for _, c in parts]
+            spike_counts[name] = per_part[0].copy() if len(per_part) == 1 else np.sum(per_part, axis=0)
+        return Result(output=output, spiking=self.spiking_output, layers=layers, spike_counts=spike_counts,
+                      target="cpu")
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="slt-cpu")
+            return self._pool
+
+
+def _threads(threads: int | None) -> int:
+    if threads is None:
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # not on Linux
+            return max(1, os.cpu_count() or 1)
+    if not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise SltInputError(f"threads must be a positive integer or None, got {threads!r}")
+    return int(threads)
+
+
+def _split(batch: int, threads: int) -> list[tuple[int, int]]:
+    parts = max(1, min(threads, batch // MIN_ROWS_PER_THREAD))
+    edges = [batch * i // parts for i in range(parts + 1)]
+    return [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+
+
+def _blocks(ticket: Ticket) -> list[_Block]:
+    """Strongly connected components over all edges, in a topological order of the condensation.
+
+    Ties go to the component whose first node comes first in ``ticket.order``. A component
+    with more than one node, or a node with a recurrent self-edge, runs step by step.
+    """
+    names = list(ticket.order)
+    index = {n: i for i, n in enumerate(names)}
+    succ: dict[str, list[str]] = {n: [] for n in names}
+    pred: dict[str, list[str]] = {n: [] for n in names}
+    for e in ticket.edges:
+        succ[e.src].append(e.dst)
+        pred[e.dst].append(e.src)
+    # Kosaraju, iterative: finishing order on the graph, then components on the reverse.
+    seen: set[str] = set()
+    finish: list[str] = []
+    for root in names:
+        if root in seen:
+            continue
+        seen.add(root)
+        stack = [(root, iter(succ[root]))]
+        while stack:
+            node, it = stack[-1]
+            nxt = next((m for m in it if m not in seen), None)
+            if nxt is None:
+                stack.pop()
+                finish.append(node)
+            else:
+                seen.add(nxt)
+                stack.append((nxt, iter(succ[nxt])))
+    comp: dict[str, int] = {}
+    members: list[list[str]] = []
+    for root in reversed(finish):
+        if root in comp:
+            continue
+        cid = len(members)
+        members.append([])
+        stack2 = [root]
+        comp[root] = cid
+        while stack2:
+            node = stack2.pop()
+            members[cid].append(node)
+            for m in pred[node]:
+                if m not in comp:
+                    comp[m] = cid
+                    stack2.append(m)
+    # Topological order of the condensation (Kahn, smallest ticket-order index first).
+    n_comp = len(members)
+    indeg = [0] * n_comp
+    out: dict[int, set[int]] = {c: set() for c in range(n_comp)}
+    for e in ticket.edges:
+        a, b = comp[e.src], comp[e.dst]
+        if a != b and b not in out[a]:
+            out[a].add(b)
+            indeg[b] += 1
+    key = [min(index[n] for n in m) for m in members]
+    ready = sorted((c for c in range(n_comp) if indeg[c] == 0), key=lambda c: key[c])
+    blocks: list[_Block] = []
+    self_loops = {e.src for e in ticket.edges if e.src == e.dst}
+    while ready:
+        c = ready.pop(0)
+        nodes = tuple(sorted(members[c], key=lambda n: index[n]))
+        blocks.append(_Block(nodes, len(nodes) > 1 or nodes[0] in self_loops))
+        for d in out[c]:
+            indeg[d] -= 1
+            if indeg[d] == 0:
+                ready.append(d)
+        ready.sort(key=lambda c2: key[c2])
+    return blocks
