@@ -36,10 +36,11 @@ WITH_LAVA="${SLT_WITH_LAVA:-1}"
 TORCH_VERSION="2.13.0"
 SPIKINGJELLY_VERSION="2.0.0"
 LAVA_VERSION="0.10.0"
-EXTRAS="dev,torch,nir,onnx,lava,report"
+EXTRAS="dev,torch,nir,onnx,lava,report,fast"
 # Debian packages the build or tests need; installed by ensure_apt when missing.
-# (gcc is already on the machine; gcc-arm-none-eabi would go here for ARM code-size reports.)
-APT_PACKAGES=()
+# (gcc is already on the machine; gcc-arm-none-eabi gives the Cortex-M flash/RAM figures
+# of `slt export --to c`, which falls back to estimates from the tables without it.)
+APT_PACKAGES=(gcc-arm-none-eabi)
 
 START=$SECONDS
 say() { printf '[bootstrap %3ds] %s\n' "$((SECONDS - START))" "$*"; }
@@ -170,7 +171,7 @@ heavy = sorted(d.metadata["Name"] for d in md.distributions()
 if heavy:
     sys.exit(f"[bootstrap] ERROR: unwanted heavy packages installed: {', '.join(heavy)}")
 mods = ["numpy", "safetensors", "typer", "rich", "pytest", "hypothesis", "sklearn",
-        "snntorch", "h5py", "nir", "onnx", "onnxruntime", "matplotlib",
+        "snntorch", "h5py", "nir", "onnx", "onnxruntime", "matplotlib", "numba",
         "spikingjelly.activation_based.neuron"]
 for m in mods:
     try:

@@ -1,0 +1,354 @@
+"""C99 code generation, fixed mode: Loihi's integers from :mod:`slt_deploy.fixed_point`.
+
+The network is converted by :func:`slt_deploy.fixed_point.to_fixed` (the same conversion
+the Lava target and the netx exporter run) and the generated code performs exactly the
+integer steps of :meth:`FixedNetwork.simulate` (``clamp_conv=False``), per neuron and step::
+
+    a    = sum_syn 2^E * sum_i q[i] * x[i]        (only a mod 2^26 matters: kept in uint32)
+    cur  = wrap32(a << 6), then Lava's one-step 24-bit wrap   (du = 4095: no current state)
+    v    = clip24( sign(p) * (|p| >> 12) + cur + (bias_mant << 6) ),   p = v * (4096 - dv)
+    v    = v - r * s_prev                          (subtract_delayed)
+    s    = v > (vth << 6);  zero reset v = 0 / subtract reset v = v - r * s
+
+All state is integer (int32 membranes, bit-packed spikes); no float operation runs except
+the final class choice of an LI readout. Direct (analog) input is given as integers
+``round(x * 2^s)`` with ``s = NAME_INPUT_FRAC_BITS`` (chosen by ``to_fixed`` from a calibration
+input, as the Lava target does; 0 without one).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from slt_deploy.errors import SltUnsupportedError
+from slt_deploy.ir.graph import Ticket
+from slt_deploy.ir.weights import Int8Weights
+
+from . import layers as L
+from .emit_float import Gen, _fmt, c_array, flit
+from .runtime import helper_source
+
+V_MAX = (1 << 23) - 1
+
+
+def _int_table(gen: Gen, values: np.ndarray, name: str, ctype: str = "int32_t") -> tuple[str, bool]:
+    """A per-neuron integer parameter: a literal when uniform, else a table."""
+    flat = np.asarray(values).reshape(-1).astype(np.int64)
+    if flat.size and np.all(flat == flat[0]):
+        return f"{int(flat[0])}", False
+    itemsize = {"int16_t": 2, "int32_t": 4}[ctype]
+    gen.tables.append(L.Table(ctype, name, flat, itemsize))
+    return name, True
+
+
+def _readout_scale(layer: Any) -> np.ndarray:
+    """LI value per unit of V, as float32 (the reference computes V * scale in float64)."""
+    scale = np.asarray(layer.readout_scale, np.float64).reshape(-1)
+    den = getattr(layer, "readout_den", 1)
+    return (scale / den).astype(np.float32)
+
+
+def readout_values(layer: Any, v: np.ndarray) -> np.ndarray:
+    """The fixed-point reference's LI output values for integer membranes ``v`` (``(..., n)``)."""
+    if hasattr(layer, "readout"):
+        return np.asarray(layer.readout(np.asarray(v)), np.float64).astype(np.float32)
+    return (np.asarray(v).astype(np.float64) * layer.readout_scale).astype(np.float32)
+
+
+def generate_fixed(ticket: Ticket, prefix: str, word: int, fixed_input: Any = None) -> tuple[str, str, dict]:
+    from slt_deploy.fixed_point import to_fixed
+
+    fixed = to_fixed(ticket, fixed_input)
+    P = prefix
+    enc = ticket.encoding.kind
+    plan = fixed.plan
+    T = ticket.timesteps
+    n_in = math.prod(ticket.input_shape)
+    g = Gen(ticket, prefix, word, None)  # type: ignore[arg-type]
+    nwords = lambda n: math.ceil(n / 64) * (64 // word)  # noqa: E731
+    layers = fixed.layers
+    index = {layer.name: i for i, layer in enumerate(layers)}
+    ident = {layer.name: f"l{i}" for i, layer in enumerate(layers)}
+    out_layer = fixed.layer(plan.output)
+    spiking_out = out_layer.kind != "li"
+    n_out = out_layer.size
+
+    fields: list[str] = []
+    wtype = "uint32_t" if word == 32 else "uint64_t"
+    # input
+    if enc == "direct":
+        in_ref, in_kind = "x", "graded"
+    elif enc == "spikes" and word == 32:
+        in_ref, in_kind = "x", "bits"
+    else:
+        fields.append(f"    {wtype} in_bits[{nwords(n_in)}];   /* input spikes of this step */")
+        in_ref, in_kind = "s->in_bits", "bits"
+    for layer in layers:
+        i = ident[layer.name]
+        r = np.abs(layer.reset_amount).max(initial=0)
+        if int(r) + V_MAX >= 2**31:
+            raise SltUnsupportedError(f"C export (fixed): layer '{layer.name}' has a reset amount {int(r)} beyond the "
+                                      "int32 membrane; use --arith float")
+        fields.append(f"    int32_t v_{i}[{layer.size}];")
+        if layer.kind != "li":
+            fields.append(f"    {wtype} s_{i}[{nwords(layer.size)}];")
+    copies = []
+    for layer in layers:
+        for syn in layer.synapses:
+            if syn.lag and index.get(syn.src, -1) < index[layer.name] and syn.src not in [c[0] for c in copies]:
+                src = fixed.layer(syn.src)
+                fields.append(f"    {wtype} p_{ident[syn.src]}[{nwords(src.size)}];")
+                copies.append((syn.src, f"s->p_{ident[syn.src]}", f"s->s_{ident[syn.src]}", nwords(src.size)))
+    n_max = max(layer.size for layer in layers)
+    fields.append(f"    uint32_t a[{n_max}];   /* synaptic input of the layer being updated (mod 2^32) */")
+    if enc == "rate":
+        fields.append("    uint64_t rng[4];      /* PCG64 state (hi, lo), increment (hi, lo) */")
+    fields.append("    uint32_t t;           /* steps since reset */")
+
+    def src_ref(layer_name: str, syn: Any) -> tuple[str, str]:
+        if syn.src == plan.input_name:
+            return in_ref, in_kind
+        src = fixed.layer(syn.src)
+        if src.kind == "li":
+            raise SltUnsupportedError(f"C export (fixed): LI layer '{syn.src}' cannot feed another layer")
+        if syn.lag and index[syn.src] < index[layer_name]:
+            return f"s->p_{ident[syn.src]}", "bits"
+        return f"s->s_{ident[syn.src]}", "bits"
+
+    body: list[str] = []
+    if enc == "rate":
+        g.helpers.update({"pcg64", "rate_fire"})
+        body += ["{   /* input: rate code, u < p with u from numpy's PCG64 stream */", "    uint32_t i;",
+                 f"    memset(s->in_bits, 0, sizeof(W_T) * {nwords(n_in)}u);",
+                 f"    for (i = 0; i < {n_in}u; ++i)",
+                 "        if (rate_fire(pcg64_next(s->rng), x[i])) s->in_bits[i >> WSH] |= (W_T)1 << (i & WM);", "}"]
+    elif enc == "spikes" and word == 64:
+        body += ["{   /* input: 32-bit halves -> 64-bit words */", "    uint32_t j;",
+                 f"    for (j = 0; j < {nwords(n_in)}u; ++j) s->in_bits[j] = (uint64_t)x[2u * j] | "
+                 "((uint64_t)x[2u * j + 1u] << 32);", "}"]
+
+    info_layers = []
+    for layer in layers:
+        i = ident[layer.name]
+        n = layer.size
+        code = [f"{{   /* layer '{layer.name}' ({layer.kind}): {n} neurons, vth {layer.vth}, reset {layer.reset} */",
+                "    uint32_t *const a = s->a;", "    uint32_t o;",
+                f"    memset(a, 0, sizeof(uint32_t) * {n}u);"]
+        for si, syn in enumerate(layer.synapses):
+            xin, xkind = src_ref(layer.name, syn)
+            E = int(syn.weight_exp)
+            tag = f"{i}_{si}"
+            if syn.conv is not None:
+                kern = np.asarray(syn.conv.kernel, np.int64)
+                q = kern >> E
+                wts = Int8Weights(q != 0, q.astype(np.int8), np.ones(kern.shape[0], np.float32))
+            else:
+                dense = np.zeros(syn.W.shape, np.int64)
+                dense[syn.W.rows, syn.W.cols] = np.asarray(syn.W.vals, np.int64)
+                q = dense >> E
+                wts = Int8Weights(q != 0, q.astype(np.int8), np.ones(q.shape[0], np.float32))
+            if np.any((q << E) != (kern if syn.conv is not None else dense)) or np.abs(q).max(initial=0) > 127:
+                raise SltUnsupportedError(f"C export (fixed): weights of layer '{layer.name}' are not int8 · 2^E")
+            wt = L.build_tables(wts, f"w{tag}", word)
+            info_layers.append({"node": layer.name, "kind": layer.kind, "source": syn.src, "lag": syn.lag,
+                                "layout": wt.layout if wt.nnz else "empty", "kept": wt.nnz,
+                                "flash_bytes": wt.nbytes if wt.nnz else 0, "conv": syn.conv is not None,
+                                "weight_exp": E, "input": xkind})
+            if wt.nnz == 0:
+                continue
+            for t in wt.tables.values():
+                g.tables.append(t)
+            ctype = "W_T" if xkind == "bits" else "int32_t"
+
+            def inner(xi: str, cc: str, xkind: str = xkind) -> list[str]:
+                if xkind == "bits":
+                    g.helpers.add("bit")
+                    return [f"acc += (uint32_t){cc} & (0u - BIT(xin, {xi}));"]
+                return [f"acc += (uint32_t){cc} * (uint32_t)xin[{xi}];"]
+
+            code.append(f"    {{   /* synapse from '{syn.src}'{' (previous step)' if syn.lag else ''}: "
+                        f"{wt.rows} x {wt.k}, {wt.layout}, {wt.nnz} kept, weights q * 2^{E} */")
+            code.append(f"        const {ctype} *const xin = {xin};")
+            pb = wt.layout == "mask"
+            if pb:
+                code.append("        uint32_t pbase = 0;")
+            if syn.conv is not None:
+                cs = syn.conv
+                c_in, h, wdt = cs.in_shape
+                _, ho, wo = cs.out_shape
+                kh, kw = kern.shape[2], kern.shape[3]
+                (sh, sw), (ph, pw), (dh, dw), gr = cs.stride, cs.padding, cs.dilation, cs.groups
+                cin_g, og = c_in // gr, kern.shape[0] // gr
+                geom = dict(rows=wt.rows, c_in=c_in, h=h, w=wdt, ho=ho, wo=wo, kh=kh, kw=kw, sh=sh, sw=sw, ph=ph,
+                            pw=pw, dh=dh, dw=dw, og=og, cin_g=cin_g)
+                event = None
+                if xkind == "bits":
+                    g.helpers.add("bit")
+                    add = lambda xi, dst: f"if (BIT(xin, {xi})) {dst} += cw;"  # noqa: E731
+                    event = lambda dst: f"{dst} += cw;"  # noqa: E731
+                else:
+                    add = lambda xi, dst: f"{dst} += cw * (uint32_t)xin[{xi}];"  # noqa: E731
+                tm = g.conv_tap_major(wt, geom, "uint32_t", "a", None, f"const uint32_t cw = (uint32_t)cc << {E};", add,
+                                      event)
+                code += ["    " + ln for ln in tm if ln.strip() not in ("uint32_t pbase = 0;", "uint32_t o;")]
+                code.append("        }")
+            else:
+                code += [f"        for (o = 0; o < {wt.rows}u; ++o) {{", "            uint32_t acc = 0;"]
+                code += ["            " + ln for ln in g._iterate(wt, False, [], inner)]
+                code += [f"            a[o] += acc << {E};", "        }"]
+            code.append("    }")
+
+        dv, dv_arr = _int_table(g, layer.dv, f"{i}_dv", "int16_t")
+        bias, b_arr = _int_table(g, np.asarray(layer.bias_mant, np.int64), f"{i}_bias", "int16_t")
+        pe = lambda e, arr: f"(int64_t){e}[o]" if arr else f"(int64_t){e}"  # noqa: E731
+        code += [f"    for (o = 0; o < {n}u; ++o) {{",
+                 "        const uint32_t w = a[o] << 6;                          /* wrap32(a << 6) */",
+                 "        const int64_t cur = (w & 0x80000000u) ? (int64_t)w - 4294967296 : (int64_t)w;",
+                 "        int64_t wr = cur > 8388608 ? cur - 16777216 : cur;       /* Lava's 24-bit wrap */",
+                 f"        const int64_t p = (int64_t)s->v_{i}[o] * (4096 - {pe(dv, dv_arr)});",
+                 "        int64_t v;",
+                 "        if (wr <= -8388608) wr = cur + 16777216;",
+                 f"        v = (p >= 0 ? (p >> 12) : -((-p) >> 12)) + wr + {pe(bias, b_arr)} * 64;",
+                 f"        if (v > {V_MAX}) v = {V_MAX};",
+                 f"        if (v < -{V_MAX}) v = -{V_MAX};"]
+        if layer.kind == "li":
+            code += [f"        s->v_{i}[o] = (int32_t)v;", "    }", "}"]
+        else:
+            g.helpers.add("bit")
+            needs_r = layer.reset in ("subtract", "subtract_delayed")
+            if needs_r:
+                r, r_arr = _int_table(g, layer.reset_amount, f"{i}_reset", "int32_t")
+                rr = pe(r, r_arr)
+            code.insert(3, "    W_T sw = 0;")
+            if layer.reset == "subtract_delayed":
+                code.append(f"        v = v - {rr} * (int64_t)BIT(s->s_{i}, o);")
+            code.append(f"        {{ const uint32_t f = (uint32_t)(v > {int(layer.vth) << 6});")
+            if layer.reset == "zero":
+                code.append("          if (f) v = 0;")
+            elif layer.reset == "subtract":
+                code.append(f"          v = v - {rr} * (int64_t)f;")
+            code += ["          sw |= (W_T)f << (o & WM); }",
+                     f"        s->v_{i}[o] = (int32_t)v;",
+                     f"        if ((o & WM) == WM || o == {n - 1}u) {{ s->s_{i}[o >> WSH] = sw; sw = 0; }}",
+                     "    }", "}"]
+        body += code
+    for src, dst, expr, count in copies:
+        body.append(f"memcpy({dst}, {expr}, sizeof(W_T) * {count}u);  /* '{src}' for next step's recurrent readers */")
+
+    # ---------------- header
+    in_t = {"direct": "int32_t", "rate": "float", "spikes": "uint32_t"}[enc]
+    in_words32 = nwords(n_in) * (word // 32)
+    in_len = in_words32 if enc == "spikes" else n_in
+    out_words32 = nwords(n_out) * (word // 32)
+    out_len = out_words32 if spiking_out else n_out
+    out_t = "uint32_t" if spiking_out else "int32_t"
+    oi = ident[out_layer.name]
+    s_bits = fixed.input_frac_bits
+    in_doc = {"direct": f"{n_in} integer inputs round(x * 2^{s_bits}) (int32)",
+              "rate": f"{n_in} firing probabilities in [0, 1] (float32), drawn each step",
+              "spikes": f"one spike frame of {n_in} bits in {in_len} uint32_t words"}[enc]
+    out_doc = (f"output spikes, {n_out} bits in {out_len} uint32_t words" if spiking_out
+               else f"{n_out} integer membranes V of the LI readout (value = V * {P}_readout_scale[i])")
+    readout_decl = []
+    readout_def = []
+    if not spiking_out:
+        readout_decl = [f"extern const float {P}_readout_scale[{n_out}];  /* LI value = V * scale (float64 in slt) */"]
+        readout_def = [f"const float {P}_readout_scale[{n_out}] = {{",
+                       "    " + ", ".join(flit(v) for v in _readout_scale(out_layer)),
+                       "};", ""]
+    hdr = [f"""/* {P}.h: spiking network exported by slt-deploy (C99, fixed mode: Loihi integers).
+ *
+ * Ticket: {len(ticket.nodes)} nodes, T = {T} steps, {enc} input of {n_in} values; {len(layers)} integer neuron
+ * layers from slt_deploy.fixed_point.to_fixed (the conversion of the Lava target), stepped
+ * exactly as its fixed-point reference FixedNetwork.simulate (clamp_conv=False).
+ *
+ * API (no malloc; all state lives in the caller's {P}_state):
+ *   void {P}_reset({P}_state *s);
+ *   void {P}_step({P}_state *s, const {P}_input_t *x, {P}_output_t *out);
+ *        x = {in_doc};
+ *        out = {out_doc}
+ *   int  {P}_infer({P}_state *s, const {P}_input_t *x, {P}_count_t *counts);
+ *        reset, then {T} steps; counts[{n_out}] = {'spike counts' if spiking_out else 'sums of V over the steps'};
+ *        returns the index of the first maximal count{'' if spiking_out else ' times its readout scale'}.
+ *
+ * Bit vectors: bit j is bit (j % 32) of uint32_t word j / 32, padded with zeros to a
+ * multiple of 64 bits (slt_deploy/bits.py); weight bit tables use {word}-bit words.
+ * Integer arithmetic only (int32 state, int64 intermediates); build with -std=c99.
+ */""",
+           f"#ifndef {P.upper()}_H", f"#define {P.upper()}_H", "", "#include <stdint.h>", "",
+           "#ifdef __cplusplus", 'extern "C" {', "#endif", "",
+           f"#define {P.upper()}_T {T}u", f"#define {P.upper()}_N_IN {n_in}u", f"#define {P.upper()}_N_OUT {n_out}u",
+           f"#define {P.upper()}_IN_LEN {in_len}u",
+           f"#define {P.upper()}_INFER_IN_LEN {in_len * T if enc == 'spikes' else in_len}u",
+           f"#define {P.upper()}_OUT_LEN {out_len}u", f"#define {P.upper()}_SPIKING_OUTPUT {int(spiking_out)}",
+           f'#define {P.upper()}_ENCODING "{enc}"', f"#define {P.upper()}_WORD_BITS {word}",
+           f"#define {P.upper()}_FIXED_POINT 1",
+           f"#define {P.upper()}_INPUT_FRAC_BITS {s_bits}   /* direct input: x_int = round(x * 2^{s_bits}) */", "",
+           f"typedef {in_t} {P}_input_t;", f"typedef {out_t} {P}_output_t;", f"typedef int32_t {P}_count_t;", "",
+           f"typedef struct {P}_state {{", *fields, f"}} {P}_state;", "", *readout_decl,
+           f"void {P}_reset({P}_state *s);",
+           f"void {P}_step({P}_state *s, const {P}_input_t *x, {P}_output_t *out);",
+           f"int {P}_infer({P}_state *s, const {P}_input_t *x, {P}_count_t *counts);", "",
+           "#ifdef __cplusplus", "}", "#endif", "", f"#endif /* {P.upper()}_H */", ""]
+
+    # ---------------- source
+    step_lines = [f"static void run_step({P}_state *s, const {P}_input_t *x)", "{", "    (void)x;"]
+    step_lines += ["    " + ln for ln in body] + ["    s->t++;", "}", ""]
+    if spiking_out:
+        if word == 32:
+            copy_out = [f"    memcpy(out, s->s_{oi}, sizeof(uint32_t) * {out_len}u);"]
+        else:
+            copy_out = ["    {", "        uint32_t j;", f"        for (j = 0; j < {out_len // 2}u; ++j) {{",
+                        f"            out[2u * j] = (uint32_t)(s->s_{oi}[j] & 0xffffffffu);",
+                        f"            out[2u * j + 1u] = (uint32_t)(s->s_{oi}[j] >> 32);", "        }", "    }"]
+        g.helpers.add("bit")
+        count_line = f"for (i = 0; i < {n_out}u; ++i) counts[i] += (int32_t)BIT(s->s_{oi}, i);"
+        best = f"    for (i = 1; i < {n_out}u; ++i) if (counts[i] > counts[best]) best = (int)i;"
+    else:
+        copy_out = [f"    memcpy(out, s->v_{oi}, sizeof(int32_t) * {n_out}u);"]
+        count_line = f"for (i = 0; i < {n_out}u; ++i) counts[i] += s->v_{oi}[i];"
+        best = (f"    for (i = 1; i < {n_out}u; ++i) if ((float)counts[i] * {P}_readout_scale[i] > "
+                f"(float)counts[best] * {P}_readout_scale[best]) best = (int)i;")
+    reset = [f"void {P}_reset({P}_state *s)", "{", "    memset(s, 0, sizeof(*s));"]
+    if enc == "rate":
+        st = np.random.PCG64(ticket.encoding.seed).state["state"]
+        sv, inc = int(st["state"]), int(st["inc"])
+        m64 = (1 << 64) - 1
+        reset += [f"    s->rng[0] = 0x{sv >> 64:016x}ull; s->rng[1] = 0x{sv & m64:016x}ull;",
+                  f"    s->rng[2] = 0x{inc >> 64:016x}ull; s->rng[3] = 0x{inc & m64:016x}ull;"]
+    reset += ["}", ""]
+    advance = f" + t * {in_len}u" if enc == "spikes" else ""
+    step = [f"void {P}_step({P}_state *s, const {P}_input_t *x, {P}_output_t *out)", "{",
+            "    run_step(s, x);", *copy_out, "}", ""]
+    infer = [f"int {P}_infer({P}_state *s, const {P}_input_t *in, {P}_count_t *counts)", "{",
+             "    uint32_t t, i;", "    int best = 0;", f"    {P}_reset(s);",
+             f"    for (i = 0; i < {n_out}u; ++i) counts[i] = 0;",
+             f"    for (t = 0; t < {T}u; ++t) {{", f"        run_step(s, in{advance});", "        " + count_line,
+             "    }",
+             best, "    return best;", "}", ""]
+    src = [f"/* {P}.c: generated by slt-deploy (fixed mode); see {P}.h for the API and bit layout. */",
+           f'#include "{P}.h"', "#include <string.h>", "",
+           "/* Lava's truncating decay uses >> of non-negative values only; a24 wrap uses unsigned ops. */",
+           f"typedef {wtype} W_T;", f"#define WB {word}u", f"#define WSH {5 if word == 32 else 6}u",
+           f"#define WM {word - 1}u", "", helper_source(g.helpers),
+           "/* ---- integer weights and parameters (flash) ---- */",
+           *[c_array(t, _fmt(t.ctype) if t.ctype not in ("int16_t", "int32_t") else "{}") for t in g.tables],
+           *readout_def, *step_lines, *reset, *step, *infer]
+    state_fields = []
+    for f in fields:
+        decl = f.strip().split("/*")[0].strip().rstrip(";")
+        if decl.startswith("uint64_t rng"):
+            continue  # counted by state_bytes for the rate code
+        ctype, rest = decl.split(" ", 1)
+        name, _, count = rest.rstrip("]").partition("[")
+        state_fields.append(("W" if ctype in ("uint32_t", "uint64_t") and name.startswith(("s_", "p_", "in_bits"))
+                             else ctype, name, int(count) if count else 1))
+    info = {"tables_bytes": sum(t.nbytes for t in g.tables), "layers": info_layers, "state_fields": state_fields,
+            "float_arena": 0, "word_arena": 0, "acc_limbs": 0, "spiking_output": spiking_out, "in_len": in_len,
+            "out_len": out_len, "n_in": n_in, "n_out": n_out, "encoding": enc, "timesteps": T,
+            "fixed_report": fixed.report, "input_frac_bits": s_bits, "fixed": fixed,
+            "calibrated": fixed_input is not None}
+    return "\n".join(hdr), "\n".join(src), info
