@@ -209,6 +209,8 @@ def run(
         "reference", help="Where to run: reference, cpu, torch, onnxruntime, lava (fixed point) or lava-float."
     ),
     precision: str = typer.Option("float32", help="Working precision of the reference: float32 or float64."),
+    backend: str = typer.Option("auto", help="CPU target: auto (compiled if numba is installed), numba or numpy."),
+    threads: int | None = typer.Option(None, help="CPU target: threads to split the batch over (default: all)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Run a ticket on inputs and save output spikes (T, batch, *out) and counts."""
@@ -226,10 +228,17 @@ def run(
         ticket_shapes: dict[str, tuple[int, ...]] = {}
     else:
         ticket = api.load_any(path)
-        options: dict[str, Any] = {}
-        if target == "reference":
-            options["dtype"] = np.float32 if precision == "float32" else np.float64
-        result = api.run(ticket, x, target=target, **options)
+        if (backend != "auto" or threads is not None) and target != "cpu":
+            raise SltError("--backend and --threads apply to --target cpu")
+        if target == "cpu" and path.suffix.lower() == ".slt":
+            from .targets.cpu import run as run_cpu
+
+            result = run_cpu(str(path), x, backend=backend, threads=threads)  # bit planes memory-mapped
+        else:
+            options: dict[str, Any] = {}
+            if target == "reference":
+                options["dtype"] = np.float32 if precision == "float32" else np.float64
+            result = api.run(ticket, x, target=target, **options)
         ticket_shapes = dict(ticket.shapes)
     if output is not None:
         arrays = {"counts": result.counts, "output": result.output}
@@ -275,6 +284,9 @@ def export(
     word: int | None = typer.Option(None, help="C: bit-plane word size, 32 or 64."),
     board: str | None = typer.Option(None, help="C: target board profile that the ticket must fit."),
     force: bool = typer.Option(False, help="Overwrite an existing output folder (C)."),
+    calibrate: Path | None = typer.Option(
+        None, help="C --arith fixed: .npy of typical direct inputs that fixes the input scale (default: integers)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the exporter's report as JSON."),
 ) -> None:
     """Export a ticket to NIR, ONNX, lava-dl netx HDF5 or C99."""
@@ -282,14 +294,16 @@ def export(
 
     ticket = api.load_any(source)
     given = {"dt": dt, "allow_approximate": allow_approximate or None, "prefix": prefix, "arith": arith,
-             "word": word, "board": board, "force": force or None}
+             "word": word, "board": board, "force": force or None,
+             "fixed_input": None if calibrate is None else load_npy(calibrate)}
     accepted = {"nir": ("dt", "allow_approximate"), "onnx": (), "netx": ("allow_approximate",),
-                "c": ("prefix", "arith", "word", "board", "force")}
+                "c": ("prefix", "arith", "word", "board", "force", "fixed_input")}
     if to not in accepted:
         raise SltError(f"unknown export format {to!r}; choose one of {', '.join(accepted)}")
     stray = [k for k, v in given.items() if v is not None and k not in accepted[to]]
     if stray:
-        raise SltError(f"--{stray[0].replace('_', '-')} does not apply to --to {to}")
+        flag = "calibrate" if stray[0] == "fixed_input" else stray[0].replace("_", "-")
+        raise SltError(f"--{flag} does not apply to --to {to}")
     report = api.export(ticket, output, to=to, **{k: v for k, v in given.items() if v is not None})
     payload = {"format": to, "output": str(output), "report": report}
     if as_json:
