@@ -92,7 +92,7 @@ def run_demo(out: Path = Path("slt-demo"), retrain: bool = False, ticket_path: P
     exports: dict[str, Any] = {}
     for fmt, name in EXPORTS:
         target = out / name
-        options = {"force": True} if fmt == "c" else {}
+        options = {"force": True, "prefix": "digits"} if fmt == "c" else {}
         try:
             report = api.export(ticket, target, to=fmt, **options)
             exports[fmt] = {"path": str(target), "exact": True, "report": report}
