@@ -647,3 +647,16 @@ def test_spikes_seen_through_flatten_and_maxpool_are_still_spikes() -> None:
     r = simulate(t, np.array([[[[1.0, 0.0], [0.0, 0.0]]]]))
     assert t.output_is_spiking and r.spikes is not None
     assert np.array_equal(r.spikes[:, 0], np.ones((3, 2)))  # max over the window with one firing pixel
+
+
+def test_synaptic_sum_is_exact_then_rounded_once() -> None:
+    """1 + 2^-24 is a float32 midpoint; the 1e-40 weight makes the exact sum round up to 1 + 2^-23.
+
+    Plain float64 accumulation drops the 1e-40 term, lands on the midpoint and rounds to 1.0.
+    """
+    from slt_deploy.ir import Encoding, FloatWeights, sequential
+
+    w = np.array([[1.0, 2.0**-24, 1e-40]], np.float32)
+    t = sequential((3,), [Linear("fc", FloatWeights(w != 0, w)), LI("ro", (1,), beta=1.0)], 1, Encoding("spikes"))
+    out = simulate(t, np.ones((1, 1, 3), np.float32)).output
+    assert float(out.ravel()[0]) == float(np.float32(1 + 2.0**-23))
