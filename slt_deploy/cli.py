@@ -164,11 +164,9 @@ def inspect(
     as_json: bool = typer.Option(False, "--json", help="Print JSON: ticket summary and a 'layers' list."),
 ) -> None:
     """Show each layer's encoding, size and bits per synapse against the entropy bound."""
-    from .api import load
-    from .format import layer_report
+    from .format import inspect_file
 
-    ticket = load(path)
-    layers = layer_report(ticket)
+    ticket, layers = inspect_file(path)
     summary = {
         "path": str(path),
         "file_bytes": path.stat().st_size,

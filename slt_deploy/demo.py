@@ -49,7 +49,7 @@ def run_demo(out: Path = Path("slt-demo"), retrain: bool = False, ticket_path: P
     """Run the demo into ``out``; returns the summary (also written to ``out/summary.json``)."""
     from . import api
     from .atomic import atomic_write_bytes
-    from .format import layer_report
+    from .format import inspect_file
 
     say = console.print if console is not None else (lambda *a, **k: None)
     out.mkdir(parents=True, exist_ok=True)
@@ -63,18 +63,17 @@ def run_demo(out: Path = Path("slt-demo"), retrain: bool = False, ticket_path: P
         say(f"[bold]1. search[/]: IMP with late rewinding, {rounds} rounds of 25%, binary fine-tune (digits)")
         _search(slt_path, rounds=rounds, epochs=epochs, seed=seed, console=console)
         summary["ticket_source"] = "search (--retrain)"
+        ticket, layers = inspect_file(slt_path)
     else:
         say(f"[bold]1. ticket[/]: {source}")
-        ticket = api.load(source)  # verified before it is copied
+        ticket, layers = inspect_file(source)  # read and verified once; a bad file is never copied
         shutil.copyfile(source, slt_path)
         summary["ticket_source"] = str(source)
-    ticket = api.load(slt_path)
     x_train, y_train, x_test, y_test = load_digits_split(0)
     np.save(out / "digits_test_x.npy", x_test)
     np.save(out / "digits_test_y.npy", y_test)
 
     # 2. inspect ------------------------------------------------------------------
-    layers = layer_report(slt_path)
     weight_bytes = sum(r["bytes"] for r in layers)
     dense_bytes = sum(int(np.prod(r["shape"])) * 4 for r in layers)
     atomic_write_bytes(out / "inspect.json", json.dumps(layers, indent=2, default=_plain).encode())

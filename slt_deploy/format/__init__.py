@@ -7,6 +7,8 @@ The specification is docs/format.md; the bit layout is :mod:`slt_deploy.bits`.
 
 from .container import FORMAT_VERSION, deserialize, read_slt, serialize, write_slt
 from .encodings import ENCODINGS
-from .report import layer_report
+from .report import inspect_file, layer_report
 
-__all__ = ["ENCODINGS", "FORMAT_VERSION", "deserialize", "layer_report", "read_slt", "serialize", "write_slt"]
+__all__ = [
+    "ENCODINGS", "FORMAT_VERSION", "deserialize", "inspect_file", "layer_report", "read_slt", "serialize", "write_slt",
+]

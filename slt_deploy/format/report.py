@@ -89,6 +89,14 @@ def layer_report(source: Ticket | str | os.PathLike[str]) -> list[dict[str, Any]
     return layer_rows(graph, tensors)
 
 
+def inspect_file(path: str | os.PathLike[str]) -> tuple[Ticket, list[dict[str, Any]]]:
+    """Read and verify a .slt once: its ticket and the :func:`layer_report` rows of the file's tensors."""
+    from .container import read_verified
+
+    ticket, graph, tensors = read_verified(path)
+    return ticket, layer_rows(graph, tensors)
+
+
 def entropy_table(sizes: tuple[int, ...] = (256, 1024), densities: tuple[float, ...] = (0.01, 0.03, 0.1, 0.5, 1.0),
                   seed: int = 0) -> list[dict[str, Any]]:
     """Measure bits/synapse of random binary layers (size x size) against H(p) + p.
