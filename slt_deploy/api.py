@@ -7,13 +7,10 @@ from typing import Any
 
 import numpy as np
 
+from . import registry
 from .errors import SltError
 from .ir.graph import Ticket
 from .result import Result
-
-TARGETS = ("reference", "torch", "cpu", "onnxruntime", "lava", "lava-float")
-EXPORT_FORMATS = ("nir", "onnx", "netx", "c")
-
 
 def save(ticket: Ticket, path: str | os.PathLike[str]) -> None:
     """Write ``ticket`` to a .slt file atomically (see docs/format.md)."""
@@ -39,53 +36,34 @@ def load_any(path: str | os.PathLike[str]) -> Ticket:
     return load(path)
 
 
-def run(ticket: Ticket, x: np.ndarray, target: str = "reference", **options: Any) -> Result:
+def run(ticket: Ticket, x: np.ndarray, target: str = "reference", record: bool = True, **options: Any) -> Result:
     """Run ``ticket`` on ``x`` (``(batch, *features)``, or ``(T, batch, *features)`` for spike input).
 
-    ``target``: ``reference`` (numpy, ``dtype=np.float32`` or ``np.float64``) or ``torch``.
+    ``target``: any registered target (:mod:`slt_deploy.registry`: reference, cpu, torch,
+    onnxruntime, lava, lava-float, fixed-reference). ``record``: keep every node's per-step output
+    in ``Result.layers`` (else the output only). ``options``: the target's own (for example
+    ``dtype=np.float64`` for the reference, ``backend="numpy"`` for cpu); unknown ones are errors.
     """
-    if target == "reference":
-        from .reference import simulate
-
-        return simulate(ticket, x, **options)
-    if target == "torch":
-        from .torch_target import run_torch
-
-        return run_torch(ticket, x, **options)
-    if target == "cpu":
-        from .targets.cpu import run as run_cpu
-
-        return run_cpu(ticket, x, **options)
-    if target == "onnxruntime":
-        from .targets.onnxruntime import run as run_ort
-
-        return run_ort(ticket, x, **options)
-    if target in ("lava", "lava-float"):
-        from .targets.lava import run as run_lava
-
-        return run_lava(ticket, x, mode="floating_pt" if target == "lava-float" else "fixed_pt", **options)
-    raise SltError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    spec = registry.target(target)
+    if not isinstance(ticket, Ticket):
+        raise SltError(f"expected a Ticket, got {type(ticket).__name__}; load a file with slt_deploy.load")
+    options = spec.checked_options(options)
+    if not spec.available():
+        raise SltError(spec.missing_message())
+    result = spec.load()(ticket, x, record=record, **spec.fixed, **options)
+    result.target = spec.name
+    return result
 
 
 def export(ticket: Ticket, path: str | os.PathLike[str], to: str = "nir", **options: Any) -> Any:
-    """Export ``ticket`` to ``path`` as ``to`` in {nir, onnx, netx, c}; returns the exporter's report."""
-    if to == "nir":
-        from .exporters.nir import export_nir
-
-        return export_nir(ticket, path, **options)
-    if to == "onnx":
-        from .exporters.onnx import export_onnx
-
-        return export_onnx(ticket, path, **options)
-    if to == "netx":
-        from .exporters.netx import export_netx
-
-        return export_netx(ticket, path, **options)
-    if to == "c":
-        from .exporters.c import export_c
-
-        return export_c(ticket, path, **options)
-    raise SltError(f"unknown export format {to!r}; choose one of {', '.join(EXPORT_FORMATS)}")
+    """Export ``ticket`` to ``path`` in a registered format (nir, onnx, netx, c); returns the exporter's report."""
+    spec = registry.exporter(to)
+    if not isinstance(ticket, Ticket):
+        raise SltError(f"expected a Ticket, got {type(ticket).__name__}; load a file with slt_deploy.load")
+    options = spec.checked_options(options)
+    if not spec.available():
+        raise SltError(spec.missing_message())
+    return spec.load()(ticket, path, **spec.fixed, **options)
 
 
 def from_torch(module: Any, example_input: Any = None, timesteps: int = 8, binarize: bool = False,

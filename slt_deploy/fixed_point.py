@@ -57,7 +57,7 @@ from .ir.graph import Ticket
 from .ir.neurons import LI, LIF
 from .ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, SumPool2d
 from .ir.weights import FloatWeights
-from .result import Result, check_input, encode_step, rate_rng
+from .result import Diagnostics, Result, build_result, check_input, encode_step, rate_rng
 
 # --------------------------------------------------------------------- Loihi constants
 DECAY_SHIFT = 12            # decays are 12-bit: factor (4096 - d) / 4096
@@ -1108,27 +1108,27 @@ def _to_result(fixed: FixedNetwork, outs: dict[str, list[np.ndarray]], sat: dict
     for layer in fixed.layers:
         arr = np.stack(outs[layer.name]).astype(np.float64)
         values[layer.name] = layer.readout(arr) if layer.kind == "li" else arr
-    result = package_result(fixed.ticket, values, fixed.plan.output, record, target)
-    result.saturation = sat  # type: ignore[attr-defined]
-    return result
+    return package_result(fixed.ticket, values, fixed.plan.output, record, target,
+                          Diagnostics(conversion=fixed.report, saturation=sat))
 
 
 def package_result(ticket: Ticket, values: dict[str, np.ndarray], output_layer: str, record: bool,
-                   target: str) -> Result:
+                   target: str, diagnostics: Diagnostics | None = None) -> Result:
     """A :class:`Result` from per-layer outputs ``(T, batch, n)`` (spikes 0/1, or LI values) keyed by node name."""
     layers: dict[str, np.ndarray] = {}
     for name, arr in values.items():
         layers[name] = np.asarray(arr).astype(np.float32).reshape(arr.shape[0], arr.shape[1], *ticket.shapes[name])
     out = layers[output_layer]
-    output = out.reshape(out.shape[:2] + tuple(ticket.output_shape))
-    spike_counts = {
-        n.name: layers[n.name].reshape(layers[n.name].shape[0], -1).sum(axis=1, dtype=np.int64)
-        for n in ticket.nodes if isinstance(n, LIF) and n.name in layers
-    }
-    rec = dict(layers) if record else {}
-    rec[ticket.output.name] = output
-    return Result(output=output, spiking=ticket.output_is_spiking, layers=rec, spike_counts=spike_counts,
-                  target=target)
+    layers[ticket.output.name] = out.reshape(out.shape[:2] + tuple(ticket.output_shape))
+    return build_result(ticket, target, layers, record=record, diagnostics=diagnostics)
+
+
+def fixed_semantics(ticket: Ticket, x: np.ndarray | None = None) -> tuple[set[str], list[str]]:
+    """Loihi's integer semantics, and float32 too where the conversion proves the spikes equal."""
+    from .registry import FIXED, FLOAT32
+
+    report = to_fixed(ticket, x).report
+    return {FIXED} | ({FLOAT32} if report.get("spikes_equal_reference") is True else set()), []
 
 
 __all__ = [

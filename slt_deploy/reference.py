@@ -18,54 +18,65 @@ Rounding rules (docs/semantics.md):
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from . import exact
+from .dispatch import HandlerTable
 from .errors import SltInputError
 from .ir.graph import Ticket
 from .ir.neurons import LI, LIF
-from .ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, Node, Output, SumPool2d
-from .ir.weights import FloatWeights, Weights
-from .result import Result, check_input, encode_step, rate_rng
+from .ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, Output, SumPool2d
+from .numerics import (
+    NUMPY,
+    NeuronConstants,
+    channel_scale,
+    channel_shape,
+    conv_patches,
+    neuron_step,
+    pool_windows,
+    scale_and_bias,
+    summed_codes,
+)
+from .result import Result, build_result, check_input, encode_step, rate_rng, stack_steps
+
+Step = Callable[[list[np.ndarray], int], np.ndarray]  # (inputs of this step, t) -> output
 
 
-def simulate(ticket: Ticket, x: np.ndarray, dtype: type = np.float32, record: bool = True) -> Result:
+class _Run:
+    """What every node's step needs: the checked input, its encoding state, batch and precision."""
+
+    def __init__(self, ticket: Ticket, x: np.ndarray, dtype: type) -> None:
+        self.ticket, self.x, self.dtype = ticket, x, dtype
+        self.batch = x.shape[1] if ticket.encoding.kind == "spikes" else x.shape[0]
+        self.rng = rate_rng(ticket)
+
+
+def simulate(ticket: Ticket, x: np.ndarray, dtype: Any = np.float32, record: bool = True) -> Result:
     """Run ``ticket`` on ``x`` for T steps; see :func:`slt_deploy.result.check_input` for shapes."""
     dtype = _working_dtype(dtype)
     x = check_input(ticket, x)
-    batch = x.shape[1] if ticket.encoding.kind == "spikes" else x.shape[0]
-    T = ticket.timesteps
-    rng = rate_rng(ticket)
-    nodes = {n.name: n for n in ticket.nodes}
-    state = {n.name: _NeuronState(n, batch, dtype) for n in ticket.nodes if isinstance(n, (LIF, LI))}
-    previous: dict[str, np.ndarray] = {name: st.output_zero() for name, st in state.items()}
+    HANDLERS.check(ticket.nodes)
+    run = _Run(ticket, x, dtype)
+    steps: dict[str, Step] = {n.name: HANDLERS.call(n, run) for n in ticket.nodes}
+    incoming = {name: ticket.inputs_of(name) for name in ticket.order}
+    sources = {e.src for e in ticket.edges if e.recurrent}
+    previous = {name: np.zeros((run.batch, *ticket.shapes[name]), dtype) for name in sources}
+    out_name = ticket.output.name
     recorded: dict[str, list[np.ndarray]] = {name: [] for name in ticket.order}
 
-    for t in range(T):
+    for t in range(ticket.timesteps):
         values: dict[str, np.ndarray] = {}
         for name in ticket.order:
-            node = nodes[name]
-            if isinstance(node, Input):
-                out = encode_step(ticket, x, t, rng, dtype)
-            else:
-                ins = [previous[e.src] if e.recurrent else values[e.src] for e in ticket.inputs_of(name)]
-                out = state[name].step(ins[0]) if name in state else _apply(node, ins, dtype)
-            values[name] = out
-            if record or isinstance(node, Output):
-                recorded[name].append(out)
-        for name in state:
+            ins = [previous[e.src] if e.recurrent else values[e.src] for e in incoming[name]]
+            values[name] = steps[name](ins, t)
+            if record or name == out_name:
+                recorded[name].append(values[name])
+        for name in sources:
             previous[name] = values[name]
-
-    layers = {name: np.stack(v) for name, v in recorded.items() if v}
-    output = layers[ticket.output.name]
-    spike_counts = {
-        n.name: layers[n.name].reshape(T, -1).sum(axis=1, dtype=np.int64)  # exact past 2^24
-        for n in ticket.nodes if isinstance(n, LIF) and n.name in layers
-    }
-    if not record:
-        layers = {ticket.output.name: output}
-    return Result(output=output, spiking=ticket.output_is_spiking, layers=layers,
-                  spike_counts=spike_counts, target="reference")
+    return build_result(ticket, "reference", stack_steps(recorded), record=record)
 
 
 def _working_dtype(dtype: object) -> type:
@@ -79,130 +90,101 @@ def _working_dtype(dtype: object) -> type:
     return scalar
 
 
-class _NeuronState:
-    """Membrane state of one neuron layer; ``step`` applies the equations of ir.neurons."""
-
-    def __init__(self, node: LIF | LI, batch: int, dtype: type) -> None:
-        self.node = node
-        self.dtype = dtype
-        shape = (batch, *node.shape)
-        self.v = np.zeros(shape, dtype)
-        self.s = np.zeros(shape, dtype)  # previous step's spikes (subtract_delayed)
-        self.beta = node.beta.astype(dtype)
-        self.bias = None if node.bias is None else node.bias.astype(dtype)
-        if isinstance(node, LIF):
-            self.threshold = node.threshold.astype(dtype)
-            self.reset_amount = node.reset_amount.astype(dtype)
-            self.tau = None if node.tau is None else node.tau.astype(dtype)
-
-    def output_zero(self) -> np.ndarray:
-        return np.zeros_like(self.v)
-
-    def step(self, u: np.ndarray) -> np.ndarray:
-        node = self.node
-        current = u.astype(self.dtype) if self.bias is None else u.astype(self.dtype) + self.bias
-        if isinstance(node, LI) or node.charge == "leaky":
-            v = self.beta * self.v + current
-        elif node.charge == "decay_input":
-            v = self.v + (current - self.v) / self.tau
-        else:  # leaky_tau
-            v = (self.v - self.v / self.tau) + current
-        if isinstance(node, LI):
-            self.v = v
-            return v.copy()
-        if node.reset == "subtract_delayed":
-            v = v - self.reset_amount * self.s
-        s = (v > self.threshold).astype(self.dtype)
-        if node.reset == "zero":
-            v = np.where(s > 0, self.dtype(0), v)
-        elif node.reset == "subtract":
-            v = v - self.reset_amount * s
-        self.v, self.s = v, s
-        return s
+# ------------------------------------------------------------------ one step function per node kind
+def _input(node: Input, run: _Run) -> Step:
+    return lambda ins, t: encode_step(run.ticket, run.x, t, run.rng, run.dtype)
 
 
-# ------------------------------------------------------------------ stateless ops
-def _apply(node: Node, ins: list[np.ndarray], dtype: type) -> np.ndarray:
-    if isinstance(node, Linear):
-        flat = ins[0].astype(np.float64)
-        return _finish_synapses(node.weights, node.bias, _linear_sum(node.weights, flat, dtype), dtype,
-                                channel_axis=1)
-    if isinstance(node, Conv2d):
-        acc = _conv_sum(node, ins[0].astype(np.float64), dtype)
-        return _finish_synapses(node.weights, node.bias, acc, dtype, channel_axis=1)
-    if isinstance(node, (SumPool2d, AvgPool2d)):
-        total = exact.exact_sum(_pool_windows(ins[0].astype(np.float64), node, 0.0), (-2, -1), dtype)
-        if isinstance(node, AvgPool2d):
-            return total / dtype(node.kernel_size[0] * node.kernel_size[1])
-        return total
-    if isinstance(node, MaxPool2d):
-        return _pool_windows(ins[0].astype(dtype), node, -np.inf).max(axis=(-2, -1)).astype(dtype)
-    if isinstance(node, Flatten):
-        return ins[0].reshape(ins[0].shape[0], -1)
-    if isinstance(node, Add):
-        total = ins[0].astype(dtype)
-        for other in ins[1:]:
-            total = total + other.astype(dtype)
-        return total
-    if isinstance(node, Output):
-        return ins[0]
-    raise TypeError(f"reference simulator has no rule for node kind {node.kind!r}")
+def _neuron(node: LIF | LI, run: _Run) -> Step:
+    """Membrane state of one layer; each step applies :func:`slt_deploy.numerics.neuron_step`."""
+    dtype = run.dtype
+    consts = NeuronConstants.of(node, lambda a: a.astype(dtype), dtype(0))
+    state = {"v": np.zeros((run.batch, *node.shape), dtype), "s": np.zeros((run.batch, *node.shape), dtype)}
+
+    def step(ins: list[np.ndarray], t: int) -> np.ndarray:
+        v, s = neuron_step(NUMPY, consts, state["v"], state["s"], ins[0].astype(dtype))
+        state["v"], state["s"] = v, s
+        return v if consts.li else s
+
+    return step
 
 
-def _integer_or_float(w: Weights) -> np.ndarray:
-    """float64 matrix of the summed codes: signs/int8 codes, or the float weights themselves."""
-    if isinstance(w, FloatWeights):
-        return w.values.astype(np.float64)
-    return w.integer_values().astype(np.float64)
+def _synapses(node: Linear | Conv2d, run: _Run) -> Step:
+    """Exact synaptic sum rounded once to the working precision, then ``· scale + bias``."""
+    dtype, codes = run.dtype, summed_codes(node.weights)
+    shape = channel_shape(2 if isinstance(node, Linear) else 4)
+    scale = channel_scale(node.weights)
+    scale = None if scale is None else scale.astype(dtype).reshape(shape)
+    bias = None if node.bias is None else node.bias.astype(dtype).reshape(shape)
+    total = _linear_sum if isinstance(node, Linear) else _conv_sum
+
+    def step(ins: list[np.ndarray], t: int) -> np.ndarray:
+        return scale_and_bias(total(node, codes, ins[0].astype(np.float64), dtype), scale, bias)
+
+    return step
 
 
-def _linear_sum(w: Weights, x: np.ndarray, dtype: type) -> np.ndarray:
+def _linear_sum(node: Linear, codes: np.ndarray, x: np.ndarray, dtype: type) -> np.ndarray:
     """``x @ W.T`` (codes or float weights), each entry the exact sum rounded once to ``dtype``."""
-    return exact.exact_matmul(x, _integer_or_float(w), dtype)
+    return exact.exact_matmul(x, codes, dtype)
 
 
-def _finish_synapses(w: Weights, bias: np.ndarray | None, acc: np.ndarray, dtype: type,
-                     channel_axis: int) -> np.ndarray:
-    """Round the float64 sum once, scale per output channel (binary/int8), add the bias."""
-    out = acc.astype(dtype)
-    shape = [1] * out.ndim
-    shape[channel_axis] = -1
-    if not isinstance(w, FloatWeights):
-        out = out * w.channel_scale().astype(dtype).reshape(shape)
-    if bias is not None:
-        out = out + bias.astype(dtype).reshape(shape)
-    return out
-
-
-def _conv_sum(node: Conv2d, x: np.ndarray, dtype: type) -> np.ndarray:
+def _conv_sum(node: Conv2d, codes: np.ndarray, x: np.ndarray, dtype: type) -> np.ndarray:
     """Cross-correlation ``(batch, C_in, H, W) -> (batch, C_out, H_out, W_out)``, exact sums rounded once."""
-    (ph, pw), (sh, sw), (dh, dw), g = node.padding, node.stride, node.dilation, node.groups
-    kh, kw = node.kernel_size
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    h_out = (xp.shape[2] - dh * (kh - 1) - 1) // sh + 1
-    w_out = (xp.shape[3] - dw * (kw - 1) - 1) // sw + 1
-    # patches[b, c, i, j, ki, kj] = xp[b, c, i*sh + ki*dh, j*sw + kj*dw]
-    rows = (np.arange(h_out) * sh)[:, None] + (np.arange(kh) * dh)[None, :]
-    cols = (np.arange(w_out) * sw)[:, None] + (np.arange(kw) * dw)[None, :]
-    patches = xp[:, :, rows[:, None, :, None], cols[None, :, None, :]]  # (b, c, h_out, w_out, kh, kw)
-    weights = _integer_or_float(node.weights)  # (C_out, C_in/g, kh, kw)
-    c_out, c_in_g = weights.shape[:2]
-    outs = []
-    og, batch = c_out // g, x.shape[0]
-    for gi in range(g):
+    patches = conv_patches(x, node.kernel_size, node.stride, node.padding, node.dilation)
+    batch, _, h_out, w_out = patches.shape[:4]
+    c_out, c_in_g = codes.shape[:2]
+    og, outs = c_out // node.groups, []
+    for gi in range(node.groups):
         # rows: (b, i, j); columns: (c, ki, kj) of this group's patch
         p = patches[:, gi * c_in_g:(gi + 1) * c_in_g].transpose(0, 2, 3, 1, 4, 5).reshape(batch * h_out * w_out, -1)
-        wg = weights[gi * og:(gi + 1) * og].reshape(og, -1)
+        wg = codes[gi * og:(gi + 1) * og].reshape(og, -1)
         outs.append(exact.exact_matmul(p, wg, dtype).reshape(batch, h_out, w_out, og).transpose(0, 3, 1, 2))
     return np.concatenate(outs, axis=1)
 
 
-def _pool_windows(x: np.ndarray, node: SumPool2d | AvgPool2d | MaxPool2d, pad_value: float) -> np.ndarray:
-    """Window view ``(batch, C, H_out, W_out, kH, kW)`` of the padded input."""
-    (ph, pw), (sh, sw), (kh, kw) = node.padding, node.stride, node.kernel_size
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=pad_value)
-    h_out = (xp.shape[2] - kh) // sh + 1
-    w_out = (xp.shape[3] - kw) // sw + 1
-    rows = (np.arange(h_out) * sh)[:, None] + np.arange(kh)[None, :]
-    cols = (np.arange(w_out) * sw)[:, None] + np.arange(kw)[None, :]
-    return xp[:, :, rows[:, None, :, None], cols[None, :, None, :]]
+def _window_sum(node: SumPool2d | AvgPool2d, run: _Run) -> Step:
+    """Exact window sum rounded once; AvgPool then divides by ``kH·kW`` in the working precision."""
+    dtype = run.dtype
+    divisor = dtype(node.kernel_size[0] * node.kernel_size[1]) if isinstance(node, AvgPool2d) else None
+
+    def step(ins: list[np.ndarray], t: int) -> np.ndarray:
+        windows = pool_windows(ins[0].astype(np.float64), node.kernel_size, node.stride, node.padding, 0.0)
+        total = exact.exact_sum(windows, (-2, -1), dtype)
+        return total if divisor is None else total / divisor
+
+    return step
+
+
+def _max_pool(node: MaxPool2d, run: _Run) -> Step:
+    def step(ins: list[np.ndarray], t: int) -> np.ndarray:
+        windows = pool_windows(ins[0].astype(run.dtype), node.kernel_size, node.stride, node.padding, -np.inf)
+        return windows.max(axis=(-2, -1)).astype(run.dtype)
+
+    return step
+
+
+def _flatten(node: Flatten, run: _Run) -> Step:
+    return lambda ins, t: ins[0].reshape(ins[0].shape[0], -1)
+
+
+def _add(node: Add, run: _Run) -> Step:
+    """Edge-order sum ``((x0 + x1) + x2) + …`` in the working precision."""
+
+    def step(ins: list[np.ndarray], t: int) -> np.ndarray:
+        total = ins[0].astype(run.dtype)
+        for other in ins[1:]:
+            total = total + other.astype(run.dtype)
+        return total
+
+    return step
+
+
+def _output(node: Output, run: _Run) -> Step:
+    return lambda ins, t: ins[0]
+
+
+HANDLERS: HandlerTable[Callable[[Any, _Run], Step]] = HandlerTable("the reference simulator", {
+    Input: _input, Output: _output, Linear: _synapses, Conv2d: _synapses, SumPool2d: _window_sum,
+    AvgPool2d: _window_sum, MaxPool2d: _max_pool, Flatten: _flatten, Add: _add, LIF: _neuron, LI: _neuron,
+})

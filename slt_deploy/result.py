@@ -1,8 +1,10 @@
-"""What every target returns from a run, and the checks on run-time input shared by all."""
+"""What every target returns from a run, built in one place, and the run-time input checks shared by all."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -10,17 +12,43 @@ from .errors import SltInputError
 from .ir.graph import Ticket
 
 
+@dataclass(frozen=True)
+class Diagnostics:
+    """What a target reports about a run besides its values (every field optional).
+
+    - ``conversion``: the fixed-point conversion report (Lava, fixed-point reference), per layer
+      the integers chosen and what is exact (:mod:`slt_deploy.fixed_point`).
+    - ``saturation``: layer -> how many state values were clipped or wrapped during the run.
+    - ``slow_path_sums``: how many synaptic sums needed the exact slow path (:mod:`slt_deploy.exact`).
+    - ``kernels``: synapse layer -> kernel the CPU runtime chose.
+    - ``notes``: anything else a user should read (one line each).
+    """
+
+    conversion: Mapping[str, Any] | None = None
+    saturation: Mapping[str, int] | None = None
+    slow_path_sums: int | None = None
+    kernels: Mapping[str, str] | None = None
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in (("conversion", self.conversion), ("saturation", self.saturation),
+                                  ("slow_path_sums", self.slow_path_sums), ("kernels", self.kernels),
+                                  ("notes", list(self.notes))) if v not in (None, [])}
+
+
 @dataclass
 class Result:
-    """Outcome of running a ticket on a batch.
+    """Outcome of running a ticket on a batch (build it with :func:`build_result`).
 
     - ``output``: ``(T, batch, *out)`` per-step values of the output node (0/1 spikes for a
-      spiking output layer, membrane potential for an LI readout).
-    - ``spikes``: ``output`` when the output layer spikes, else ``None``.
+      spiking output, membrane potential for an LI readout).
+    - ``spikes``: ``output`` when the output is spiking (a LIF layer, possibly seen through
+      Flatten/MaxPool), else ``None``.
     - ``counts``: ``(batch, *out)`` spike counts over T (or the summed LI membrane).
-    - ``layers``: node name -> ``(T, batch, *shape)`` per-step outputs of every node the
-      target recorded (the reference records all; the energy model reads them).
-    - ``spike_counts``: neuron-layer name -> ``(T,)`` total spikes per step over the batch.
+    - ``layers``: node name -> ``(T, batch, *shape)`` per-step outputs of every node when the run
+      was asked to ``record`` (the energy model and ``slt verify`` read them); else the output only.
+    - ``spike_counts``: LIF layer name -> ``(T,)`` total spikes per step over the batch (int64).
+    - ``diagnostics``: :class:`Diagnostics` (conversion report, saturation, slow-path sums, ...).
     """
 
     output: np.ndarray
@@ -28,6 +56,7 @@ class Result:
     layers: dict[str, np.ndarray] = field(default_factory=dict)
     spike_counts: dict[str, np.ndarray] = field(default_factory=dict)
     target: str = "reference"
+    diagnostics: Diagnostics = field(default_factory=Diagnostics)
 
     @property
     def spikes(self) -> np.ndarray | None:
@@ -41,6 +70,57 @@ class Result:
         """Class per sample: argmax of ``counts`` over the flattened output."""
         c = self.counts.reshape(self.counts.shape[0], -1)
         return np.argmax(c, axis=1)
+
+
+@dataclass(frozen=True)
+class OutputInfo:
+    """What a result needs to know about the network: output node, whether it spikes, its LIF layers."""
+
+    output_name: str
+    spiking: bool
+    lif_names: tuple[str, ...]
+
+    @classmethod
+    def of(cls, ticket: Ticket) -> OutputInfo:
+        from .ir.neurons import LIF
+
+        return cls(ticket.output.name, ticket.output_is_spiking,
+                   tuple(n.name for n in ticket.nodes if isinstance(n, LIF)))
+
+
+def build_result(info: OutputInfo | Ticket, target: str, values: Mapping[str, np.ndarray], record: bool = True,
+                 spike_counts: Mapping[str, np.ndarray] | None = None,
+                 diagnostics: Diagnostics | None = None) -> Result:
+    """The one constructor of :class:`Result` used by every target.
+
+    ``values``: node name -> ``(T, batch, *shape)`` for every node the target recorded; it must
+    hold the output node. ``spike_counts`` (LIF layer -> ``(T,)``) is computed from ``values``
+    where not given (a target that does not keep a layer's spikes passes its counts).
+    ``record=False`` keeps only the output in ``Result.layers``.
+    """
+    if isinstance(info, Ticket):
+        info = OutputInfo.of(info)
+    output = values[info.output_name]
+    counts: dict[str, np.ndarray] = {}
+    for name in info.lif_names:
+        if spike_counts is not None and name in spike_counts:
+            counts[name] = np.asarray(spike_counts[name], dtype=np.int64)
+        elif name in values:
+            layer = values[name]
+            counts[name] = layer.reshape(layer.shape[0], -1).sum(axis=1, dtype=np.int64)  # exact past 2^24
+    layers = dict(values) if record else {info.output_name: output}
+    return Result(output=output, spiking=info.spiking, layers=layers, spike_counts=counts, target=target,
+                  diagnostics=diagnostics or Diagnostics())
+
+
+def stack_steps(recorded: Mapping[str, Iterable[Any]]) -> dict[str, np.ndarray]:
+    """``{node: [step arrays]}`` -> ``{node: (T, ...) array}`` for the nodes that recorded anything."""
+    out = {}
+    for name, steps in recorded.items():
+        steps = list(steps)
+        if steps:
+            out[name] = np.stack(steps)
+    return out
 
 
 def check_input(ticket: Ticket, x: np.ndarray) -> np.ndarray:

@@ -9,11 +9,11 @@ For every pair of targets the agreement matrix holds:
 - ``max_abs_dv``: the largest |difference| of the output values where the output is a
   membrane (LI readout), else None.
 
-A pair is *exact by design* when both targets implement the same arithmetic: the float32
-semantics of docs/semantics.md (reference, cpu, torch, onnxruntime, and Lava when its
-conversion report says the ticket is representable exactly), or Loihi's fixed-point
-semantics (Lava ``fixed_pt`` and the fixed-point reference). Any difference in such a pair
-is a bug, and :func:`verify` marks it as a failure.
+A pair is *exact by design* when both targets implement the same arithmetic, as the
+registry declares it (:mod:`slt_deploy.registry`): the float32 semantics of docs/semantics.md
+(reference, cpu, torch, onnxruntime, and Lava when its conversion report proves the ticket
+representable exactly), or Loihi's fixed-point semantics (Lava ``fixed_pt`` and the fixed-point
+reference). Any difference in such a pair is a bug, and :func:`verify` marks it as a failure.
 """
 
 from __future__ import annotations
@@ -24,13 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from . import registry
 from .errors import SltError, SltUnsupportedError
 from .ir.graph import Ticket
 from .result import Result
-
-FLOAT32 = "float32"
-FIXED = "fixed"
-KNOWN_TARGETS = ("reference", "cpu", "torch", "onnxruntime", "lava", "lava-float", "fixed-reference")
 
 
 @dataclass
@@ -86,52 +83,25 @@ class VerifyReport:
         }
 
 
-def _run_lava(mode: str) -> Callable[[Ticket, np.ndarray], tuple[Result, frozenset[str], list[str]]]:
-    def runner(ticket: Ticket, x: np.ndarray) -> tuple[Result, frozenset[str], list[str]]:
-        from .targets import lava
+def run_target(name: str, ticket: Ticket, x: np.ndarray) -> TargetRun:
+    """Run one registered target (recording every node) and state the arithmetic it implemented."""
+    from . import api
 
-        result = lava.run(ticket, x, mode=mode)
-        semantics, notes = lava.semantics(ticket, mode=mode, x=x)
-        return result, frozenset(semantics), list(notes)
-
-    return runner
-
-
-def _run_fixed_reference(ticket: Ticket, x: np.ndarray) -> tuple[Result, frozenset[str], list[str]]:
-    """Loihi's integer semantics in numpy; also float32 where the conversion proves it exact."""
-    from .fixed_point import to_fixed
-
-    network = to_fixed(ticket, x)
-    semantics = {FIXED} | ({FLOAT32} if network.report.get("spikes_equal_reference") is True else set())
-    return network.simulate(x), frozenset(semantics), []
-
-
-def _plain(target: str) -> Callable[[Ticket, np.ndarray], tuple[Result, frozenset[str], list[str]]]:
-    def runner(ticket: Ticket, x: np.ndarray) -> tuple[Result, frozenset[str], list[str]]:
-        from . import api
-
-        return api.run(ticket, x, target=target), frozenset({FLOAT32}), []
-
-    return runner
-
-
-RUNNERS: dict[str, Callable[[Ticket, np.ndarray], tuple[Result, frozenset[str], list[str]]]] = {
-    "reference": _plain("reference"),
-    "cpu": _plain("cpu"),
-    "torch": _plain("torch"),
-    "onnxruntime": _plain("onnxruntime"),
-    "lava": _run_lava("fixed_pt"),
-    "lava-float": _run_lava("floating_pt"),
-    "fixed-reference": _run_fixed_reference,
-}
+    spec = registry.target(name)
+    try:
+        result = api.run(ticket, x, target=name, record=True)
+        semantics, notes = spec.semantics_for(ticket, x)
+    except (SltUnsupportedError, ImportError) as exc:
+        return TargetRun(name, None, frozenset(), error=str(exc).splitlines()[0])
+    return TargetRun(name, result, semantics, notes=notes)
 
 
 def parse_targets(text: str) -> list[str]:
-    """``"reference,cpu,lava"`` -> a list of known target names (duplicates removed, order kept)."""
+    """``"reference,cpu,lava"`` -> a list of registered target names (duplicates removed, order kept)."""
     names = [t.strip() for t in text.split(",") if t.strip()]
-    unknown = [t for t in names if t not in RUNNERS]
+    unknown = [t for t in names if t not in registry.TARGETS]
     if unknown:
-        raise SltError(f"unknown target {unknown[0]!r} in --targets; choose from {', '.join(KNOWN_TARGETS)}")
+        raise SltError(f"unknown target {unknown[0]!r} in --targets; choose from {', '.join(registry.TARGETS)}")
     if len(names) < 2:
         raise SltError("--targets needs at least two targets to compare, e.g. reference,cpu")
     return list(dict.fromkeys(names))
@@ -144,11 +114,7 @@ def verify(ticket: Ticket, x: np.ndarray, targets: list[str], progress: Callable
     for name in targets:
         if progress:
             progress(name)
-        try:
-            result, semantics, notes = RUNNERS[name](ticket, x)
-            runs.append(TargetRun(name, result, semantics, notes=notes))
-        except (SltUnsupportedError, ImportError) as exc:
-            runs.append(TargetRun(name, None, frozenset(), error=str(exc).splitlines()[0]))
+        runs.append(run_target(name, ticket, x))
     done = [r for r in runs if r.result is not None]
     pairs = [_compare(ticket, a, b) for i, a in enumerate(done) for b in done[i + 1:]]
     return VerifyReport(runs, pairs)

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import SltError, SltFormatError, SltInputError
 from ..ir.graph import Encoding, Ticket
-from ..result import Result, check_input, encode_step, rate_rng
+from ..result import OutputInfo, Result, build_result, check_input, encode_step, rate_rng
 
 _NEEDS_ORT = "target 'onnxruntime' needs onnx and onnxruntime: pip install 'slt-deploy[onnx]'"
 MAX_FILE_BYTES = 2**31 - 1
@@ -291,14 +291,14 @@ class OrtProgram:
             arr = self._checked(arr, (T, batch, *shape), name)
             if kind == "lif":
                 spike_counts[node] = arr.reshape(T, -1).sum(axis=1, dtype=np.int64)
-            if record or kind in ("lif", "li"):
-                layers[node] = arr
+            layers[node] = arr
         if record:
             layers[info.input_node] = np.broadcast_to(feed, (T, *feed.shape)).copy() \
                 if not info.per_step_input else feed
         layers[info.output_node] = output
-        return Result(output=output, spiking=info.output_spiking, layers=layers, spike_counts=spike_counts,
-                      target=self.target)
+        lif_names = tuple(node for _, node, kind, _ in info.records if kind == "lif")
+        return build_result(OutputInfo(info.output_node, info.output_spiking, lif_names), self.target, layers,
+                            record=record, spike_counts=spike_counts)
 
     def _checked(self, value: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
         arr = np.asarray(value)

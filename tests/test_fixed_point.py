@@ -356,7 +356,7 @@ def test_where_the_report_claims_equality_the_fixed_reference_equals_the_float_r
         np.testing.assert_array_equal(result.output, ref.output)
         for name, values in result.layers.items():
             np.testing.assert_array_equal(values, ref.layers[name], err_msg=name)
-        assert not any(result.saturation.values())
+        assert not any(result.diagnostics.saturation.values())
 
 
 @SETTINGS_N(40)

@@ -53,7 +53,7 @@ def binary(rng: np.random.Generator, shape: tuple[int, ...], alpha: float, p: fl
 def check_fixed(ticket: Ticket, x: np.ndarray, **options) -> slt.Result:
     """Run on Lava fixed_pt; it must equal the fixed-point reference in every recorded layer."""
     result = lava_target.run(ticket, x, **options)
-    conv = any(kind == "Conv" for kind in result.conversion["processes"].values())
+    conv = any(kind == "Conv" for kind in result.diagnostics.conversion["processes"].values())
     expected = simulate_fixed(ticket, x, clamp_conv=conv)
     np.testing.assert_array_equal(result.output, expected.output)
     assert result.layers.keys() == expected.layers.keys()
@@ -61,7 +61,7 @@ def check_fixed(ticket: Ticket, x: np.ndarray, **options) -> slt.Result:
         np.testing.assert_array_equal(result.layers[name], expected.layers[name], err_msg=name)
     for name, counts in expected.spike_counts.items():
         np.testing.assert_array_equal(result.spike_counts[name], counts)
-    assert result.target == "lava" and result.output.shape == simulate(ticket, x).output.shape
+    assert result.target.startswith("lava") and result.output.shape == simulate(ticket, x).output.shape
     return result
 
 
@@ -91,12 +91,12 @@ def test_binary_mlp_on_the_grid_equals_both_references() -> None:
     ticket = mlp_ticket()
     x = np.random.default_rng(1).random((3, 12)).astype(np.float32)
     result = check_fixed(ticket, x)
-    assert result.conversion["spikes_equal_reference"] is True
-    assert set(result.conversion["processes"].values()) == {"Sparse"}  # batch 3: block-diagonal Sparse
+    assert result.diagnostics.conversion["spikes_equal_reference"] is True
+    assert set(result.diagnostics.conversion["processes"].values()) == {"Sparse"}  # batch 3: block-diagonal Sparse
     np.testing.assert_array_equal(result.output, simulate(ticket, x).output)
     assert result.output.sum() > 0
     floating = lava_target.run(ticket, x, mode="floating_pt")
-    assert floating.target == "lava-float"
+    assert floating.target == "lava (floating_pt)"
     np.testing.assert_array_equal(floating.output, simulate(ticket, x).output)
 
 
@@ -104,7 +104,7 @@ def test_batch_of_one_uses_dense_and_agrees() -> None:
     ticket = mlp_ticket(Encoding("spikes"))
     x = (np.random.default_rng(2).random((8, 1, 12)) < 0.5).astype(np.float32)
     result = check_fixed(ticket, x)
-    assert set(result.conversion["processes"].values()) == {"Dense"}
+    assert set(result.diagnostics.conversion["processes"].values()) == {"Dense"}
     np.testing.assert_array_equal(result.output, simulate(ticket, x).output)
 
 
@@ -118,8 +118,8 @@ def test_conv_maxpool_ticket_runs_on_conv_processes() -> None:
                                     IF("l2", (4,), threshold=0.5)], 6, Encoding("spikes"))
     x = (rng.random((6, 1, 2, 6, 6)) < 0.5).astype(np.float32)
     result = check_fixed(ticket, x)
-    assert result.conversion["processes"] == {"l1<-input": "Conv", "mp<-l1": "Conv", "l2<-mp": "Dense"}
-    assert result.conversion["delay_steps"] == 3
+    assert result.diagnostics.conversion["processes"] == {"l1<-input": "Conv", "mp<-l1": "Conv", "l2<-mp": "Dense"}
+    assert result.diagnostics.conversion["delay_steps"] == 3
     np.testing.assert_array_equal(result.output, simulate(ticket, x).output)
     np.testing.assert_array_equal(result.layers["mp"], simulate(ticket, x).layers["mp"])
 
@@ -136,7 +136,7 @@ def test_recurrent_lif_with_bias_and_subtract_reset() -> None:
     ticket = Ticket(nodes, tuple(edges), 6, Encoding("spikes"))
     x = (rng.random((6, 2, 5)) < 0.5).astype(np.float32)
     result = check_fixed(ticket, x)
-    assert result.conversion["spikes_equal_reference"] is True
+    assert result.diagnostics.conversion["spikes_equal_reference"] is True
     np.testing.assert_array_equal(result.output, simulate(ticket, x).output)
     np.testing.assert_array_equal(result.layers["lif"], simulate(ticket, x).layers["lif"])
     floating = lava_target.run(ticket, x, mode="floating_pt")
@@ -156,7 +156,7 @@ def test_residual_join_is_aligned_with_delay_sparse() -> None:
     ticket = Ticket(nodes, tuple(edges), 5, Encoding("spikes"))
     x = (rng.random((5, 2, 5)) < 0.6).astype(np.float32)
     result = check_fixed(ticket, x)
-    assert result.conversion["processes"]["lo<-la"] == "DelaySparse"
+    assert result.diagnostics.conversion["processes"]["lo<-la"] == "DelaySparse"
     np.testing.assert_array_equal(result.output, simulate(ticket, x).output)
 
 
@@ -167,8 +167,8 @@ def test_direct_input_and_li_readout_values() -> None:
                                LI("readout", (3,), beta=0.5)], 4, Encoding("direct"))
     x = (rng.integers(-2, 8, (2, 6)) / 4).astype(np.float32)
     result = check_fixed(ticket, x)
-    assert not result.spiking and result.conversion["input"]["frac_bits"] == 2
-    assert result.conversion["spikes_equal_reference"] is True
+    assert not result.spiking and result.diagnostics.conversion["input"]["frac_bits"] == 2
+    assert result.diagnostics.conversion["spikes_equal_reference"] is True
     np.testing.assert_array_equal(result.output, simulate(ticket, x).output)  # membrane values, exactly
 
 
@@ -179,11 +179,11 @@ def test_off_grid_ticket_runs_equals_the_fixed_reference_and_reports_why() -> No
                         8, Encoding("rate", seed=2))
     x = rng.random((3, 12)).astype(np.float32)
     result = check_fixed(ticket, x)
-    assert result.conversion["spikes_equal_reference"] is False
-    notes = " ".join(n for layer in result.conversion["layers"] for n in layer["notes"])
+    assert result.diagnostics.conversion["spikes_equal_reference"] is False
+    notes = " ".join(n for layer in result.diagnostics.conversion["layers"] for n in layer["notes"])
     assert "not a multiple of 1/4096" in notes and "not on the grid" in notes
     sem, why = lava_target.semantics(ticket)
-    assert sem == {"fixed"} and any("1/4096" in w for w in why)
+    assert sem == {"fixed-point"} and any("1/4096" in w for w in why)
     agreement = float((result.output == simulate(ticket, x).output).mean())
     assert 0.5 < agreement <= 1.0
 
@@ -204,7 +204,7 @@ def test_api_and_cli_dispatch_to_lava(tmp_path) -> None:
     doc = json.loads(res.stdout)
     assert doc["target"] == "lava-float" and doc["output_shape"] == [8, 2, 4]
     np.testing.assert_array_equal(np.load(tmp_path / "out.npz")["spikes"], simulate(ticket, x).output)
-    assert lava_target.semantics(ticket) == ({"fixed", "float32"}, [lava_target.conversion_report(ticket)
+    assert lava_target.semantics(ticket) == ({"fixed-point", "float32-exact"}, [lava_target.conversion_report(ticket)
                                                                      ["delay_note"]])
 
 

@@ -42,7 +42,7 @@ from slt_deploy.ir import (  # noqa: E402
     Ticket,
 )
 from slt_deploy.reference import simulate  # noqa: E402
-from slt_deploy.torch_target import run_torch  # noqa: E402
+from slt_deploy.targets.torch import run as run_torch  # noqa: E402
 
 RESETS = ("zero", "subtract", "subtract_delayed", "none")
 WEIGHT_KINDS = ("binary", "int8", "float32")
@@ -348,36 +348,52 @@ def _neuron(rng: np.random.Generator, reset: str, charge: str, shape=(4, 5)) -> 
                reset_amount=rng.uniform(0.5, 1.5, shape) if rng.random() < 0.5 else None, **kw)
 
 
+def _stepper(node, batch: int, dtype, tdtype=None):
+    """The shared neuron step on numpy (tdtype None) or torch arrays; returns step(u) -> (v, out)."""
+    from slt_deploy.numerics import NUMPY, NeuronConstants, neuron_step, torch_ops
+
+    if tdtype is None:
+        ops, conv, zero = NUMPY, (lambda a: a.astype(dtype)), dtype(0)
+        v = np.zeros((batch, *node.shape), dtype)
+    else:
+        ops, conv = torch_ops(torch), (lambda a: torch.from_numpy(np.array(a, np.float32)).to(tdtype))
+        zero = torch.zeros((), dtype=tdtype)
+        v = torch.zeros((batch, *node.shape), dtype=tdtype)
+    consts = NeuronConstants.of(node, conv, zero)
+    state = {"v": v, "s": ops.zeros_like(v)}
+
+    def step(u):
+        state["v"], state["s"] = neuron_step(ops, consts, state["v"], state["s"], u)
+        return state["v"], (state["v"] if consts.li else state["s"])
+
+    return step
+
+
 @pytest.mark.parametrize("charge", ["leaky", "decay_input", "leaky_tau"])
 @pytest.mark.parametrize("reset", RESETS)
 def test_neuron_state_membranes_bit_equal(reset: str, charge: str) -> None:
     # A spike flip needs a rounding difference right at θ; comparing the membrane itself
-    # catches any single-ulp difference in the update (operation order, fused ops, 1/τ).
-    from slt_deploy import reference, torch_target
-
+    # catches any single-ulp difference in the update (operation order, fused ops, 1/τ)
+    # between numpy and torch running the one shared step.
     rng = np.random.default_rng(sum(map(ord, reset + charge)))
     for dtype, tdtype in ((np.float32, torch.float32), (np.float64, torch.float64)):
         node = _neuron(rng, reset, charge)
-        ref = reference._NeuronState(node, 3, dtype)
-        got = torch_target._NeuronState(torch, node, 3, tdtype, torch.device("cpu"))
+        ref, got = _stepper(node, 3, dtype), _stepper(node, 3, dtype, tdtype)
         for _ in range(30):
             u = rng.normal(0.4, 0.6, (3, *node.shape)).astype(dtype)
-            s_ref = ref.step(u)
-            s_got = got.step(torch.from_numpy(u.copy())).numpy()
-            assert np.array_equal(s_ref, s_got)
-            assert np.array_equal(ref.v, got.v.numpy())
+            v_ref, s_ref = ref(u)
+            v_got, s_got = got(torch.from_numpy(u.copy()))
+            assert np.array_equal(s_ref, s_got.numpy())
+            assert np.array_equal(v_ref, v_got.numpy())
 
 
 def test_li_state_bit_equal() -> None:
-    from slt_deploy import reference, torch_target
-
     rng = np.random.default_rng(11)
     node = LI("ro", shape=(7,), beta=rng.uniform(0, 1, 7), bias=rng.normal(0, 1, 7))
-    ref = reference._NeuronState(node, 2, np.float32)
-    got = torch_target._NeuronState(torch, node, 2, torch.float32, torch.device("cpu"))
+    ref, got = _stepper(node, 2, np.float32), _stepper(node, 2, np.float32, torch.float32)
     for _ in range(30):
         u = rng.normal(0, 1, (2, 7)).astype(np.float32)
-        assert np.array_equal(ref.step(u), got.step(torch.from_numpy(u.copy())).numpy())
+        assert np.array_equal(ref(u)[1], got(torch.from_numpy(u.copy()))[1].numpy())
 
 
 @pytest.mark.parametrize("reset", RESETS)

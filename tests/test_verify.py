@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 import slt_deploy as slt
+from slt_deploy import registry
 from slt_deploy import verify as verify_mod
 from slt_deploy.cli import app
 from slt_deploy.errors import SltUnsupportedError
@@ -29,16 +30,28 @@ def ticket(readout: bool = False) -> slt.Ticket:
                               Linear("fc2", w2), last], 6)
 
 
-def flipped(ticket_: slt.Ticket, x: np.ndarray) -> tuple[Result, frozenset[str], list[str]]:
-    """A broken float32 target: one output spike flipped at step 2."""
+def flipped(ticket_: slt.Ticket, x: np.ndarray, record: bool = True) -> Result:
+    """A broken target: one output spike flipped at step 2."""
     r = simulate(ticket_, x)
     out = r.output.copy()
     out[2, 0, 0] = 1 - out[2, 0, 0]
-    return Result(out, r.spiking, {}, r.spike_counts, "broken"), frozenset({"float32"}), []
+    return Result(out, r.spiking, {}, r.spike_counts, "broken")
 
 
-def refusing(ticket_: slt.Ticket, x: np.ndarray):
+def refusing(ticket_: slt.Ticket, x: np.ndarray, record: bool = True):
     raise SltUnsupportedError("node 'lif1': subtract reset has no equivalent here")
+
+
+def quantised_semantics(ticket_: slt.Ticket, x: np.ndarray):
+    return {"fixed-point"}, ["weights quantised to 8 bits"]
+
+
+def fake_target(monkeypatch, name: str, entry: str, arithmetic=registry.Arithmetic.FLOAT32_EXACT,
+                semantics: str | None = None) -> None:
+    """Register a target for one test, as a plug-in would (module-level functions of this file)."""
+    spec = registry.TargetSpec(name, "test double", arithmetic, f"{__name__}:{entry}", "slt_deploy.reference:HANDLERS",
+                               semantics=None if semantics is None else f"{__name__}:{semantics}")
+    monkeypatch.setitem(registry.TARGETS, name, spec)
 
 
 @pytest.fixture()
@@ -55,8 +68,8 @@ def test_identical_targets_agree_everywhere(x: np.ndarray) -> None:
 
 
 def test_a_broken_exact_target_fails_and_names_the_first_divergence(x, monkeypatch) -> None:
-    monkeypatch.setitem(verify_mod.RUNNERS, "torch", flipped)
-    rep = verify_mod.verify(ticket(), x, ["reference", "torch"])
+    fake_target(monkeypatch, "broken", "flipped")
+    rep = verify_mod.verify(ticket(), x, ["reference", "broken"])
     (pair,) = rep.pairs
     assert not rep.ok and pair.failed
     assert pair.first_divergence == {"step": 2, "node": "output", "differing_values": 1}
@@ -64,12 +77,8 @@ def test_a_broken_exact_target_fails_and_names_the_first_divergence(x, monkeypat
 
 
 def test_non_exact_pairs_report_without_failing(x, monkeypatch) -> None:
-    def other_semantics(t, xx):
-        result, _, _ = flipped(t, xx)
-        return result, frozenset({"fixed"}), ["weights quantised to 8 bits"]
-
-    monkeypatch.setitem(verify_mod.RUNNERS, "lava", other_semantics)
-    rep = verify_mod.verify(ticket(), x, ["reference", "lava"])
+    fake_target(monkeypatch, "quantised", "flipped", registry.Arithmetic.FIXED_POINT, "quantised_semantics")
+    rep = verify_mod.verify(ticket(), x, ["reference", "quantised"])
     assert rep.ok and not rep.pairs[0].exact_by_design and not rep.pairs[0].identical
     assert rep.runs[1].notes == ["weights quantised to 8 bits"]
 
@@ -85,13 +94,13 @@ def test_cli_exit_codes_and_refusals(tmp_path: Path, x: np.ndarray, monkeypatch)
     slt.save(ticket(), path)
     np.save(tmp_path / "x.npy", x)
     base = ["verify", str(path), "--input", str(tmp_path / "x.npy")]
-    monkeypatch.setitem(verify_mod.RUNNERS, "lava", refusing)
-    res = runner.invoke(app, [*base, "--targets", "reference,lava", "--json"])
+    fake_target(monkeypatch, "refuser", "refusing")
+    res = runner.invoke(app, [*base, "--targets", "reference,refuser", "--json"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert doc["ok"] and doc["targets"][1]["error"].startswith("node 'lif1'")
-    monkeypatch.setitem(verify_mod.RUNNERS, "torch", flipped)
-    assert runner.invoke(app, [*base, "--targets", "reference,torch"]).exit_code == 1
+    fake_target(monkeypatch, "broken", "flipped")
+    assert runner.invoke(app, [*base, "--targets", "reference,broken"]).exit_code == 1
     bad = runner.invoke(app, [*base, "--targets", "reference,gpu"])
     assert bad.exit_code == 2 and "unknown target 'gpu'" in bad.stderr
     assert runner.invoke(app, [*base, "--targets", "reference"]).exit_code == 2

@@ -50,6 +50,15 @@ def window_out(size: int, kernel: int, stride: int, pad: int, dilation: int = 1)
     return (size + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1
 
 
+NODE_KINDS: dict[str, type[Node]] = {}
+"""Every concrete node kind of the IR: ``kind`` string -> class, filled as classes are defined.
+
+A class is a concrete kind when it sets its own ``kind`` class attribute. Backends dispatch
+on this string through :class:`slt_deploy.dispatch.HandlerTable`, and one test walks this
+table against every registered backend (tests/test_node_kinds.py).
+"""
+
+
 @dataclass(frozen=True, eq=False)
 class Node:
     """Base class: a named graph node."""
@@ -57,6 +66,14 @@ class Node:
     name: str
     kind: ClassVar[str] = "node"
     arity: ClassVar[tuple[int, int | None]] = (1, 1)  # (min, max) number of inputs
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "kind" in cls.__dict__:
+            if cls.kind in NODE_KINDS and NODE_KINDS[cls.kind].__qualname__ != cls.__qualname__:
+                raise TypeError(f"node kind {cls.kind!r} is defined twice ({NODE_KINDS[cls.kind].__name__}, "
+                                f"{cls.__name__})")
+            NODE_KINDS[cls.kind] = cls
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):

@@ -22,11 +22,12 @@ from typing import Any
 
 import numpy as np
 
+from slt_deploy.dispatch import HandlerTable
 from slt_deploy.errors import SltInputError, SltUnsupportedError
 from slt_deploy.ir.graph import Edge, Ticket
 from slt_deploy.ir.neurons import LI, LIF
-from slt_deploy.ir.nodes import AvgPool2d, Conv2d, Linear, MaxPool2d, SumPool2d
-from slt_deploy.result import Result, check_input, rate_rng
+from slt_deploy.ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, Node, Output, SumPool2d
+from slt_deploy.result import Diagnostics, OutputInfo, Result, build_result, check_input, rate_rng
 
 from . import costmodel, ops
 from .neurons import NeuronOp
@@ -89,24 +90,20 @@ class Runtime:
         self.order = tuple(ticket.order)
         self.input_name = ticket.input.name
         self.output_name = ticket.output.name
-        self.spiking_output = isinstance(ticket.output_source, LIF)
+        self.info = OutputInfo.of(ticket)
         self.shapes = dict(ticket.shapes)
         self.in_edges: dict[str, list[Edge]] = {n: ticket.inputs_of(n) for n in self.order}
-        self.lif_names = [n.name for n in ticket.nodes if isinstance(n, LIF)]
+        self.lif_names = list(self.info.lif_names)
         self.ops: dict[str, Any] = {}
         self.kinds: dict[str, str] = {}
-        planes = planes or {}
+        self.apply_fns: dict[str, Any] = {}
+        HANDLERS.check(ticket.nodes)
+        self.planes = planes or {}
         for name in self.order:
             node = ticket.node(name)
             self.kinds[name] = node.kind
-            if isinstance(node, (Linear, Conv2d)):
-                src = self.in_edges[name][0].src
-                self.ops[name] = SynapseOp(node, self.shapes[src], self.shapes[name], self.backend, self.kernels,
-                                           kernel, planes.get(name))
-            elif isinstance(node, (LIF, LI)):
-                self.ops[name] = NeuronOp(node, self.kernels)
-            elif isinstance(node, (SumPool2d, AvgPool2d, MaxPool2d)):
-                self.ops[name] = node  # weight-free: the IR node holds only its window sizes
+            prepare, self.apply_fns[name] = HANDLERS.handler(node)
+            self.ops[name] = prepare(self, node)
         self.recurrent_zero = {n: (np.uint8 if isinstance(ticket.node(n), LIF) else np.float32)
                                for n in self.order if isinstance(ticket.node(n), (LIF, LI))}
         self.blocks = _blocks(ticket)
@@ -187,8 +184,8 @@ class Runtime:
         counts = parts[0][1] if len(parts) == 1 else np.sum([p[1] for p in parts], axis=0)
         output = np.asarray(output, dtype=np.float32)
         spike_counts = {name: counts[i].copy() for i, name in enumerate(chain.lif_names)}
-        return Result(output=output, spiking=self.spiking_output, layers={self.output_name: output},
-                      spike_counts=spike_counts, target="cpu")
+        return build_result(self.info, "cpu", {self.output_name: output}, record=False, spike_counts=spike_counts,
+                            diagnostics=Diagnostics(kernels=self.kernels_used()))
 
     def _plans_ready(self, binary_input: bool) -> bool:
         first = True
@@ -292,24 +289,7 @@ class Runtime:
 
     def _apply(self, name: str, ins: list[Value], steps: int, state: Any,
                counts: dict[str, list[np.ndarray]]) -> Value:
-        op = self.ops.get(name)
-        kind = self.kinds[name]
-        if isinstance(op, SynapseOp):
-            return op.forward(ins[0])
-        if isinstance(op, NeuronOp):
-            out, c = op.forward(ins[0], steps, state)
-            if op.spiking:
-                counts.setdefault(name, []).append(c)
-            return out
-        if kind in ("sumpool2d", "avgpool2d", "maxpool2d"):
-            return ops.pool(op, ins[0])
-        if kind == "flatten":
-            return ops.flatten(ins[0])
-        if kind == "add":
-            return ops.add(ins)
-        if kind == "output":
-            return ins[0]
-        raise SltUnsupportedError(f"node '{name}': the CPU runtime has no rule for node kind {kind!r}")
+        return self.apply_fns[name](self.ops.get(name), name, ins, steps, state, counts)
 
     # ------------------------------------------------------------------ result
     def _result(self, parts: list[tuple[dict[str, Value], dict[str, list[np.ndarray]]]], record: bool) -> Result:
@@ -327,14 +307,80 @@ class Runtime:
         for name in self.lif_names:
             per_part = [c[name][0] if len(c[name]) == 1 else np.concatenate(c[name]) for _, c in parts]
             spike_counts[name] = per_part[0].copy() if len(per_part) == 1 else np.sum(per_part, axis=0)
-        return Result(output=output, spiking=self.spiking_output, layers=layers, spike_counts=spike_counts,
-                      target="cpu")
+        return build_result(self.info, "cpu", layers, record=record, spike_counts=spike_counts,
+                            diagnostics=Diagnostics(kernels=self.kernels_used()))
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._pool_lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="slt-cpu")
             return self._pool
+
+
+# ------------------------------------------------------------------ node kinds: (prepare, apply)
+def _prepare_synapses(rt: Runtime, node: Linear | Conv2d) -> SynapseOp:
+    src = rt.in_edges[node.name][0].src
+    return SynapseOp(node, rt.shapes[src], rt.shapes[node.name], rt.backend, rt.kernels, rt.kernel,
+                     rt.planes.get(node.name))
+
+
+def _prepare_neurons(rt: Runtime, node: LIF | LI) -> NeuronOp:
+    return NeuronOp(node, rt.kernels)
+
+
+def _prepare_nothing(rt: Runtime, node: Node) -> None:
+    return None
+
+
+def _prepare_pool(rt: Runtime, node: SumPool2d | AvgPool2d | MaxPool2d) -> Node:
+    return node  # weight-free: the IR node holds only its window sizes
+
+
+def _apply_synapses(op: SynapseOp, name: str, ins: list[Value], steps: int, state: Any, counts: Any) -> Value:
+    return op.forward(ins[0])
+
+
+def _apply_neurons(op: NeuronOp, name: str, ins: list[Value], steps: int, state: Any,
+                   counts: dict[str, list[np.ndarray]]) -> Value:
+    out, c = op.forward(ins[0], steps, state)
+    if op.spiking:
+        counts.setdefault(name, []).append(c)
+    return out
+
+
+def _apply_pool(op: Node, name: str, ins: list[Value], steps: int, state: Any, counts: Any) -> Value:
+    return ops.pool(op, ins[0])  # type: ignore[arg-type]
+
+
+def _apply_flatten(op: None, name: str, ins: list[Value], steps: int, state: Any, counts: Any) -> Value:
+    return ops.flatten(ins[0])
+
+
+def _apply_add(op: None, name: str, ins: list[Value], steps: int, state: Any, counts: Any) -> Value:
+    return ops.add(ins)
+
+
+def _apply_identity(op: None, name: str, ins: list[Value], steps: int, state: Any, counts: Any) -> Value:
+    return ins[0]
+
+
+def _apply_input(op: None, name: str, ins: list[Value], steps: int, state: Any, counts: Any) -> Value:
+    raise SltUnsupportedError(f"node '{name}': the input is encoded before the graph runs")  # never scheduled
+
+
+HANDLERS: HandlerTable[tuple[Any, Any]] = HandlerTable("the cpu target", {
+    Input: (_prepare_nothing, _apply_input),
+    Output: (_prepare_nothing, _apply_identity),
+    Linear: (_prepare_synapses, _apply_synapses),
+    Conv2d: (_prepare_synapses, _apply_synapses),
+    SumPool2d: (_prepare_pool, _apply_pool),
+    AvgPool2d: (_prepare_pool, _apply_pool),
+    MaxPool2d: (_prepare_pool, _apply_pool),
+    Flatten: (_prepare_nothing, _apply_flatten),
+    Add: (_prepare_nothing, _apply_add),
+    LIF: (_prepare_neurons, _apply_neurons),
+    LI: (_prepare_neurons, _apply_neurons),
+})
 
 
 def _threads(threads: int | None) -> int:

@@ -81,17 +81,30 @@ def conversion_report(ticket: Ticket, mode: str = "fixed_pt", x: np.ndarray | No
 def semantics(ticket: Ticket, mode: str = "fixed_pt", x: np.ndarray | None = None) -> tuple[set[str], list[str]]:
     """The arithmetic a Lava run of ``ticket`` provably implements, and the report's notes.
 
-    ``"fixed"``: Loihi's integers of :mod:`slt_deploy.fixed_point` (always, for ``fixed_pt``);
-    ``"float32"``: the float32 reference's spikes (where the report proves them equal).
+    fixed point: Loihi's integers of :mod:`slt_deploy.fixed_point` (always, for ``fixed_pt``);
+    float32: the float32 reference's spikes (where the conversion report proves them equal).
     """
+    from slt_deploy.registry import FIXED, FLOAT32
+
     report = conversion_report(ticket, mode, x)
-    sem: set[str] = {"fixed"} if mode == "fixed_pt" else set()
+    sem: set[str] = {FIXED} if mode == "fixed_pt" else set()
     if report["spikes_equal_reference"] is True:
-        sem.add("float32")
+        sem.add(FLOAT32)
     notes = [f"{layer['layer']}: {note}" for layer in report["layers"] for note in layer.get("notes", [])]
     if mode == "fixed_pt":
         notes.append(report["delay_note"])
     return sem, notes
 
 
-__all__ = ["MODES", "conversion_report", "import_lava", "lava_available", "run", "semantics"]
+def fixed_semantics(ticket: Ticket, x: np.ndarray | None = None) -> tuple[set[str], list[str]]:
+    """:func:`semantics` of the ``fixed_pt`` mode (the registry's hook for the Lava target)."""
+    return semantics(ticket, "fixed_pt", x)
+
+
+def float_semantics(ticket: Ticket, x: np.ndarray | None = None) -> tuple[set[str], list[str]]:
+    """:func:`semantics` of the ``floating_pt`` mode (the registry's hook for the Lava float target)."""
+    return semantics(ticket, "floating_pt", x)
+
+
+__all__ = ["MODES", "conversion_report", "fixed_semantics", "float_semantics", "import_lava", "lava_available", "run",
+           "semantics"]

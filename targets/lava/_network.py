@@ -42,7 +42,7 @@ from slt_deploy.fixed_point import (
 )
 from slt_deploy.ir.graph import Ticket
 from slt_deploy.ir.neurons import LIF
-from slt_deploy.result import Result, check_input, encode_step, rate_rng
+from slt_deploy.result import Diagnostics, Result, check_input, encode_step, rate_rng
 
 from ._compat import import_lava
 
@@ -94,12 +94,9 @@ def run_network(ticket: Ticket, x: np.ndarray, mode: str, synapse: str = "auto",
     else:
         raise SltInputError(f"mode must be 'fixed_pt' or 'floating_pt', got {mode!r}")
     values, used_conv = _run(plan, layers, inputs, mode, synapse, record)
-    target = "lava" if mode == "fixed_pt" else "lava-float"
-    result = package_result(ticket, values, plan.output, record, target)
     report = dict(report)
     report["processes"] = used_conv
-    result.conversion = report  # type: ignore[attr-defined]
-    return result
+    return package_result(ticket, values, plan.output, record, f"lava ({mode})", Diagnostics(conversion=report))
 
 
 # ------------------------------------------------------------------ layer specs
