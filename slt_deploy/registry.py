@@ -125,6 +125,9 @@ class TargetSpec(_Spec):
 
     semantics: str | None = None
     default_verify: bool = False      # in the default `slt verify` target list (cheap, always exact)
+    exact_sums: bool = True           # False: accumulates synaptic sums in float64 in its own order, so it
+    #                                   equals the reference except where the reference needed its exact
+    #                                   slow path (slt_deploy.exact.fallback_count; terms spanning ~2^50)
 
     def semantics_for(self, ticket: Any, x: Any) -> tuple[frozenset[str], list[str]]:
         """The arithmetic a run of ``ticket`` on ``x`` provably implements, and notes explaining it."""
@@ -196,12 +199,12 @@ register_target(TargetSpec(
 register_target(TargetSpec(
     "torch", "PyTorch ops, CPU or CUDA, operation for operation as the reference",
     Arithmetic.FLOAT32_EXACT, "slt_deploy.targets.torch:run", "slt_deploy.targets.torch:HANDLERS",
-    extra="torch", requires=("torch",), options=(
+    extra="torch", requires=("torch",), exact_sums=False, options=(
         _PRECISION, Option("device", "--device", "torch device: cpu, cuda, cuda:1, ..."))))
 register_target(TargetSpec(
     "onnxruntime", "the exported ONNX model (one Loop) on ONNX Runtime, graph optimizations off",
     Arithmetic.FLOAT32_EXACT, "slt_deploy.targets.onnxruntime:run", "slt_deploy.exporters.onnx:HANDLERS",
-    extra="onnx", requires=("onnx", "onnxruntime"), options=(
+    extra="onnx", requires=("onnx", "onnxruntime"), exact_sums=False, options=(
         Option("threads", "--threads", "ONNX Runtime intra-op threads (default: its own choice)", kind="int"),
         Option("mode", None, "exporter mode: loop or unrolled", choices=("loop", "unrolled")),
         Option("weights", None, "exporter weight storage", choices=("auto", "dense", "bitmask", "index", "float32")),

@@ -8,7 +8,8 @@
 
 Families: ``mlp`` (Linear/neuron chains), ``conv`` (Conv2d with stride/padding/dilation/
 groups, Sum/Avg/Max pools with padding, Flatten, Linear), ``residual`` (Add joins) and
-``recurrent`` (Linear -> Add <- Linear <-recurrent- LIF). Densities run from 0 (all-zero
+``recurrent`` (Linear -> Add <- Linear <-recurrent- LIF) and ``spiking-tail`` (the output is a LIF
+layer seen through MaxPool and/or Flatten: Conv -> LIF -> [MaxPool] -> Flatten -> Output). Densities run from 0 (all-zero
 mask) to 1; weights are binary, int8 or float32; neurons cover every reset and charge
 (leaky, decay_input, leaky_tau), IF (β = 1) and an LI readout; biases present or not;
 encodings direct / rate / spikes. Sizes stay small: a reference run takes milliseconds.
@@ -48,7 +49,7 @@ from slt_deploy.ir import (
 from slt_deploy.ir.neurons import CHARGES, RESETS
 from slt_deploy.ir.nodes import window_out
 
-FAMILIES = ("mlp", "conv", "residual", "recurrent")
+FAMILIES = ("mlp", "conv", "residual", "recurrent", "spiking-tail")
 KINDS = ("binary", "int8", "float32")
 ENCODINGS = ("direct", "rate", "spikes")
 TAU_CHARGES = tuple(c for c in CHARGES if c != "leaky")  # decay_input, leaky_tau (β stays 1)
@@ -220,7 +221,25 @@ def _recurrent(draw: Draw, names: _Names, kinds: tuple[str, ...]) -> tuple[list[
     return [inp, f_in, f_rec, add, lif, f_out, lo, out], edges
 
 
-_BUILDERS = {"mlp": _mlp, "conv": _conv, "residual": _residual, "recurrent": _recurrent}
+def _spiking_tail(draw: Draw, names: _Names, kinds: tuple[str, ...]) -> tuple[list[Node], list[Edge]]:
+    """The output is spikes seen through MaxPool and/or Flatten (targets must still call it spiking)."""
+    c_in, c_out = draw(st.integers(1, 2)), draw(st.integers(1, 3))
+    h, w = draw(st.integers(3, 6)), draw(st.integers(3, 6))
+    conv = Conv2d(names("conv"), draw(weights((c_out, c_in, 3, 3), kinds)), _bias(draw, c_out), padding=1)
+    lif = draw(neurons(names("lif"), (c_out, h, w)))
+    while not isinstance(lif, LIF):  # pragma: no cover - neurons() without readout is always LIF
+        lif = draw(neurons(names("lif"), (c_out, h, w)))
+    nodes: list[Node] = [Input(names("in"), shape=(c_in, h, w)), conv, lif]
+    if draw(st.booleans()):
+        nodes.append(MaxPool2d(names("pool"), kernel_size=2, stride=2 if min(h, w) >= 4 else 1))
+    if draw(st.booleans()) or len(nodes) == 3:
+        nodes.append(Flatten(names("flat")))
+    nodes.append(Output(names("out")))
+    return nodes, _chain(nodes)
+
+
+_BUILDERS = {"mlp": _mlp, "conv": _conv, "residual": _residual, "recurrent": _recurrent,
+             "spiking-tail": _spiking_tail}
 _metadata = st.dictionaries(st.text(max_size=8), st.text(max_size=16), max_size=3)
 
 

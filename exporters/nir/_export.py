@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ...dispatch import HandlerTable, refuse
 from ...errors import SltError, SltUnsupportedError
 from ...ir.graph import Ticket
 from ...ir.neurons import LI, LIF, NeuronLayer
@@ -60,6 +61,7 @@ def build_graph(ticket: Ticket, dt: float = DEFAULT_DT, allow_approximate: bool 
     if not isinstance(ticket, Ticket):
         raise SltError(f"expected a Ticket, got {type(ticket).__name__}")
     b = _Build(ticket, check_dt(dt))
+    HANDLERS.check(ticket.nodes)
     _plan_bias_folds(b)
     for node in ticket.nodes:
         _export_node(b, node)
@@ -144,61 +146,71 @@ def _plan_bias_folds(b: _Build) -> None:
 
 # ------------------------------------------------------------------ nodes
 def _export_node(b: _Build, node: Node) -> None:
+    meta: dict[str, Any] = {"slt.kind": node.kind}
+    exported = HANDLERS.handler(node)(b, node, meta)
+    if exported is not None:
+        b.nodes[node.name] = exported
+
+
+def _export_input(b: _Build, node: Input, meta: dict[str, Any]) -> Any:
     import nir
 
-    t = b.ticket
-    meta: dict[str, Any] = {"slt.kind": node.kind}
-    if isinstance(node, Input):
-        b.nodes[node.name] = nir.Input(input_type=np.array(node.shape, dtype=np.int64), metadata=meta)
-    elif isinstance(node, Output):
-        b.nodes[node.name] = nir.Output(output_type=np.array(t.shapes[node.name], dtype=np.int64), metadata=meta)
-    elif isinstance(node, (Linear, Conv2d)):
-        dense, wmeta = encode_weights(node.weights)
-        meta.update(wmeta)
-        if not np.all(np.isfinite(dense)):
-            b.approximations.append(
-                f"node '{node.name}': scale x code overflows float32 in the dense weights (inf), while slt scales "
-                "the exact integer sum"
-            )
-        if node.bias is not None:
-            meta["slt.bias"] = node.bias.copy()
-        bias = node.bias
-        if node.name in b.folds:
-            meta["slt.bias_from"], bias = b.folds[node.name]
-        if isinstance(node, Linear):
-            b.nodes[node.name] = (nir.Linear(weight=dense, metadata=meta) if bias is None
-                                  else nir.Affine(weight=dense, bias=bias.astype(np.float32), metadata=meta))
-        else:
-            (edge,) = t.inputs_of(node.name)
-            in_shape = t.shapes[edge.src]
-            if bias is None:
-                bias = np.zeros(node.weights.mask.shape[0], np.float32)
-            b.nodes[node.name] = nir.Conv2d(
-                input_shape=tuple(int(v) for v in in_shape[1:]), weight=dense,
-                stride=np.array(node.stride), padding=np.array(node.padding), dilation=np.array(node.dilation),
-                groups=int(node.groups), bias=bias.astype(np.float32), metadata=meta,
-            )
-    elif isinstance(node, (SumPool2d, AvgPool2d)):
-        cls = nir.SumPool2d if isinstance(node, SumPool2d) else nir.AvgPool2d
-        b.nodes[node.name] = cls(kernel_size=np.array(node.kernel_size), stride=np.array(node.stride),
-                                 padding=np.array(node.padding), metadata=meta)
-    elif isinstance(node, MaxPool2d):
-        raise SltUnsupportedError(
-            f"node '{node.name}': MaxPool2d has no NIR 1.0 primitive (NIR has SumPool2d and AvgPool2d); "
-            "replace it before exporting to NIR, or export to ONNX"
+    return nir.Input(input_type=np.array(node.shape, dtype=np.int64), metadata=meta)
+
+
+def _export_output(b: _Build, node: Output, meta: dict[str, Any]) -> Any:
+    import nir
+
+    return nir.Output(output_type=np.array(b.ticket.shapes[node.name], dtype=np.int64), metadata=meta)
+
+
+def _export_synapses(b: _Build, node: Linear | Conv2d, meta: dict[str, Any]) -> Any:
+    import nir
+
+    dense, wmeta = encode_weights(node.weights)
+    meta.update(wmeta)
+    if not np.all(np.isfinite(dense)):
+        b.approximations.append(
+            f"node '{node.name}': scale x code overflows float32 in the dense weights (inf), while slt scales "
+            "the exact integer sum"
         )
-    elif isinstance(node, Flatten):
-        (edge,) = t.inputs_of(node.name)
-        in_shape = np.array(t.shapes[edge.src], dtype=np.int64)
-        b.nodes[node.name] = nir.Flatten(input_type={"input": in_shape}, start_dim=0, end_dim=-1, metadata=meta)
-    elif isinstance(node, Add):
-        pass  # NIR sums the edges into a node: see _export_edges
-    elif isinstance(node, LIF):
-        b.nodes[node.name] = _export_lif(b, node, meta)
-    elif isinstance(node, LI):
-        b.nodes[node.name] = _export_li(b, node, meta)
-    else:  # pragma: no cover - the IR has no other node kinds
-        raise SltUnsupportedError(f"node '{node.name}': kind {node.kind!r} has no NIR export")
+    if node.bias is not None:
+        meta["slt.bias"] = node.bias.copy()
+    bias = node.bias
+    if node.name in b.folds:
+        meta["slt.bias_from"], bias = b.folds[node.name]
+    if isinstance(node, Linear):
+        return (nir.Linear(weight=dense, metadata=meta) if bias is None
+                else nir.Affine(weight=dense, bias=bias.astype(np.float32), metadata=meta))
+    (edge,) = b.ticket.inputs_of(node.name)
+    in_shape = b.ticket.shapes[edge.src]
+    if bias is None:
+        bias = np.zeros(node.weights.mask.shape[0], np.float32)
+    return nir.Conv2d(
+        input_shape=tuple(int(v) for v in in_shape[1:]), weight=dense,
+        stride=np.array(node.stride), padding=np.array(node.padding), dilation=np.array(node.dilation),
+        groups=int(node.groups), bias=bias.astype(np.float32), metadata=meta,
+    )
+
+
+def _export_window_pool(b: _Build, node: SumPool2d | AvgPool2d, meta: dict[str, Any]) -> Any:
+    import nir
+
+    cls = nir.SumPool2d if isinstance(node, SumPool2d) else nir.AvgPool2d
+    return cls(kernel_size=np.array(node.kernel_size), stride=np.array(node.stride),
+               padding=np.array(node.padding), metadata=meta)
+
+
+def _export_flatten(b: _Build, node: Flatten, meta: dict[str, Any]) -> Any:
+    import nir
+
+    (edge,) = b.ticket.inputs_of(node.name)
+    in_shape = np.array(b.ticket.shapes[edge.src], dtype=np.int64)
+    return nir.Flatten(input_type={"input": in_shape}, start_dim=0, end_dim=-1, metadata=meta)
+
+
+def _export_add(b: _Build, node: Add, meta: dict[str, Any]) -> None:
+    return None  # NIR sums the edges into a node: see _export_edges
 
 
 def _neuron_meta(node: NeuronLayer, meta: dict[str, Any]) -> None:
@@ -263,6 +275,15 @@ def _export_li(b: _Build, node: LI, meta: dict[str, Any]) -> Any:
     return nir.LI(tau=tau, r=r, v_leak=np.zeros(node.shape, np.float32), metadata=meta)
 
 
+HANDLERS = HandlerTable("the NIR exporter", {
+    Input: _export_input, Output: _export_output, Linear: _export_synapses, Conv2d: _export_synapses,
+    SumPool2d: _export_window_pool, AvgPool2d: _export_window_pool,
+    MaxPool2d: refuse("MaxPool2d has no NIR 1.0 primitive (NIR has SumPool2d and AvgPool2d); replace it before "
+                      "exporting to NIR, or export to ONNX"),
+    Flatten: _export_flatten, Add: _export_add, LIF: _export_lif, LI: _export_li,
+})
+
+
 # ------------------------------------------------------------------ edges
 def _export_edges(b: _Build) -> None:
     """IR edges -> NIR edges. An Add disappears: each of its inputs gets an edge into its consumers
@@ -315,29 +336,41 @@ def _nir_type_check_note(b: _Build, graph: Any) -> None:
         )
 
 
+_SNNTORCH = "snnTorch import_from_nir"
+
+
+def _lif_notes(n: LIF) -> list[str]:
+    if n.charge != "leaky":
+        return []
+    notes = []
+    if n.is_if:
+        notes.append(f"{_SNNTORCH} reads nir.IF '{n.name}' as Leaky(beta=0.9, reset by subtraction), not as IF")
+    if np.unique(n.threshold).size > 1:
+        notes.append(f"{_SNNTORCH} needs one v_threshold per layer; '{n.name}' has per-neuron thresholds")
+    if np.any(n.threshold < 0):
+        notes.append(f"{_SNNTORCH} uses reset_delay=False, which re-fires after a zero reset when the threshold "
+                     f"of '{n.name}' is negative")
+    return notes
+
+
+_CONSUMER_NOTES = {  # node kind -> how snnTorch 1.0's import_from_nir reads it, where that differs
+    LIF.kind: _lif_notes,
+    LI.kind: lambda n: [f"{_SNNTORCH} has no mapping for nir.LI / nir.I ('{n.name}')"],
+    SumPool2d.kind: lambda n: [f"{_SNNTORCH} has no mapping for nir.SumPool2d ('{n.name}'); nirtorch's default is "
+                               "LPPool2d (norm 1) without padding"],
+    Flatten.kind: lambda n: [f"{_SNNTORCH} builds torch.nn.Flatten(0, -1) for '{n.name}', which flattens the batch "
+                             "axis too: run it with batch size 1"],
+}
+
+
 def _consumer_notes(b: _Build) -> None:
     """How snnTorch 1.0's ``import_from_nir`` will read this graph where it differs from the file."""
     t, notes = b.ticket, b.notes
-    pre = "snnTorch import_from_nir"
+    pre = _SNNTORCH
     if not math.isclose(b.dt, DEFAULT_DT, rel_tol=0, abs_tol=0):
         notes.append(f"{pre} assumes dt = 1e-4 and ignores the graph's dt = {b.dt:g}: its beta will differ")
     for n in t.nodes:
-        if isinstance(n, LIF) and n.charge == "leaky":
-            if n.is_if:
-                notes.append(f"{pre} reads nir.IF '{n.name}' as Leaky(beta=0.9, reset by subtraction), not as IF")
-            if np.unique(n.threshold).size > 1:
-                notes.append(f"{pre} needs one v_threshold per layer; '{n.name}' has per-neuron thresholds")
-            if np.any(n.threshold < 0):
-                notes.append(f"{pre} uses reset_delay=False, which re-fires after a zero reset when the threshold "
-                             f"of '{n.name}' is negative")
-        elif isinstance(n, LI):
-            notes.append(f"{pre} has no mapping for nir.LI / nir.I ('{n.name}')")
-        elif isinstance(n, SumPool2d):
-            notes.append(f"{pre} has no mapping for nir.SumPool2d ('{n.name}'); nirtorch's default is LPPool2d "
-                         "(norm 1) without padding")
-        elif isinstance(n, Flatten):
-            notes.append(f"{pre} builds torch.nn.Flatten(0, -1) for '{n.name}', which flattens the batch axis too: "
-                         "run it with batch size 1")
+        notes.extend(_CONSUMER_NOTES.get(n.kind, lambda _: [])(n))
     if any(e.recurrent for e in t.edges):
         notes.append(
             f"{pre} reads a LIF <-> Affine/Linear cycle as RLeaky (reset_delay=False, zero reset discards the next "

@@ -20,11 +20,14 @@ elements decoding would allocate; :func:`graph_to_ticket` then builds the IR.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import numpy as np
 
 from .. import bits
+from ..dispatch import HandlerTable
 from ..errors import SltFormatError, SltUnsupportedError
 from ..ir.graph import Edge, Encoding, Ticket
 from ..ir.neurons import LI, LIF
@@ -47,23 +50,6 @@ MAX_RANK = 8
 MAX_NODES = 1 << 14  # far above real networks; keeps graph validation fast on hostile files
 MAX_EDGES = 1 << 16
 _POOL = ("kernel_size", "stride", "padding")
-NODE_KEYS: dict[str, tuple[str, ...]] = {
-    "input": ("shape",),
-    "output": (),
-    "flatten": (),
-    "add": (),
-    "linear": ("weights", "bias"),
-    "conv2d": ("weights", "bias", "stride", "padding", "dilation", "groups"),
-    "sumpool2d": _POOL,
-    "avgpool2d": _POOL,
-    "maxpool2d": _POOL,
-    "lif": ("shape", "beta", "threshold", "bias", "reset", "reset_amount", "charge", "tau"),
-    "li": ("shape", "beta", "bias"),
-}
-NODE_TYPES: dict[str, type[Node]] = {
-    "input": Input, "output": Output, "flatten": Flatten, "add": Add, "linear": Linear, "conv2d": Conv2d,
-    "sumpool2d": SumPool2d, "avgpool2d": AvgPool2d, "maxpool2d": MaxPool2d, "lif": LIF, "li": LI,
-}
 _LIF_PARAMS = ("beta", "threshold", "bias", "reset_amount", "tau")
 _LI_PARAMS = ("beta", "bias")
 _REQUIRED_PARAMS = ("beta", "threshold")
@@ -101,29 +87,13 @@ def _param_json(node: str, role: str, value: np.ndarray | None, tensors: dict[st
 
 
 def _node_to_json(node: Node, tensors: dict[str, np.ndarray]) -> dict[str, Any]:
-    kind = node.kind
-    if NODE_TYPES.get(kind) is not type(node):
+    codec = HANDLERS.handler(node)
+    if codec.cls is not type(node):
         raise SltUnsupportedError(
             f"node '{node.name}': {type(node).__name__} cannot be written to .slt format version 1"
         )
-    d: dict[str, Any] = {"name": node.name, "kind": kind}
-    if isinstance(node, (Input, LIF, LI)):
-        d["shape"] = [int(s) for s in node.shape]
-    if isinstance(node, (Linear, Conv2d)):
-        enc = encode_weights(node.name, node.weights)
-        _add_tensors(tensors, enc.tensors)
-        d["weights"] = enc.meta
-        d["bias"] = _param_json(node.name, "bias", node.bias, tensors)
-    if isinstance(node, Conv2d):
-        d.update(stride=list(node.stride), padding=list(node.padding), dilation=list(node.dilation),
-                 groups=int(node.groups))
-    if isinstance(node, (SumPool2d, AvgPool2d, MaxPool2d)):
-        d.update(kernel_size=list(node.kernel_size), stride=list(node.stride), padding=list(node.padding))
-    if isinstance(node, LIF):
-        d.update(reset=node.reset, charge=node.charge)
-    if isinstance(node, (LIF, LI)):
-        for p in _LIF_PARAMS if isinstance(node, LIF) else _LI_PARAMS:
-            d[p] = _param_json(node.name, p, getattr(node, p), tensors)
+    d: dict[str, Any] = {"name": node.name, "kind": node.kind}
+    codec.write(node, d, tensors)
     return d
 
 
@@ -220,30 +190,11 @@ def _check_node(d: Any, index: int) -> int:
     name, kind = d.get("name"), d.get("kind")
     where = f"node '{name}'" if isinstance(name, str) else f"node #{index}"
     _str(name, where + ".name")
-    if kind not in NODE_KEYS:
+    codec = _CODECS.get(kind) if isinstance(kind, str) else None
+    if codec is None:
         _fail(where, f"unknown node kind {_short(kind)}")
-    d = _dict(d, where, ("name", "kind", *NODE_KEYS[kind]))
-    elements = 0
-    if "shape" in d:
-        shape = _ints(d["shape"], where + ".shape", 1)
-        elements += math.prod(shape)
-    if kind in ("linear", "conv2d"):
-        elements += _check_weights(d["weights"], where + ".weights", 2 if kind == "linear" else 4)
-        rows = d["weights"]["shape"][0]
-        elements += rows * _param_ref(d["bias"], where + ".bias")
-    for key in ("stride", "padding", "dilation", "kernel_size"):
-        if key in d:
-            _ints(d[key], f"{where}.{key}", 0, 2, MAX_ATTRIBUTE)
-    if "groups" in d:
-        _int(d["groups"], where + ".groups", 1, MAX_ATTRIBUTE)
-    if kind in ("lif", "li"):
-        for p in _LIF_PARAMS if kind == "lif" else _LI_PARAMS:
-            present = _param_ref(d[p], f"{where}.{p}", optional=p not in _REQUIRED_PARAMS)
-            elements += math.prod(d["shape"]) * present
-    if kind == "lif":
-        _str(d["reset"], where + ".reset")
-        _str(d["charge"], where + ".charge")
-    return elements
+    d = _dict(d, where, ("name", "kind", *codec.keys))
+    return codec.check(d, where)
 
 
 def check_graph(graph: Any) -> int:
@@ -282,27 +233,7 @@ def _param(d: dict[str, Any], key: str, name: str, shape: tuple[int, ...], take:
 
 
 def _build_node(d: dict[str, Any], take: TakeTensor) -> Node:
-    kind, name = d["kind"], d["name"]
-    cls = NODE_TYPES[kind]
-    if kind == "input":
-        return Input(name, shape=tuple(d["shape"]))
-    if kind in ("output", "flatten", "add"):
-        return cls(name)
-    if kind in ("linear", "conv2d"):
-        weights = decode_weights(name, d["weights"], take)
-        bias = _param(d, "bias", name, (weights.mask.shape[0],), take)
-        if kind == "linear":
-            return Linear(name, weights, bias)
-        return Conv2d(name, weights, bias, stride=tuple(d["stride"]), padding=tuple(d["padding"]),
-                      dilation=tuple(d["dilation"]), groups=d["groups"])
-    if kind in ("sumpool2d", "avgpool2d", "maxpool2d"):
-        return cls(name, kernel_size=tuple(d["kernel_size"]), stride=tuple(d["stride"]),  # type: ignore[call-arg]
-                   padding=tuple(d["padding"]))
-    shape = tuple(d["shape"])
-    params = {p: _param(d, p, name, shape, take) for p in (_LIF_PARAMS if kind == "lif" else _LI_PARAMS)}
-    if kind == "li":
-        return LI(name, shape=shape, **params)
-    return LIF(name, shape=shape, reset=d["reset"], charge=d["charge"], **params)
+    return _CODECS[d["kind"]].build(d, take)
 
 
 def graph_to_ticket(graph: dict[str, Any], take: TakeTensor) -> Ticket:
@@ -311,3 +242,130 @@ def graph_to_ticket(graph: dict[str, Any], take: TakeTensor) -> Ticket:
     edges = tuple(Edge(e["src"], e["dst"], e["recurrent"]) for e in graph["edges"])
     enc = graph["encoding"]
     return Ticket(nodes, edges, graph["timesteps"], Encoding(enc["kind"], enc["seed"]), graph["metadata"])
+
+
+# ===================================================================== one codec per node kind
+@dataclass(frozen=True)
+class NodeCodec:
+    """How one node kind is stored: its JSON keys (besides name and kind), writer, checker, builder.
+
+    ``check(d, where)`` validates an untrusted node object (keys already exact) and returns the
+    array elements decoding it would allocate; ``build(d, take)`` makes the IR node of a checked one.
+    """
+
+    cls: type[Node]
+    keys: tuple[str, ...]
+    write: Callable[[Any, dict[str, Any], dict[str, np.ndarray]], None]
+    check: Callable[[dict[str, Any], str], int]
+    build: Callable[[dict[str, Any], TakeTensor], Node]
+
+
+def _write_nothing(node: Node, d: dict[str, Any], tensors: dict[str, np.ndarray]) -> None:
+    return None
+
+
+def _check_nothing(d: dict[str, Any], where: str) -> int:
+    return 0
+
+
+def _plain(cls: type[Node]) -> NodeCodec:
+    """A node with a name only (Output, Flatten, Add)."""
+    return NodeCodec(cls, (), _write_nothing, _check_nothing, lambda d, take: cls(d["name"]))
+
+
+def _write_shape(node: Any, d: dict[str, Any], tensors: dict[str, np.ndarray]) -> None:
+    d["shape"] = [int(v) for v in node.shape]
+
+
+def _check_shape(d: dict[str, Any], where: str) -> int:
+    return math.prod(_ints(d["shape"], where + ".shape", 1))
+
+
+def _write_synapses(node: Linear | Conv2d, d: dict[str, Any], tensors: dict[str, np.ndarray]) -> None:
+    enc = encode_weights(node.name, node.weights)
+    _add_tensors(tensors, enc.tensors)
+    d["weights"] = enc.meta
+    d["bias"] = _param_json(node.name, "bias", node.bias, tensors)
+    if isinstance(node, Conv2d):
+        d.update(stride=list(node.stride), padding=list(node.padding), dilation=list(node.dilation),
+                 groups=int(node.groups))
+
+
+def _synapse_checker(rank: int) -> Callable[[dict[str, Any], str], int]:
+    def check(d: dict[str, Any], where: str) -> int:
+        elements = _check_weights(d["weights"], where + ".weights", rank)
+        elements += d["weights"]["shape"][0] * _param_ref(d["bias"], where + ".bias")
+        for key in ("stride", "padding", "dilation"):
+            if key in d:
+                _ints(d[key], f"{where}.{key}", 0, 2, MAX_ATTRIBUTE)
+        if "groups" in d:
+            _int(d["groups"], where + ".groups", 1, MAX_ATTRIBUTE)
+        return elements
+
+    return check
+
+
+def _build_synapses(d: dict[str, Any], take: TakeTensor) -> Node:
+    name = d["name"]
+    weights = decode_weights(name, d["weights"], take)
+    bias = _param(d, "bias", name, (weights.mask.shape[0],), take)
+    if d["kind"] == Linear.kind:
+        return Linear(name, weights, bias)
+    return Conv2d(name, weights, bias, stride=tuple(d["stride"]), padding=tuple(d["padding"]),
+                  dilation=tuple(d["dilation"]), groups=d["groups"])
+
+
+def _pool(cls: type[Node]) -> NodeCodec:
+    def write(node: Any, d: dict[str, Any], tensors: dict[str, np.ndarray]) -> None:
+        d.update(kernel_size=list(node.kernel_size), stride=list(node.stride), padding=list(node.padding))
+
+    def check(d: dict[str, Any], where: str) -> int:
+        for key in _POOL:
+            _ints(d[key], f"{where}.{key}", 0, 2, MAX_ATTRIBUTE)
+        return 0
+
+    def build(d: dict[str, Any], take: TakeTensor) -> Node:
+        return cls(d["name"], kernel_size=tuple(d["kernel_size"]), stride=tuple(d["stride"]),  # type: ignore[call-arg]
+                   padding=tuple(d["padding"]))
+
+    return NodeCodec(cls, _POOL, write, check, build)
+
+
+def _neuron(cls: type[LIF] | type[LI], params: tuple[str, ...], extra: tuple[str, ...]) -> NodeCodec:
+    """LIF (params plus its reset and charge strings) and LI: per-neuron float32 parameters."""
+
+    def write(node: Any, d: dict[str, Any], tensors: dict[str, np.ndarray]) -> None:
+        _write_shape(node, d, tensors)
+        d.update({k: getattr(node, k) for k in extra})
+        for p in params:
+            d[p] = _param_json(node.name, p, getattr(node, p), tensors)
+
+    def check(d: dict[str, Any], where: str) -> int:
+        elements = _check_shape(d, where)
+        for p in params:
+            present = _param_ref(d[p], f"{where}.{p}", optional=p not in _REQUIRED_PARAMS)
+            elements += math.prod(d["shape"]) * present
+        for k in extra:
+            _str(d[k], f"{where}.{k}")
+        return elements
+
+    def build(d: dict[str, Any], take: TakeTensor) -> Node:
+        shape = tuple(d["shape"])
+        values = {p: _param(d, p, d["name"], shape, take) for p in params}
+        return cls(d["name"], shape=shape, **values, **{k: d[k] for k in extra})
+
+    return NodeCodec(cls, ("shape", *params, *extra), write, check, build)
+
+
+HANDLERS: HandlerTable[NodeCodec] = HandlerTable("the .slt format", {
+    Input: NodeCodec(Input, ("shape",), _write_shape, _check_shape,
+                     lambda d, take: Input(d["name"], shape=tuple(d["shape"]))),
+    Output: _plain(Output), Flatten: _plain(Flatten), Add: _plain(Add),
+    Linear: NodeCodec(Linear, ("weights", "bias"), _write_synapses, _synapse_checker(2), _build_synapses),
+    Conv2d: NodeCodec(Conv2d, ("weights", "bias", "stride", "padding", "dilation", "groups"), _write_synapses,
+                      _synapse_checker(4), _build_synapses),
+    SumPool2d: _pool(SumPool2d), AvgPool2d: _pool(AvgPool2d), MaxPool2d: _pool(MaxPool2d),
+    LIF: _neuron(LIF, _LIF_PARAMS, ("reset", "charge")),
+    LI: _neuron(LI, _LI_PARAMS, ()),
+})
+_CODECS: dict[str, NodeCodec] = {kind: codec for kind, codec in HANDLERS.items()}  # type: ignore[misc]
