@@ -120,7 +120,7 @@ def run_demo(out: Path = Path("slt-demo"), retrain: bool = False, ticket_path: P
                     progress=lambda name: say(f"   running {name} ..."))
     atomic_write_bytes(out / "verify.json", json.dumps(report.to_dict(), indent=2, default=_plain).encode())
     if console is not None:
-        from .cli import print_verify
+        from .cli.render import print_verify
 
         print_verify(report, notes=False)
         say(f"   conversion notes per target (why Lava's integers differ, etc.): {out / 'verify.json'}")

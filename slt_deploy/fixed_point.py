@@ -57,6 +57,7 @@ from .ir.graph import Ticket
 from .ir.neurons import LI, LIF
 from .ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, SumPool2d
 from .ir.weights import FloatWeights
+from .registry import FIXED_REFERENCE
 from .result import Diagnostics, Result, build_result, check_input, encode_step, rate_rng
 
 # --------------------------------------------------------------------- Loihi constants
@@ -1099,7 +1100,7 @@ def _simulate(fixed: FixedNetwork, xi: np.ndarray, clamp_conv: bool, record: boo
             outs[layer.name].append(out)
         for layer in fixed.layers:
             prev[layer.name] = cur[layer.name]
-    return _to_result(fixed, outs, sat, record, "fixed-reference")
+    return _to_result(fixed, outs, sat, record, FIXED_REFERENCE.name)
 
 
 def _to_result(fixed: FixedNetwork, outs: dict[str, list[np.ndarray]], sat: dict[str, int], record: bool,

@@ -40,6 +40,7 @@ from .numerics import (
     scale_and_bias,
     summed_codes,
 )
+from .registry import REFERENCE
 from .result import Result, build_result, check_input, encode_step, rate_rng, stack_steps
 
 Step = Callable[[list[np.ndarray], int], np.ndarray]  # (inputs of this step, t) -> output
@@ -66,6 +67,8 @@ def simulate(ticket: Ticket, x: np.ndarray, dtype: Any = np.float32, record: boo
     previous = {name: np.zeros((run.batch, *ticket.shapes[name]), dtype) for name in sources}
     out_name = ticket.output.name
     recorded: dict[str, list[np.ndarray]] = {name: [] for name in ticket.order}
+    lif_names = [n.name for n in ticket.nodes if isinstance(n, LIF)]
+    counts: dict[str, list[int]] = {name: [] for name in lif_names}  # kept even when not recording
 
     for t in range(ticket.timesteps):
         values: dict[str, np.ndarray] = {}
@@ -74,9 +77,12 @@ def simulate(ticket: Ticket, x: np.ndarray, dtype: Any = np.float32, record: boo
             values[name] = steps[name](ins, t)
             if record or name == out_name:
                 recorded[name].append(values[name])
+        for name in lif_names:
+            counts[name].append(np.count_nonzero(values[name]))
         for name in sources:
             previous[name] = values[name]
-    return build_result(ticket, "reference", stack_steps(recorded), record=record)
+    return build_result(ticket, REFERENCE.name, stack_steps(recorded), record=record,
+                        spike_counts={name: np.array(c, np.int64) for name, c in counts.items()})
 
 
 def _working_dtype(dtype: object) -> type:

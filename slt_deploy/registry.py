@@ -128,6 +128,23 @@ class TargetSpec(_Spec):
     exact_sums: bool = True           # False: accumulates synaptic sums in float64 in its own order, so it
     #                                   equals the reference except where the reference needed its exact
     #                                   slow path (slt_deploy.exact.fallback_count; terms spanning ~2^50)
+    prepare: str | None = None        # "module:function" (ticket, **options) -> object with .run(x, record=...),
+    #                                   for repeated runs without re-preparing (compiled models, packed weights)
+    file_entry: str | None = None     # "module:function" running a file directly: (path, x, record, **options)
+    file_suffixes: tuple[str, ...] = ()  # the files file_entry takes (.slt memory-mapped, an exported .onnx)
+
+    def prepared(self, ticket: Any, **options: Any) -> Callable[..., Any]:
+        """``run(x, record=False) -> Result`` for repeated runs of ``ticket`` (prepared once where it pays)."""
+        options = self.checked_options(options)
+        if self.prepare is not None:
+            return _resolve(self.prepare)(ticket, **self.fixed, **options).run
+        entry = self.load()
+        return lambda x, record=False: entry(ticket, x, record=record, **self.fixed, **options)
+
+    def load_file_runner(self) -> Callable[..., Any]:
+        if self.file_entry is None:
+            raise SltError(f"target '{self.name}' does not run files directly")
+        return _resolve(self.file_entry)
 
     def semantics_for(self, ticket: Any, x: Any) -> tuple[frozenset[str], list[str]]:
         """The arithmetic a run of ``ticket`` on ``x`` provably implements, and notes explaining it."""
@@ -182,11 +199,11 @@ def register_exporter(spec: ExporterSpec) -> ExporterSpec:
     return spec
 
 
-register_target(TargetSpec(
+REFERENCE = register_target(TargetSpec(
     "reference", "plain numpy simulator: the executable specification (float32 or float64)",
     Arithmetic.FLOAT32_EXACT, "slt_deploy.reference:simulate", "slt_deploy.reference:HANDLERS",
     options=(_PRECISION,), default_verify=True))
-register_target(TargetSpec(
+CPU = register_target(TargetSpec(
     "cpu", "bit-packed CPU runtime: popcount / event / gather kernels, numba-compiled or numpy",
     Arithmetic.FLOAT32_EXACT, "slt_deploy.targets.cpu:run", "slt_deploy.targets.cpu.runtime:HANDLERS",
     extra="fast", options=(
@@ -195,13 +212,14 @@ register_target(TargetSpec(
         Option("threads", "--threads", "worker threads the batch is split over (default: all cores)", kind="int"),
         Option("kernel", "--kernel", "force one synaptic kernel wherever it applies (testing)",
                choices=("popcount", "event", "gather")),
-    ), default_verify=True))
-register_target(TargetSpec(
+    ), default_verify=True, prepare="slt_deploy.targets.cpu:load", file_entry="slt_deploy.targets.cpu:run",
+    file_suffixes=(".slt",)))
+TORCH = register_target(TargetSpec(
     "torch", "PyTorch ops, CPU or CUDA, operation for operation as the reference",
     Arithmetic.FLOAT32_EXACT, "slt_deploy.targets.torch:run", "slt_deploy.targets.torch:HANDLERS",
     extra="torch", requires=("torch",), exact_sums=False, options=(
         _PRECISION, Option("device", "--device", "torch device: cpu, cuda, cuda:1, ..."))))
-register_target(TargetSpec(
+ONNXRUNTIME = register_target(TargetSpec(
     "onnxruntime", "the exported ONNX model (one Loop) on ONNX Runtime, graph optimizations off",
     Arithmetic.FLOAT32_EXACT, "slt_deploy.targets.onnxruntime:run", "slt_deploy.exporters.onnx:HANDLERS",
     extra="onnx", requires=("onnx", "onnxruntime"), exact_sums=False, options=(
@@ -210,33 +228,34 @@ register_target(TargetSpec(
         Option("weights", None, "exporter weight storage", choices=("auto", "dense", "bitmask", "index", "float32")),
         Option("optimization", None, "ONNX Runtime graph optimization level; only 'disable' is exact",
                choices=("disable", "basic", "extended", "all")),
-    )))
-register_target(TargetSpec(
+    ), prepare="slt_deploy.targets.onnxruntime:compile_ticket",
+    file_entry="slt_deploy.targets.onnxruntime:run_onnx_file", file_suffixes=(".onnx",)))
+LAVA = register_target(TargetSpec(
     "lava", "lava-nc processes on Loihi 2's simulation, fixed point (bit-accurate integers)",
     Arithmetic.FIXED_POINT, "slt_deploy.targets.lava:run", "slt_deploy.fixed_point.plan:HANDLERS",
     extra="lava", requires=("lava",), fixed={"mode": "fixed_pt"},
     semantics="slt_deploy.targets.lava:fixed_semantics", options=(
         Option("synapse", "--synapse", "Lava synapse processes: auto, dense or sparse",
                choices=("auto", "dense", "sparse")), _FRAC_BITS)))
-register_target(TargetSpec(
+LAVA_FLOAT = register_target(TargetSpec(
     "lava-float", "lava-nc floating-point models of the same processes (float64, Lava's operation order)",
     Arithmetic.APPROXIMATE, "slt_deploy.targets.lava:run", "slt_deploy.fixed_point.plan:HANDLERS",
     extra="lava", requires=("lava",), fixed={"mode": "floating_pt"},
     semantics="slt_deploy.targets.lava:float_semantics", options=(
         Option("synapse", "--synapse", "Lava synapse processes: auto, dense or sparse",
                choices=("auto", "dense", "sparse")),)))
-register_target(TargetSpec(
+FIXED_REFERENCE = register_target(TargetSpec(
     "fixed-reference", "numpy simulator of Loihi's integers: predicts Lava fixed point exactly",
     Arithmetic.FIXED_POINT, "slt_deploy.fixed_point:simulate_fixed", "slt_deploy.fixed_point.plan:HANDLERS",
     semantics="slt_deploy.fixed_point:fixed_semantics", options=(_FRAC_BITS,), default_verify=False))
 
-register_exporter(ExporterSpec(
+NIR = register_exporter(ExporterSpec(
     "nir", "NIR graph (HDF5): lossless for slt, exact where NIR consumers read it the same way",
     Arithmetic.FLOAT32_EXACT, "slt_deploy.exporters.nir:export_nir", "slt_deploy.exporters.nir._export:HANDLERS",
     extra="nir", requires=("nir", "h5py"), suffix=".nir", options=(
         Option("dt", "--dt", "time step in seconds stored in the graph (default 1e-4)", kind="float"),
         _ALLOW_APPROX)))
-register_exporter(ExporterSpec(
+ONNX = register_exporter(ExporterSpec(
     "onnx", "one ONNX Loop model (opset 18), compact bitmask / gap / int8 weights, dynamic batch",
     Arithmetic.FLOAT32_EXACT, "slt_deploy.exporters.onnx:export_onnx", "slt_deploy.exporters.onnx:HANDLERS",
     extra="onnx", requires=("onnx",), suffix=".onnx", options=(
@@ -244,13 +263,13 @@ register_exporter(ExporterSpec(
                choices=("loop", "unrolled")),
         Option("weights", "--weights", "weight storage: auto (smallest per layer), dense, bitmask, index, float32",
                choices=("auto", "dense", "bitmask", "index", "float32")),
-        Option("record", None, "extra graph outputs: neurons (spike counts) or all (every node, for tests)",
-               choices=("neurons", "all")))))
-register_exporter(ExporterSpec(
+        Option("record", None, "extra graph outputs: neurons (spike counts, the default), all (every node) or "
+               "output (none)", choices=("neurons", "all", "output")))))
+NETX = register_exporter(ExporterSpec(
     "netx", "lava-dl netx HDF5 (Loihi CUBA layers, the integers of slt's fixed-point conversion)",
     Arithmetic.FIXED_POINT, "slt_deploy.exporters.netx:export_netx", "slt_deploy.exporters.netx:HANDLERS",
     extra="nir", requires=("h5py",), suffix=".net.h5", options=(_ALLOW_APPROX, _FRAC_BITS)))
-register_exporter(ExporterSpec(
+C = register_exporter(ExporterSpec(
     "c", "static C99 for microcontrollers: no malloc; float mode bit-exact, fixed mode = Loihi integers",
     Arithmetic.FLOAT32_EXACT, "slt_deploy.exporters.c:export_c", "slt_deploy.exporters.c.plan:HANDLERS",
     suffix="", options=(
@@ -281,6 +300,12 @@ def exporter(name: str) -> ExporterSpec:
         return EXPORTERS[name]
     except (KeyError, TypeError):
         raise SltError(f"unknown export format {name!r}; choose one of {', '.join(EXPORTERS)}") from None
+
+
+def target_for_file(suffix: str) -> TargetSpec | None:
+    """The target that runs files with ``suffix`` as they are and nothing else does (an exported .onnx), if any."""
+    owners = [spec for spec in TARGETS.values() if suffix in spec.file_suffixes]
+    return owners[0] if len(owners) == 1 and suffix != ".slt" else None
 
 
 def exact_targets(arithmetic: Arithmetic = Arithmetic.FLOAT32_EXACT) -> list[str]:

@@ -32,6 +32,7 @@ import numpy as np
 
 from ..errors import SltError, SltFormatError, SltInputError
 from ..ir.graph import Encoding, Ticket
+from ..registry import ONNXRUNTIME
 from ..result import OutputInfo, Result, build_result, check_input, encode_step, rate_rng
 
 _NEEDS_ORT = "target 'onnxruntime' needs onnx and onnxruntime: pip install 'slt-deploy[onnx]'"
@@ -80,7 +81,7 @@ def compile_ticket(ticket: Ticket, record: bool = False, mode: str = "loop", wei
 
     _import_ort()
     built = build_model(ticket, mode=mode, weights=weights, record="all" if record else "neurons", check=False)
-    return OrtProgram(built.model, _Info.from_model(built.model), threads=threads, target="onnxruntime",
+    return OrtProgram(built.model, _Info.from_model(built.model), threads=threads, target=ONNXRUNTIME.name,
                       optimization=optimization)
 
 
@@ -123,7 +124,7 @@ def load_onnx_file(path: str | os.PathLike[str], threads: int | None = None,
         onnx.checker.check_model(model, full_check=True)
     except Exception as exc:  # noqa: BLE001 - checker raises ValidationError / InferenceError
         raise SltFormatError(f"{where}: ONNX checker rejects the model ({_one_line(exc)})") from None
-    return OrtProgram(model, info, threads=threads, target="onnxruntime", where=where, optimization=optimization)
+    return OrtProgram(model, info, threads=threads, target=ONNXRUNTIME.name, where=where, optimization=optimization)
 
 
 def run_onnx_file(path: str | os.PathLike[str], x: np.ndarray, record: bool = True,
@@ -236,7 +237,7 @@ def _refuse_external_data(model: Any, where: str) -> None:
 class OrtProgram:
     """An ONNX Runtime session of an slt-deploy model (constants folded, optimizations off)."""
 
-    def __init__(self, model: Any, info: _Info, threads: int | None = None, target: str = "onnxruntime",
+    def __init__(self, model: Any, info: _Info, threads: int | None = None, target: str = ONNXRUNTIME.name,
                  where: str = "ONNX model", optimization: str = "disable") -> None:
         _, ort = _import_ort()
         self.info = info

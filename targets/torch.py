@@ -16,7 +16,7 @@ rules (docs/semantics.md):
 
 Rate-coded input uses the documented numpy generator (``Generator(PCG64(seed))``), so the
 input spikes are the reference's. torch is imported lazily: this module is only loaded by
-``slt_deploy.run(..., target="torch")``.
+``slt_deploy.run(..., target=...)`` with this target.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from slt_deploy.numerics import (
     summed_codes,
     torch_ops,
 )
+from slt_deploy.registry import TORCH
 from slt_deploy.result import Result, build_result, check_input, encode_step, rate_rng
 
 _NEEDS_TORCH = "this target needs PyTorch: pip install 'slt-deploy[torch]'"
@@ -106,6 +107,8 @@ def run(ticket: Ticket, x: np.ndarray, dtype: Any = "float32", device: Any = "cp
     previous = {n: torch.zeros((run_.batch, *ticket.shapes[n]), dtype=tdtype, device=dev) for n in sources}
     out_name = ticket.output.name
     recorded: dict[str, list[Any]] = {name: [] for name in ticket.order}
+    lif_names = [n.name for n in ticket.nodes if isinstance(n, LIF)]
+    counts: dict[str, list[Any]] = {name: [] for name in lif_names}  # kept even when not recording
 
     with torch.no_grad():
         for t in range(ticket.timesteps):
@@ -115,10 +118,13 @@ def run(ticket: Ticket, x: np.ndarray, dtype: Any = "float32", device: Any = "cp
                 values[name] = steps[name](ins, t)
                 if record or name == out_name:
                     recorded[name].append(values[name])
+            for name in lif_names:
+                counts[name].append(torch.count_nonzero(values[name]))
             for name in sources:
                 previous[name] = values[name]
     layers = {name: torch.stack(v).cpu().numpy() for name, v in recorded.items() if v}
-    return build_result(ticket, "torch", layers, record=record)
+    spike_counts = {name: torch.stack(c).cpu().numpy().astype(np.int64) for name, c in counts.items()}
+    return build_result(ticket, TORCH.name, layers, record=record, spike_counts=spike_counts)
 
 
 # ------------------------------------------------------------------ one step function per node kind

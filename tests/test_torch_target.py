@@ -300,7 +300,10 @@ def test_api_run_and_record_false() -> None:
     ref = simulate(ticket, x)
     assert_same(ref, run(ticket, x, target="torch"))
     lean = run(ticket, x, target="torch", record=False)
-    assert set(lean.layers) == {"out"} and lean.spike_counts == {}
+    assert set(lean.layers) == {"out"}
+    assert set(lean.spike_counts) == set(ref.spike_counts)  # counts are kept without recording
+    for name, counts in ref.spike_counts.items():
+        assert np.array_equal(lean.spike_counts[name], counts)
     assert np.array_equal(lean.output, ref.output)
 
 

@@ -31,7 +31,7 @@ def energy(
     """Count effective ACs/MACs of a run and report energy per inference against ANN and dense SNN."""
     from .. import api
     from ..atomic import atomic_write_bytes
-    from ..cli import console, load_npy
+    from ..cli.io import console, load_npy
     from .model import energy as compute
 
     if report is not None and report.suffix.lower() not in REPORT_SUFFIXES:

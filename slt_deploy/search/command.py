@@ -93,7 +93,7 @@ def search(
     except ImportError:
         raise SltError("slt search trains networks and needs PyTorch and snnTorch: "
                        "pip install 'slt-deploy[torch]'") from None
-    from ..cli import console, emit_json
+    from ..cli.io import console, emit_json
     from . import checkpoint
     from .engine import run_search
 

@@ -27,6 +27,7 @@ from slt_deploy.errors import SltInputError, SltUnsupportedError
 from slt_deploy.ir.graph import Edge, Ticket
 from slt_deploy.ir.neurons import LI, LIF
 from slt_deploy.ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, Node, Output, SumPool2d
+from slt_deploy.registry import CPU
 from slt_deploy.result import Diagnostics, OutputInfo, Result, build_result, check_input, rate_rng
 
 from . import costmodel, ops
@@ -184,7 +185,7 @@ class Runtime:
         counts = parts[0][1] if len(parts) == 1 else np.sum([p[1] for p in parts], axis=0)
         output = np.asarray(output, dtype=np.float32)
         spike_counts = {name: counts[i].copy() for i, name in enumerate(chain.lif_names)}
-        return build_result(self.info, "cpu", {self.output_name: output}, record=False, spike_counts=spike_counts,
+        return build_result(self.info, CPU.name, {self.output_name: output}, record=False, spike_counts=spike_counts,
                             diagnostics=Diagnostics(kernels=self.kernels_used()))
 
     def _plans_ready(self, binary_input: bool) -> bool:
@@ -307,7 +308,7 @@ class Runtime:
         for name in self.lif_names:
             per_part = [c[name][0] if len(c[name]) == 1 else np.concatenate(c[name]) for _, c in parts]
             spike_counts[name] = per_part[0].copy() if len(per_part) == 1 else np.sum(per_part, axis=0)
-        return build_result(self.info, "cpu", layers, record=record, spike_counts=spike_counts,
+        return build_result(self.info, CPU.name, layers, record=record, spike_counts=spike_counts,
                             diagnostics=Diagnostics(kernels=self.kernels_used()))
 
     def _executor(self) -> ThreadPoolExecutor:

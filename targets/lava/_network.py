@@ -42,6 +42,7 @@ from slt_deploy.fixed_point import (
 )
 from slt_deploy.ir.graph import Ticket
 from slt_deploy.ir.neurons import LIF
+from slt_deploy.registry import LAVA, LAVA_FLOAT
 from slt_deploy.result import Diagnostics, Result, check_input, encode_step, rate_rng
 
 from ._compat import import_lava
@@ -96,7 +97,8 @@ def run_network(ticket: Ticket, x: np.ndarray, mode: str, synapse: str = "auto",
     values, used_conv = _run(plan, layers, inputs, mode, synapse, record)
     report = dict(report)
     report["processes"] = used_conv
-    return package_result(ticket, values, plan.output, record, f"lava ({mode})", Diagnostics(conversion=report))
+    name = LAVA.name if mode == "fixed_pt" else LAVA_FLOAT.name
+    return package_result(ticket, values, plan.output, record, name, Diagnostics(conversion=report))
 
 
 # ------------------------------------------------------------------ layer specs

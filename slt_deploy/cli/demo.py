@@ -1,0 +1,27 @@
+"""`slt demo`: the whole path on the built-in digits example (see :mod:`slt_deploy.demo`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from .io import console, emit_json
+
+
+def demo(
+    out: Path = typer.Option(Path("slt-demo"), help="Folder for everything the demo writes."),
+    retrain: bool = typer.Option(False, help="Search a new ticket (IMP + binary fine-tune) instead of the example."),
+    ticket: Path | None = typer.Option(None, help="Use this .slt instead of the committed example ticket."),
+    rounds: int = typer.Option(9, help="With --retrain: IMP rounds of 25% (9 rounds: 92.5% sparse)."),
+    epochs: int = typer.Option(8, help="With --retrain: training epochs per round."),
+    seed: int = typer.Option(0, help="With --retrain: random seed."),
+    as_json: bool = typer.Option(False, "--json", help="Print the demo summary as JSON."),
+) -> None:
+    """The whole path on the built-in digits example: ticket, inspect, export, verify every target, energy."""
+    from ..demo import run_demo
+
+    summary = run_demo(out, retrain=retrain, ticket_path=ticket, rounds=rounds, epochs=epochs, seed=seed,
+                       console=None if as_json else console)
+    if as_json:
+        emit_json(summary)

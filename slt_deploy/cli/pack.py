@@ -1,0 +1,63 @@
+"""`slt pack`: import a trained model (PyTorch checkpoint, .nir) or re-pack a .slt into the .slt format."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+from ..errors import SltError
+from .io import console, emit_json, parse_shape
+
+
+def pack(
+    source: Path = typer.Argument(..., help="A .slt file to re-pack, a .nir graph, or a PyTorch checkpoint "
+                                  "(with --arch)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Where to write the .slt file."),
+    arch: str | None = typer.Option(None, help="'package.module:callable' that builds the PyTorch model."),
+    binarize: bool = typer.Option(False, help="Binarize kept weights: sign x alpha (alpha = mean |w| per channel)."),
+    timesteps: int | None = typer.Option(None, "-T", "--timesteps", help="Time steps per inference (default 8)."),
+    input_shape: str | None = typer.Option(None, help="Per-sample input shape, e.g. '64' or '1,28,28'."),
+    encoding: str = typer.Option("direct", help="Input encoding: direct, rate or spikes."),
+    trust_pickle: bool = typer.Option(
+        False, help="Allow checkpoints that are whole pickled modules (runs code from the file!)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Pack a trained ticket into the compact .slt format."""
+    from .. import api
+
+    suffix = source.suffix.lower()
+    if suffix in (".slt", ".nir"):
+        ticket = api.load_any(source)
+        if timesteps is not None or binarize:
+            raise SltError("re-packing a .slt keeps its ticket as is; --timesteps/--binarize apply to model imports")
+    elif suffix in (".pt", ".pth", ".ckpt", ".bin") or arch:
+        from ..importers.torch import build_from_arch, load_checkpoint
+
+        if arch:
+            if os.getcwd() not in sys.path:  # like `python -m`: find the user's model module in the cwd
+                sys.path.insert(0, os.getcwd())
+            module, masks = build_from_arch(arch, source, trust_pickle=trust_pickle)
+        else:
+            checkpoint = load_checkpoint(source, trust_pickle=trust_pickle)
+            if checkpoint.module is None:
+                raise SltError(f"{source}: holds weights only; give --arch package.module:callable to build the model")
+            module, masks = checkpoint.module, checkpoint.masks
+        shape = parse_shape(input_shape) if input_shape else None
+        ticket = api.from_torch(module, None, timesteps=timesteps or 8, binarize=binarize, masks=masks,
+                                input_shape=shape, encoding=encoding)
+    else:
+        raise SltError(
+            f"{source}: unknown source type '{suffix}'; give a .slt or .nir file, or a PyTorch checkpoint with --arch"
+        )
+    api.save(ticket, output)
+    summary = {"output": str(output), "bytes": output.stat().st_size, "nodes": len(ticket.nodes),
+               "timesteps": ticket.timesteps}
+    if as_json:
+        emit_json(summary)
+    else:
+        console.print(f"wrote [bold]{output}[/] ({summary['bytes']:,} bytes, {len(ticket.nodes)} nodes, "
+                      f"T={ticket.timesteps})")
