@@ -2,7 +2,7 @@
 #   make demo        end-to-end demo with the embedded data set
 #   make test        the full test suite, slow tests included (this is what CI runs)
 #   make test-fast   the suite without tests marked `slow`
-#   make bench       benchmarks (JSON + Markdown table)
+#   make bench       every benchmark in benchmarks/ (JSON + Markdown into benchmarks/results/)
 #   make lint        ruff, if installed
 #   make clean       build/test caches;  make distclean  also removes the virtualenv
 
@@ -28,8 +28,12 @@ test: bootstrap
 test-fast: bootstrap
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
+RESULTS := benchmarks/results
+
 bench: bootstrap
-	$(VENV)/bin/slt bench
+	$(PY) benchmarks/runtime.py --json $(RESULTS)/runtime.json --markdown $(RESULTS)/runtime.md
+	$(PY) benchmarks/c_export.py --json $(RESULTS)/c_export.json --markdown $(RESULTS)/c_export.md
+	$(PY) benchmarks/search.py --out $(RESULTS)
 
 lint:
 	@if [ -x $(VENV)/bin/ruff ]; then $(VENV)/bin/ruff check .; \

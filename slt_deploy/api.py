@@ -12,6 +12,7 @@ from .errors import SltError
 from .ir.graph import Ticket
 from .result import Result
 
+
 def save(ticket: Ticket, path: str | os.PathLike[str]) -> None:
     """Write ``ticket`` to a .slt file atomically (see docs/format.md)."""
     from .format import write_slt
@@ -36,7 +37,8 @@ def load_any(path: str | os.PathLike[str]) -> Ticket:
     return load(path)
 
 
-def run(ticket: Ticket, x: np.ndarray, target: str = "reference", record: bool = True, **options: Any) -> Result:
+def run(ticket: Ticket, x: np.ndarray, target: str = registry.REFERENCE.name, record: bool = True,
+        **options: Any) -> Result:
     """Run ``ticket`` on ``x`` (``(batch, *features)``, or ``(T, batch, *features)`` for spike input).
 
     ``target``: any registered target (:mod:`slt_deploy.registry`: reference, cpu, torch,

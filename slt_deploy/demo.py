@@ -21,10 +21,15 @@ from typing import Any
 
 import numpy as np
 
+from . import registry
 from .errors import SltError, SltUnsupportedError
 
 EXAMPLE_TICKET = "digits-mlp-imp-binary.slt"
-VERIFY_TARGETS = ("reference", "cpu", "torch", "onnxruntime", "lava", "fixed-reference")
+
+def verify_targets() -> list[str]:
+    """Every registered target whose arithmetic is exact by design (float32 or Loihi fixed point)."""
+    return [n for n, s in registry.TARGETS.items() if s.arithmetic is not registry.Arithmetic.APPROXIMATE]
+
 VERIFY_SAMPLES = 24  # Lava's simulator is slow: the agreement matrix uses the first test digits
 EXPORTS = (("nir", "digits.nir"), ("onnx", "digits.onnx"), ("netx", "digits.net.h5"), ("c", "c"))
 APPROXIMABLE = ("nir", "netx")  # formats that can state the ticket only approximately, with a report
@@ -115,8 +120,8 @@ def run_demo(out: Path = Path("slt-demo"), retrain: bool = False, ticket_path: P
     # 4. run every target and verify -------------------------------------------------
     from .verify import verify
 
-    say(f"[bold]4. verify[/]: {', '.join(VERIFY_TARGETS)} on the first {VERIFY_SAMPLES} test digits")
-    report = verify(ticket, x_test[:VERIFY_SAMPLES], list(VERIFY_TARGETS),
+    say(f"[bold]4. verify[/]: {', '.join(verify_targets())} on the first {VERIFY_SAMPLES} test digits")
+    report = verify(ticket, x_test[:VERIFY_SAMPLES], verify_targets(),
                     progress=lambda name: say(f"   running {name} ..."))
     atomic_write_bytes(out / "verify.json", json.dumps(report.to_dict(), indent=2, default=_plain).encode())
     if console is not None:
@@ -126,7 +131,7 @@ def run_demo(out: Path = Path("slt-demo"), retrain: bool = False, ticket_path: P
         say(f"   conversion notes per target (why Lava's integers differ, etc.): {out / 'verify.json'}")
     summary["verify"] = {"ok": report.ok, "path": str(out / "verify.json")}
     accuracy = {}
-    for target in ("reference", "cpu"):
+    for target in (registry.REFERENCE.name, registry.CPU.name):
         try:
             result = api.run(ticket, x_test, target=target)
             accuracy[target] = float((result.predictions() == y_test).mean())

@@ -29,13 +29,13 @@ import importlib
 import importlib.util
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from .errors import SltError, SltInputError
 
 
-class Arithmetic(str, Enum):
+class Arithmetic(StrEnum):
     """The arithmetic a target implements, or that an exported file's consumers compute."""
 
     FLOAT32_EXACT = "float32-exact"
@@ -283,6 +283,20 @@ C = register_exporter(ExporterSpec(
                "input scale (default: integers)", kind="npy"),
         Option("cache_static", None, "compute a static (direct-input) first layer once per inference", kind="bool"),
         Option("measure_size", None, "compile with the cross compiler for the flash/RAM report", kind="bool"))))
+
+
+# Other code that dispatches on node kinds (besides targets and exporters): each must handle or refuse
+# every node kind too (tests/test_node_kinds.py walks them with the targets' and exporters' tables).
+NODE_BACKENDS: dict[str, str] = {
+    ".slt format": "slt_deploy.format.schema:HANDLERS",
+}
+
+
+def handler_tables() -> dict[str, str]:
+    """Every backend that dispatches on node kinds -> the "module:ATTRIBUTE" of its handler table."""
+    tables = {f"target {n}": s.handlers for n, s in TARGETS.items()}
+    tables |= {f"export {n}": s.handlers for n, s in EXPORTERS.items()}
+    return tables | NODE_BACKENDS
 
 
 # ------------------------------------------------------------------ lookups

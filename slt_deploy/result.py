@@ -55,7 +55,7 @@ class Result:
     spiking: bool
     layers: dict[str, np.ndarray] = field(default_factory=dict)
     spike_counts: dict[str, np.ndarray] = field(default_factory=dict)
-    target: str = "reference"
+    target: str = ""
     diagnostics: Diagnostics = field(default_factory=Diagnostics)
 
     @property

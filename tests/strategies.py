@@ -9,8 +9,8 @@
 Families: ``mlp`` (Linear/neuron chains), ``conv`` (Conv2d with stride/padding/dilation/
 groups, Sum/Avg/Max pools with padding, Flatten, Linear), ``residual`` (Add joins) and
 ``recurrent`` (Linear -> Add <- Linear <-recurrent- LIF) and ``spiking-tail`` (the output is a LIF
-layer seen through MaxPool and/or Flatten: Conv -> LIF -> [MaxPool] -> Flatten -> Output). Densities run from 0 (all-zero
-mask) to 1; weights are binary, int8 or float32; neurons cover every reset and charge
+layer seen through MaxPool and/or Flatten: Conv -> LIF -> [MaxPool] -> Flatten -> Output).
+Densities run from 0 (all-zero mask) to 1; weights are binary, int8 or float32; neurons cover every reset and charge
 (leaky, decay_input, leaky_tau), IF (β = 1) and an LI readout; biases present or not;
 encodings direct / rate / spikes. Sizes stay small: a reference run takes milliseconds.
 Arrays come from a numpy generator seeded by hypothesis, so examples replay exactly (they

@@ -215,7 +215,8 @@ def test_rice_decode_corrupt_streams_only_raise_value_error(
 
 @settings(max_examples=300, deadline=1000)
 @given(words=st.lists(st.integers(0, 2**64 - 1), max_size=8), n_bits=st.integers(0, 600),
-       count=st.integers(0, 600), k=st.integers(0, MAX_RICE_K), n_total=st.one_of(st.integers(0, 5000), st.integers(0, 2**61)))
+       count=st.integers(0, 600), k=st.integers(0, MAX_RICE_K),
+       n_total=st.one_of(st.integers(0, 5000), st.integers(0, 2**61)))
 def test_rice_decode_garbage_only_raises_value_error(
         words: list[int], n_bits: int, count: int, k: int, n_total: int) -> None:
     try:

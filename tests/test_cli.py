@@ -168,3 +168,36 @@ def test_package_installs_no_generic_top_level_names() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "None None"
+
+
+def test_bench_times_targets_side_by_side(ticket_file: Path, tmp_path: Path) -> None:
+    np.save(tmp_path / "x.npy", np.random.default_rng(2).random((4, 16)).astype(np.float32))
+    res = runner.invoke(app, ["bench", str(ticket_file), "--input", str(tmp_path / "x.npy"),
+                              "--targets", "reference,cpu", "--repeats", "3", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert [r["target"] for r in doc["results"]] == ["reference", "cpu"]
+    for row in doc["results"]:
+        assert row["same_output_as_first"] and row["median_s"] > 0 and row["samples_per_s"] > 0
+    assert doc["results"][0]["speed_vs_first"] == 1.0 and doc["batch"] == 4
+    bad = runner.invoke(app, ["bench", str(ticket_file), "--input", str(tmp_path / "x.npy"), "--repeats", "0"])
+    assert bad.exit_code == 2 and "--repeats" in bad.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--target", "reference", "--backend", "numpy"], "--backend does not apply to --target reference"),
+    (["--target", "cpu", "--precision", "float64"], "--precision does not apply to --target cpu"),
+    (["--target", "cpu", "--backend", "fortran"], "--backend for --target cpu must be one of auto, numba, numpy"),
+    (["--target", "gpu"], "unknown target 'gpu'"),
+])
+def test_run_refuses_flags_of_other_targets_in_one_line(ticket_file: Path, tmp_path: Path, args, message) -> None:
+    np.save(tmp_path / "x.npy", np.zeros((2, 16), np.float32))
+    res = runner.invoke(app, ["run", str(ticket_file), "--input", str(tmp_path / "x.npy"), *args])
+    assert res.exit_code == 2 and message in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_console_script_usage_errors_are_one_line() -> None:
+    for args, text in ((["nope"], "No such command"), (["run", "t.slt"], "Missing option")):
+        proc = subprocess.run([sys.executable, "-m", "slt_deploy.cli", *args], capture_output=True, text=True)
+        assert proc.returncode == 2
+        assert len(proc.stderr.strip().splitlines()) == 1 and text in proc.stderr, proc.stderr

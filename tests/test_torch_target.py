@@ -18,6 +18,7 @@ from hypothesis import reject
 torch = pytest.importorskip("torch")
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
+from slt_deploy.targets.torch import run as run_torch  # noqa: E402
 from strategies import ticket_and_input  # noqa: E402
 
 from slt_deploy import exact, run  # noqa: E402
@@ -42,7 +43,6 @@ from slt_deploy.ir import (  # noqa: E402
     Ticket,
 )
 from slt_deploy.reference import simulate  # noqa: E402
-from slt_deploy.targets.torch import run as run_torch  # noqa: E402
 
 RESETS = ("zero", "subtract", "subtract_delayed", "none")
 WEIGHT_KINDS = ("binary", "int8", "float32")

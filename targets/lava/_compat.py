@@ -130,8 +130,8 @@ def _install_reshape_fix() -> bool:
 
 def import_lava() -> types.SimpleNamespace:
     """Import the Lava pieces the target uses (applying the Python 3.11 fix first)."""
-    if "lava" in _state:
-        return _state["lava"]  # type: ignore[return-value]
+    if "module" in _state:
+        return _state["module"]  # type: ignore[return-value]
     try:
         import lava.magma  # noqa: F401
     except ImportError:
@@ -152,7 +152,7 @@ def import_lava() -> types.SimpleNamespace:
     ns = types.SimpleNamespace(RunSteps=RunSteps, Loihi2SimCfg=Loihi2SimCfg, Conv=Conv, Dense=Dense, Sink=Sink,
                                Source=Source, LIF=LIF, Sparse=Sparse, DelaySparse=DelaySparse,
                                var_model_defaults_rewritten=rewritten, reshape_port_fixed=reshape_fixed)
-    _state["lava"] = ns
+    _state["module"] = ns
     return ns
 
 
