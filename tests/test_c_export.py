@@ -18,6 +18,8 @@ float64 accumulation would round differently.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +32,7 @@ from slt_deploy.exporters.c import boards, export_c, generate, harness
 from slt_deploy.exporters.c.emit_fixed import readout_values
 from strategies import ticket_and_input
 
+import slt_deploy as slt
 from slt_deploy import exact, reference
 from slt_deploy.errors import SltError, SltUnsupportedError
 from slt_deploy.ir import (
@@ -545,3 +548,45 @@ def test_example_tickets(tmp_path, path: Path) -> None:
         check_fixed(ticket, x, tmp_path / "q")
     except SltUnsupportedError:
         pass
+
+
+def _fake_toolchain(folder: Path, gcc_script: str) -> dict[str, str]:
+    """A PATH whose arm-none-eabi-gcc is ``gcc_script`` (and whose size tool is present), plus the Python."""
+    folder.mkdir()
+    for name, body in (("arm-none-eabi-gcc", gcc_script), ("arm-none-eabi-size", "#!/bin/sh\nexit 0\n")):
+        tool = folder / name
+        tool.write_text(body)
+        tool.chmod(0o755)
+    return {**os.environ, "PATH": f"{folder}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}/usr/bin:/bin"}
+
+
+@pytest.mark.parametrize("case", ["missing", "failing"])
+def test_export_writes_c_and_estimates_when_the_cross_compiler_is_missing_or_fails(tmp_path, case: str) -> None:
+    # A fresh Debian machine with gcc-arm-none-eabi but without libnewlib-arm-none-eabi fails on
+    # string.h: the export must still write the C files and say why the sizes are estimates.
+    ticket_path = tmp_path / "t.slt"
+    slt.save(mlp_ticket("binary", "spikes"), ticket_path)
+    if case == "missing":
+        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}/usr/bin:/bin"}
+        if shutil.which("arm-none-eabi-gcc", path="/usr/bin:/bin"):
+            bin_dir = tmp_path / "bin"  # hide the real one: a PATH with only the Python and a shell
+            bin_dir.mkdir()
+            for tool in ("sh", "env"):
+                (bin_dir / tool).symlink_to(shutil.which(tool))
+            env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{bin_dir}"
+        expected = "arm-none-eabi-gcc not found"
+    else:
+        env = _fake_toolchain(tmp_path / "bin", "#!/bin/sh\necho 'o.c:3:10: fatal error: string.h: No such file or "
+                                                "directory' >&2\nexit 1\n")
+        expected = "string.h: No such file or directory"
+    cmd = [sys.executable, "-m", "slt_deploy.cli", "export", str(ticket_path), "--to", "c", "-o", str(tmp_path / "c")]
+    text = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert text.returncode == 0, text.stderr
+    assert sorted(p.suffix for p in (tmp_path / "c").iterdir()) == [".c", ".h", ".md"]
+    assert expected in text.stdout and "estimate" in text.stdout
+    js = subprocess.run([*cmd[:-1], str(tmp_path / "c2"), "--json"], capture_output=True, text=True, env=env)
+    assert js.returncode == 0, js.stderr
+    report = json.loads(js.stdout)["report"]
+    assert report["measured"] is False and expected in report["size_source"]
+    if case == "failing":
+        assert "libnewlib-arm-none-eabi" in report["size_source"]

@@ -37,10 +37,12 @@ TORCH_VERSION="2.13.0"
 SPIKINGJELLY_VERSION="2.0.0"
 LAVA_VERSION="0.10.0"
 EXTRAS="dev,torch,nir,onnx,lava,report,fast"
-# Debian packages the build or tests need; installed by ensure_apt when missing.
-# (gcc is already on the machine; gcc-arm-none-eabi gives the Cortex-M flash/RAM figures
-# of `slt export --to c`, which falls back to estimates from the tables without it.)
-APT_PACKAGES=(gcc-arm-none-eabi)
+# Debian packages the build or tests need; installed by ensure_apt when missing. Every one is
+# named: ensure_apt uses --no-install-recommends, which drops what a package only recommends.
+# gcc-arm-none-eabi (+ its binutils) gives the Cortex-M flash/RAM figures of `slt export --to c`;
+# libnewlib-arm-none-eabi is its C library: without it every compile fails on <string.h> (the
+# exporter then still writes the C files and reports estimated sizes, saying why).
+APT_PACKAGES=(gcc-arm-none-eabi binutils-arm-none-eabi libnewlib-arm-none-eabi)
 
 START=$SECONDS
 say() { printf '[bootstrap %3ds] %s\n' "$((SECONDS - START))" "$*"; }

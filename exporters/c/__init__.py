@@ -26,7 +26,7 @@ from typing import Any
 from slt_deploy.errors import SltError, SltUnsupportedError
 from slt_deploy.ir.graph import Ticket
 
-from .boards import BOARDS, M4F, board_profile, estimate, measure
+from .boards import BOARDS, M4F, SizeMeasurementError, board_profile, estimate, measure
 
 __all__ = ["export_c", "generate", "BOARDS"]
 
@@ -120,10 +120,10 @@ def export_c(ticket: Ticket, path: str | os.PathLike[str], prefix: str | None = 
             header, source, info = generate(ticket, prefix, arith, word, attempt, fixed_input)
             (tmp / f"{prefix}.h").write_text(header)
             (tmp / f"{prefix}.c").write_text(source)
-            sizes = measure(tmp, prefix, cflags) if measure_size else None
             sb = state_bytes(info, word)
+            sizes, why = _measured(tmp, prefix, cflags, measure_size)
             if sizes is None:
-                sizes = estimate(info, sb, len(ticket.nodes))
+                sizes = estimate(info, sb, len(ticket.nodes), why)
             report = _report(ticket, prefix, arith, word, out, info, sizes, sb, profile)
             if not (profile and not report["fits"] and attempt and report["static_cache_bytes"]):
                 break
@@ -143,6 +143,17 @@ def export_c(ticket: Ticket, path: str | os.PathLike[str], prefix: str | None = 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return report
+
+
+def _measured(folder: Path, prefix: str, cflags: tuple[str, ...], wanted: bool) -> tuple[dict[str, Any] | None, str]:
+    """Sizes from the cross compiler, or (None, why not): a failed measurement never fails the export."""
+    if not wanted:
+        return None, "size measurement not requested"
+    try:
+        sizes = measure(folder, prefix, cflags)
+    except SizeMeasurementError as exc:
+        return None, f"{exc}; install libnewlib-arm-none-eabi for its C headers"
+    return sizes, "arm-none-eabi-gcc not found"
 
 
 def _replace_folder(tmp: Path, out: Path) -> None:

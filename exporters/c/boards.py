@@ -81,8 +81,17 @@ def cross_compiler() -> tuple[str, str] | None:
     return (gcc, size) if gcc and size else None
 
 
+class SizeMeasurementError(SltError):
+    """The cross compiler is there but could not build the generated code (e.g. no C library headers)."""
+
+
 def measure(folder: Path, prefix: str, cflags: tuple[str, ...] = M4F) -> dict[str, Any] | None:
-    """Compile ``prefix``.c for Cortex-M and return flash/RAM/stack bytes, or None without a cross compiler."""
+    """Compile ``prefix``.c for Cortex-M and return flash/RAM/stack bytes, or None without a cross compiler.
+
+    A cross compiler that fails (Debian's gcc-arm-none-eabi without libnewlib-arm-none-eabi has no
+    ``string.h``) raises :class:`SizeMeasurementError`; the exporter then reports estimated sizes
+    and says why, and still writes the C files.
+    """
     tools = cross_compiler()
     if tools is None:
         return None
@@ -93,13 +102,23 @@ def measure(folder: Path, prefix: str, cflags: tuple[str, ...] = M4F) -> dict[st
         flags = [*cflags, "-std=c99", "-Os", "-ffp-contract=off", "-fstack-usage", "-I", str(folder), "-c"]
         objs = []
         for src, obj in ((folder / f"{prefix}.c", t / f"{prefix}.o"), (t / "state_instance.c", t / "state.o")):
-            proc = subprocess.run([gcc, *flags, str(src), "-o", str(obj)], capture_output=True, text=True, cwd=tmp)
+            try:
+                proc = subprocess.run([gcc, *flags, str(src), "-o", str(obj)], capture_output=True, text=True,
+                                      cwd=tmp, timeout=300)
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                raise SizeMeasurementError(f"arm-none-eabi-gcc could not run: {exc}") from None
             if proc.returncode:
-                raise SltError(f"arm-none-eabi-gcc failed on the generated code: {proc.stderr.strip().splitlines()[0]}")
+                lines = (proc.stderr or proc.stdout).strip().splitlines() or [f"exit status {proc.returncode}"]
+                first = next((ln for ln in lines if "error" in ln), lines[0])
+                raise SizeMeasurementError(f"arm-none-eabi-gcc failed on the generated code: {first}")
             objs.append(obj)
         sections: dict[str, int] = {}
         for obj in objs:
-            out = subprocess.run([size, "-A", str(obj)], capture_output=True, text=True, check=True).stdout
+            try:
+                out = subprocess.run([size, "-A", str(obj)], capture_output=True, text=True, check=True,
+                                     timeout=60).stdout
+            except (OSError, subprocess.SubprocessError) as exc:
+                raise SizeMeasurementError(f"arm-none-eabi-size failed: {exc}") from None
             for line in out.splitlines():
                 parts = line.split()
                 if len(parts) >= 2 and parts[0].startswith(".") and parts[1].isdigit():
@@ -129,10 +148,11 @@ def _stack_bound(su: Path, prefix: str) -> int:
     return top + sum(others[:2])
 
 
-def estimate(info: dict[str, Any], state_bytes: int, n_nodes: int) -> dict[str, Any]:
-    """Flash/RAM estimated from the tables and buffers (no cross compiler)."""
+def estimate(info: dict[str, Any], state_bytes: int, n_nodes: int,
+             why: str = "arm-none-eabi-gcc not found") -> dict[str, Any]:
+    """Flash/RAM estimated from the tables and buffers (no usable cross compiler: ``why``)."""
     code = 1200 + 220 * n_nodes
     stack = 96 + 8 * int(info.get("acc_limbs", 0))
     return {"text": code, "rodata": info["tables_bytes"], "data": 0, "bss": state_bytes, "stack": stack,
             "flash": code + info["tables_bytes"], "ram": state_bytes + stack,
-            "tool": "estimate from the tables and buffers (arm-none-eabi-gcc not found)"}
+            "tool": f"estimate from the tables and buffers ({why})"}
