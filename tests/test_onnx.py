@@ -23,14 +23,21 @@ import slt_deploy as slt
 from slt_deploy import exact
 from slt_deploy.errors import SltFormatError, SltInputError
 from slt_deploy.ir import (
+    LI,
     LIF,
+    Add,
+    AvgPool2d,
     BinaryWeights,
     Conv2d,
+    Edge,
     Encoding,
     Flatten,
     FloatWeights,
+    Input,
     Int8Weights,
     Linear,
+    MaxPool2d,
+    Output,
     SumPool2d,
     sequential,
 )
@@ -451,3 +458,93 @@ def test_rate_tickets_reencode_from_the_stored_seed(data: st.DataObject) -> None
     props = {p.key: p.value for p in model.metadata_props}
     assert props["slt_deploy.encoding"] == "rate" and int(props["slt_deploy.seed"]) == ticket.encoding.seed
     assert_same(ticket, x, run(ticket, x))
+
+
+# --------------------------------------------------------------------- the exported bytes, pinned
+def pinned_conv_ticket() -> slt.Ticket:
+    """Direct analog input: float64 im2col and window sums, then exact float32 ones (spikes), every pool."""
+    rng = np.random.default_rng(2024)
+    c1 = BinaryWeights(rng.random((4, 1, 3, 3)) < 0.6, rng.random((4, 1, 3, 3)) < 0.5,
+                       rng.uniform(0.2, 0.6, 4).astype(np.float32))
+    c2 = Int8Weights(rng.random((4, 2, 2, 2)) < 0.7, rng.integers(-128, 128, (4, 2, 2, 2)).astype(np.int8),
+                     np.float32(0.02))
+    fc = FloatWeights(rng.random((3, 16)) < 0.8, rng.normal(0, 0.5, (3, 16)).astype(np.float32))
+    layers = [
+        Conv2d("conv1", c1, rng.normal(0, 0.1, 4).astype(np.float32), stride=(1, 1), padding=(1, 1),
+               dilation=(1, 1), groups=2),
+        AvgPool2d("avg", kernel_size=(2, 2), stride=(1, 1), padding=(1, 0)),
+        LIF("lif1", shape=(4, 8, 6), threshold=0.5, reset="subtract_delayed", charge="decay_input", tau=2.0),
+        SumPool2d("sum", kernel_size=(2, 2), stride=(2, 2)),
+        Conv2d("conv2", c2, stride=(1, 1), padding=(0, 1), dilation=(1, 1), groups=2),
+        MaxPool2d("max", kernel_size=(2, 2), stride=(2, 2), padding=(1, 0)),
+        LIF("lif2", shape=(4, 2, 2), beta=rng.uniform(0.5, 1.0, (4, 2, 2)).astype(np.float32), reset="subtract"),
+        Flatten("flat"),
+        Linear("fc", fc, rng.normal(0, 0.1, 3).astype(np.float32)),
+        LI("readout", shape=(3,), beta=0.9),
+    ]
+    return sequential((2, 7, 7), layers, 3, Encoding(), input_name="image", output_name="logits")
+
+
+def pinned_recurrent_ticket() -> slt.Ticket:
+    """Rate input, exact float32 sums, a residual join and a recurrent edge, every charge."""
+    rng = np.random.default_rng(7)
+    n, m = 6, 5
+    w_in = Int8Weights(rng.random((m, n)) < 0.5, rng.integers(-128, 128, (m, n)).astype(np.int8),
+                       rng.uniform(0.005, 0.02, m).astype(np.float32))
+    w_rec = BinaryWeights(rng.random((m, m)) < 0.4, rng.random((m, m)) < 0.5, np.float32(0.3))
+    w_skip = BinaryWeights(rng.random((m, n)) < 0.3, rng.random((m, n)) < 0.5, np.float32(0.25))
+    w_out = FloatWeights(rng.random((4, m)) < 0.9, rng.normal(0, 0.7, (4, m)).astype(np.float32))
+    nodes = [
+        Input("x", shape=(n,)),
+        Linear("fc_in", w_in, rng.normal(0, 0.05, m).astype(np.float32)),
+        Linear("rec", w_rec),
+        Linear("skip", w_skip),
+        Add("join"),
+        LIF("lif", shape=(m,), threshold=rng.uniform(0.5, 1.0, m).astype(np.float32), reset="subtract",
+            charge="leaky_tau", tau=rng.uniform(1.0, 4.0, m).astype(np.float32), bias=np.float32(0.05)),
+        Linear("fc_out", w_out),
+        LIF("lif_out", shape=(4,), beta=0.75, reset="zero"),
+        Output("y"),
+    ]
+    edges = [Edge("x", "fc_in"), Edge("x", "skip"), Edge("fc_in", "join"), Edge("rec", "join"),
+             Edge("skip", "join"), Edge("join", "lif"), Edge("lif", "rec", recurrent=True), Edge("lif", "fc_out"),
+             Edge("fc_out", "lif_out"), Edge("lif_out", "y")]
+    return slt.Ticket(tuple(nodes), tuple(edges), 4, Encoding("rate", 12345))
+
+
+PINNED = {  # sha256 of the serialized model (producer_version blanked): computed before the exporter's refactor
+    ("conv", "loop", "auto", "neurons"):
+        "273c525a240f70345f92d86b92ce14401abcca7f707c8373bca86707daf078ff",
+    ("conv", "unrolled", "index", "all"):
+        "e20b3786d63f95f9c6228a992d1ce3e27e28315ceaf70095e9841c8f8ed7bce7",
+    ("conv", "loop", "float32", "output"):
+        "b1f6fc1b439b561dc9cbf6c1240be0271ae68ca58f8bbc2afb6c5aaa2cd3638a",
+    ("recurrent", "loop", "auto", "neurons"):
+        "f5f33dde9555825a47fc931d51c06a7af84f1709147c6a070836317617cbaed4",
+    ("recurrent", "unrolled", "bitmask", "all"):
+        "8870e5539cfc67d29881dfe69e2032f45c3b7728c246e6a274bb01540a34b505",
+    ("recurrent", "loop", "dense", "all"):
+        "b09450dcdf26c6a4459a1e994aa5a230fdc36e67ae06fa073a01e621307abab5",
+}
+
+
+@pytest.mark.parametrize("key", sorted(PINNED))
+def test_exported_model_bytes_are_pinned(key: tuple[str, str, str, str]) -> None:
+    """The same ticket gives the same ONNX model, byte for byte (guards refactors of the exporter).
+
+    The pins exclude only ``producer_version`` (the package version). A change here means the
+    exporter writes a different graph: re-pin only after checking the new graph is intended
+    (and still spike-exact: the test also runs it against the reference).
+    """
+    name, mode, weights, record = key
+    ticket = {"conv": pinned_conv_ticket, "recurrent": pinned_recurrent_ticket}[name]()
+    model = build_model(ticket, mode=mode, weights=weights, record=record).model
+    props = {p.key: p.value for p in model.metadata_props}
+    assert props["slt_deploy.sha256"] == model_digest(model)
+    model.producer_version = ""
+    assert model_digest(model) == PINNED[key]
+    if weights == "auto":
+        x = np.random.default_rng(3).normal(0.5, 0.4, (3, *ticket.input_shape)).astype(np.float32)
+        if ticket.encoding.kind == "rate":
+            x = np.clip(x, 0, 1)
+        assert_same(ticket, x, run(ticket, x, mode=mode, weights=weights, record=record))
