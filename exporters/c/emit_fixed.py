@@ -28,7 +28,7 @@ from slt_deploy.ir.graph import Ticket
 from slt_deploy.ir.weights import Int8Weights
 
 from . import layers as L
-from .emit_float import Gen, _fmt, c_array, flit
+from .gen import Gen, c_array, c_format, flit
 from .runtime import helper_source
 
 V_MAX = (1 << 23) - 1
@@ -197,7 +197,7 @@ def generate_fixed(ticket: Ticket, prefix: str, word: int, fixed_input: Any = No
                 code.append("        }")
             else:
                 code += [f"        for (o = 0; o < {wt.rows}u; ++o) {{", "            uint32_t acc = 0;"]
-                code += ["            " + ln for ln in g._iterate(wt, False, [], inner)]
+                code += ["            " + ln for ln in g.iterate(wt, False, [], inner)]
                 code += [f"            a[o] += acc << {E};", "        }"]
             code.append("    }")
 
@@ -335,7 +335,7 @@ def generate_fixed(ticket: Ticket, prefix: str, word: int, fixed_input: Any = No
            f"typedef {wtype} W_T;", f"#define WB {word}u", f"#define WSH {5 if word == 32 else 6}u",
            f"#define WM {word - 1}u", "", helper_source(g.helpers),
            "/* ---- integer weights and parameters (flash) ---- */",
-           *[c_array(t, _fmt(t.ctype) if t.ctype not in ("int16_t", "int32_t") else "{}") for t in g.tables],
+           *[c_array(t, c_format(t.ctype) if t.ctype not in ("int16_t", "int32_t") else "{}") for t in g.tables],
            *readout_def, *step_lines, *reset, *step, *infer]
     state_fields = []
     for f in fields:
