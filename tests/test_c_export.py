@@ -449,10 +449,15 @@ def test_fast_math_is_refused(tmp_path) -> None:
 
 
 class Mystery(Node):
-    kind = "mystery"
+    """A node kind no backend knows. ``kind`` is set after the class exists, so it stays out of
+    ``NODE_KINDS`` (the IR's kinds, which other tests walk)."""
 
 
-def test_unsupported_node_is_one_line_naming_it(tmp_path) -> None:
+Mystery.kind = "mystery"
+
+
+@pytest.mark.parametrize("arith", ["float", "fixed"])
+def test_unsupported_node_is_one_line_naming_it(tmp_path, arith: str) -> None:
     good = mlp_ticket("binary", "spikes")
     nodes = tuple(Mystery("odd.one") if n.name == "lif2" else n for n in good.nodes)
     bad = Ticket.__new__(Ticket)
@@ -460,10 +465,25 @@ def test_unsupported_node_is_one_line_naming_it(tmp_path) -> None:
     for f in ("edges", "timesteps", "encoding", "metadata", "order", "shapes"):
         object.__setattr__(bad, f, getattr(good, f))
     with pytest.raises(SltUnsupportedError) as info:
-        export_c(bad, tmp_path / "out", measure_size=False)
+        export_c(bad, tmp_path / "out", arith=arith, measure_size=False)
     msg = str(info.value)
     assert "\n" not in msg and "'odd.one'" in msg and "mystery" in msg
     assert not (tmp_path / "out").exists()
+
+
+def test_handler_table_covers_every_node_kind() -> None:
+    """Every IR node kind has a rule: a planner role, a float emitter, and a fixed-mode mapping or refusal."""
+    from slt_deploy.exporters.c.plan import HANDLERS, NodeRule
+
+    from slt_deploy.dispatch import Refusal
+    from slt_deploy.ir.nodes import NODE_KINDS
+
+    kinds = {kind for kind, cls in NODE_KINDS.items() if cls.__module__.startswith("slt_deploy.")}
+    assert kinds and kinds <= set(HANDLERS), kinds - set(HANDLERS)
+    for kind in kinds:
+        rule = HANDLERS[kind]
+        assert isinstance(rule, NodeRule) and callable(rule.emit_float), kind
+        assert isinstance(rule.fixed, Refusal) or rule.fixed.strip(), kind
 
 
 def test_fixed_refusal_is_one_line(tmp_path) -> None:
