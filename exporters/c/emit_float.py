@@ -101,7 +101,8 @@ def _step_body(g: Gen, plan: Plan) -> tuple[list[str], bool]:
     body: list[str] = []
     uses_reuse = False
     for name in plan.order:
-        code = HANDLERS.handler(g.ticket.node(name)).emit_float(g, g.ticket.node(name))
+        node = g.ticket.node(name)
+        code = HANDLERS.handler(node).emit_float(g, node)
         if not code:
             continue
         if name in plan.static:

@@ -53,15 +53,11 @@ class NodeRule:
     emit_float: Callable[[Gen, Any], list[str]]
     fixed: str | Refusal
 
-    def value_kind(self, encoding: str, input_kind: str | None) -> str:
-        """``bits`` or ``float``: this node's value for ``encoding`` and its input's value kind."""
+    def own_kind(self, encoding: str) -> str | None:
+        """``bits`` or ``float`` for input ``encoding``; None when the value kind is its input's (SAME)."""
         if self.value == BY_ENCODING:
             return FLOAT if encoding == "direct" else BITS
-        if self.value == SAME:
-            if input_kind is None:
-                raise ValueError("a pass-through node's value kind needs its input's")
-            return input_kind
-        return self.value
+        return None if self.value == SAME else self.value
 
 
 _FOLDED = "folded by slt_deploy.fixed_point into the integer synapses (int8 * 2^E) of the next neuron layer"
@@ -119,12 +115,17 @@ def _value_kinds(ticket: Ticket, order: list[str], rules: dict[str, NodeRule]) -
     enc = ticket.encoding.kind
     kinds: dict[str, str] = {}
     for name in order:
-        ins = ticket.inputs_of(name)
-        input_kind = None
-        if ins:
-            src = ins[0].src
-            input_kind = rules[src].value_kind(enc, None) if ins[0].recurrent else kinds[src]
-        kinds[name] = rules[name].value_kind(enc, input_kind)
+        kind = rules[name].own_kind(enc)
+        if kind is None:
+            ins = ticket.inputs_of(name)
+            src = ins[0].src if ins else None
+            kind = None if src is None else rules[src].own_kind(enc) if ins[0].recurrent else kinds[src]
+            if kind is None:
+                node = ticket.node(name)
+                raise SltUnsupportedError(f"node '{name}' ({node.kind}): the C exporter takes its value kind "
+                                          "from its input, which has none (a recurrent edge must start at a "
+                                          "neuron layer)")
+        kinds[name] = kind
     return kinds
 
 
