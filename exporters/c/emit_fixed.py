@@ -14,6 +14,10 @@ All state is integer (int32 membranes, bit-packed spikes); no float operation ru
 the final class choice of an LI readout. Direct (analog) input is given as integers
 ``round(x * 2^s)`` with ``s = NAME_INPUT_FRAC_BITS`` (chosen by ``to_fixed`` from a calibration
 input, as the Lava target does; 0 without one).
+
+Node kinds are checked against the exporter's handler table (:data:`.plan.HANDLERS`, its
+``fixed`` entries) before the conversion; the neuron update of each integer layer comes from
+``_NEURON_UPDATES`` by the layer's kind (``lif``, ``or``: spiking; ``li``: readout).
 """
 
 from __future__ import annotations
