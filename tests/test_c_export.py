@@ -353,6 +353,50 @@ def test_event_driven_columns(tmp_path, kind: str) -> None:
     check_fixed(ticket, x, tmp_path / "q")
 
 
+# ----------------------------------------------------------------------------- pinned generated code
+# sha256 of (NAME.h, NAME.c) for small fixed tickets built here, taken from the exporter as it stood before
+# its handler-table refactor (issue 10). The generated C is part of the exporter's contract (users diff it,
+# boards are sized from it): a change here must be deliberate, and then the pins are re-taken.
+PINNED = {
+    ("mlp", "binary", "spikes", "float", 32, True): (
+        "7a8940baaf7de4e4a74f32a29c569c3e251c820f2cc6f50b7715bd2917f0b8aa",
+        "be045495fcec7a5fecdbe6373b91bffd20aa9acc2a7116a95e244c0a2bd5c84a"),
+    ("conv", "int8", "direct", "float", 64, True): (
+        "85f1529f1ddc8ecb4f6ffe3016c922ebbad904694e14176fbace388604993c59",
+        "e0a4b0985f87c6cdecd51d0eb8aed9e3d213feecae817c6f4cb0417cc743c107"),
+    ("conv", "float32", "rate", "float", 32, True): (
+        "9d3dd0c87217c4e351d19f6297305b2c56b1d0bfd58f4f4ce3707f4845d9b41d",
+        "348232c44f0ee62d368e66e2c46158293c5b9f497ec152d03cf895c8fd90bd4f"),
+    ("recurrent", "binary", "direct", "float", 32, False): (
+        "e3b5291e96502276eeb502b9f93db880745e036ec76d052b67ff6d2528a9b480",
+        "10ddbfe4dc960d64c02341dc48f30c2605569a1b6472b6ff43ec44692dee7c4c"),
+    ("residual", "float32", "direct", "float", 64, True): (
+        "9c87641a39fee732866ee0b0b91bdbb1dac38be4b1853d89957580827d3562e1",
+        "630441613d9820dec35829de7f093cd1f6008f0fb86904e607262e3a390109e6"),
+    ("residual", "int8", "rate", "fixed", 32, True): (
+        "35fcfb8f1033aa66f2e9ce5ef568ef3db134307e2bf325773ba11ee5751d496c",
+        "4bccb1b03fe38a6bf9adef289d57e4df0ae68f6c2ea1badefb3ae426cfc6c500"),
+    ("conv", "binary", "spikes", "fixed", 64, True): (
+        "addb4b257587943d13e84021b0af1578feb72983f90e9495668e38f4704d77f0",
+        "15e8ecffb8382f7ff7618dfb5fe0631af2e59cfacbbff4c408e9ad4617093901"),
+    ("mlp", "float32", "direct", "fixed", 32, True): (
+        "2aa36acc726997ccf0e9fee6cb742cb0de7190e2dd7428329d765add9d139107",
+        "8c860ea06da8c3f0aea0fc4ccb4184cd441fbcb2502f7db8594a7d4c50a54892"),
+}
+
+
+@pytest.mark.parametrize("case", list(PINNED), ids=["-".join(map(str, c)) for c in PINNED])
+def test_generated_code_is_pinned(case) -> None:
+    import hashlib
+
+    family, kind, enc, arith, word, cache = case
+    ticket = BUILDERS[family](kind, enc)
+    calibration = lively_input(ticket) if arith == "fixed" and enc == "direct" else None
+    header, source, _ = generate(ticket, "net", arith, word, cache, fixed_input=calibration)
+    got = (hashlib.sha256(header.encode()).hexdigest(), hashlib.sha256(source.encode()).hexdigest())
+    assert got == PINNED[case]
+
+
 # ----------------------------------------------------------------------------- layout, API, report
 def test_tables_use_the_bits_layout() -> None:
     """Weight bit tables are bits.pack_rows words; 32-bit words are the little-endian halves."""
@@ -405,10 +449,15 @@ def test_fast_math_is_refused(tmp_path) -> None:
 
 
 class Mystery(Node):
-    kind = "mystery"
+    """A node kind no backend knows. ``kind`` is set after the class exists, so it stays out of
+    ``NODE_KINDS`` (the IR's kinds, which other tests walk)."""
 
 
-def test_unsupported_node_is_one_line_naming_it(tmp_path) -> None:
+Mystery.kind = "mystery"
+
+
+@pytest.mark.parametrize("arith", ["float", "fixed"])
+def test_unsupported_node_is_one_line_naming_it(tmp_path, arith: str) -> None:
     good = mlp_ticket("binary", "spikes")
     nodes = tuple(Mystery("odd.one") if n.name == "lif2" else n for n in good.nodes)
     bad = Ticket.__new__(Ticket)
@@ -416,10 +465,25 @@ def test_unsupported_node_is_one_line_naming_it(tmp_path) -> None:
     for f in ("edges", "timesteps", "encoding", "metadata", "order", "shapes"):
         object.__setattr__(bad, f, getattr(good, f))
     with pytest.raises(SltUnsupportedError) as info:
-        export_c(bad, tmp_path / "out", measure_size=False)
+        export_c(bad, tmp_path / "out", arith=arith, measure_size=False)
     msg = str(info.value)
     assert "\n" not in msg and "'odd.one'" in msg and "mystery" in msg
     assert not (tmp_path / "out").exists()
+
+
+def test_handler_table_covers_every_node_kind() -> None:
+    """Every IR node kind has a rule: a planner role, a float emitter, and a fixed-mode mapping or refusal."""
+    from slt_deploy.exporters.c.plan import HANDLERS, NodeRule
+
+    from slt_deploy.dispatch import Refusal
+    from slt_deploy.ir.nodes import NODE_KINDS
+
+    kinds = {kind for kind, cls in NODE_KINDS.items() if cls.__module__.startswith("slt_deploy.")}
+    assert kinds and kinds <= set(HANDLERS), kinds - set(HANDLERS)
+    for kind in kinds:
+        rule = HANDLERS[kind]
+        assert isinstance(rule, NodeRule) and callable(rule.emit_float), kind
+        assert isinstance(rule.fixed, Refusal) or rule.fixed.strip(), kind
 
 
 def test_fixed_refusal_is_one_line(tmp_path) -> None:

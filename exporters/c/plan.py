@@ -1,69 +1,93 @@
-"""Graph planning for the C exporter: value kinds, buffers, liveness, static nodes.
+"""The C exporter's handler table and the float mode's graph planner.
 
-Every node's per-step value lives in one of these places (``Ref``):
+:data:`HANDLERS` says, per IR node kind, what the exporter does with it (a :class:`NodeRule`):
 
-- the caller's input array ``x`` (a direct-encoded Input, or spike frames with 32-bit words),
-- a persistent state buffer: a neuron layer's spikes (LIF, bits) or membrane (LI, float),
-  a copy of a recurrent source's previous output, or a cached static value,
-- a slot in one of two scratch arenas (``s->f`` floats, ``s->w`` words), shared by values
-  whose lifetimes within a step do not overlap (first-fit over live intervals),
-- or it aliases its input (Flatten, Output).
+- ``role`` and ``value``: what the planner makes of it: where its value lives
+  (:class:`~.buffers.Role`) and whether that value is a bit vector (``bits``) or float32
+  values (``float``), fixed, given by the input encoding, or the same as its input's;
+- ``emit_float``: the float emitter, ``(Gen, node) -> C lines`` for one step
+  (:mod:`.float_synapse`, :mod:`.float_nodes`);
+- ``fixed``: what fixed mode (``--arith fixed``) makes of it: :func:`slt_deploy.fixed_point.to_fixed`
+  folds the ticket into integer neuron layers, which :mod:`.emit_fixed` writes; a kind fixed
+  mode cannot express carries a refusal saying what to do instead.
 
-A *static* node (cached when ``cache_static``) depends only on a direct-encoded input, so its
-value is the same at every step of ``NAME_infer``; it is computed at the first step only.
+A node kind with no rule is refused before any code is written, with one line naming the node.
+
+The planner (:func:`make_plan`) decides every node's value kind and which nodes are *static*
+(cached when ``cache_static``): a static node depends only on a direct-encoded input, so its
+value is the same at every step of ``NAME_infer`` and it is computed at the first step only.
+Buffers are then assigned by :func:`.buffers.assign_buffers`.
 """
 
 from __future__ import annotations
 
-import math
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
+from slt_deploy.dispatch import HandlerTable, Refusal
 from slt_deploy.errors import SltUnsupportedError
 from slt_deploy.ir.graph import Ticket
 from slt_deploy.ir.neurons import LI, LIF
-from slt_deploy.ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, Node, Output, SumPool2d
+from slt_deploy.ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, Output, SumPool2d
 
-SUPPORTED = (Input, Linear, Conv2d, SumPool2d, AvgPool2d, MaxPool2d, Flatten, Add, LIF, LI, Output)
-ALIASES = (Flatten, Output)
+from . import float_nodes as F
+from . import float_synapse as S
+from .buffers import Plan, Ref, Role, assign_buffers, recurrent_ref
+from .gen import Gen
 
+__all__ = ["HANDLERS", "NodeRule", "Plan", "Ref", "Role", "c_ident", "check_fixed", "make_plan", "recurrent_ref"]
 
-@dataclass
-class Ref:
-    """Where a value lives: ``kind`` 'bits' or 'float', a C pointer expression, the element count."""
-
-    kind: str
-    expr: str
-    size: int
-
-
-@dataclass
-class Plan:
-    ticket: Ticket
-    word: int
-    order: list[str]
-    pos: dict[str, int]
-    ident: dict[str, str]
-    kinds: dict[str, str]                      # node -> 'bits' | 'float'
-    static: set[str]
-    refs: dict[str, Ref] = field(default_factory=dict)
-    state_fields: list[tuple[str, str, int]] = field(default_factory=list)  # (ctype, name, count)
-    prev_copies: list[tuple[str, str, str, int]] = field(default_factory=list)  # (node, dst, src, bytes)
-    float_arena: int = 0
-    word_arena: int = 0
-
-    def nwords(self, n: int) -> int:
-        """Words of a bit vector of ``n`` bits, rows padded to 64 bits (bits.pack_rows)."""
-        return math.ceil(n / 64) * (64 // self.word)
+BITS, FLOAT = "bits", "float"
+BY_ENCODING = "encoding"   # float for direct (analog) input, bits for spike trains (rate, spikes)
+SAME = "same"              # the value kind of its (first) input
 
 
-def check_supported(ticket: Ticket) -> None:
+@dataclass(frozen=True)
+class NodeRule:
+    """What the C exporter does with one node kind (see the module docstring)."""
+
+    role: Role
+    value: str
+    emit_float: Callable[[Gen, Any], list[str]]
+    fixed: str | Refusal
+
+    def own_kind(self, encoding: str) -> str | None:
+        """``bits`` or ``float`` for input ``encoding``; None when the value kind is its input's (SAME)."""
+        if self.value == BY_ENCODING:
+            return FLOAT if encoding == "direct" else BITS
+        return None if self.value == SAME else self.value
+
+
+_FOLDED = "folded by slt_deploy.fixed_point into the integer synapses (int8 * 2^E) of the next neuron layer"
+
+HANDLERS: HandlerTable[NodeRule] = HandlerTable("the C exporter (--to c)", {
+    Input: NodeRule(Role.INPUT, BY_ENCODING, F.input_code,
+                    "the input: spike bits, or direct values as integers round(x * 2^s)"),
+    Linear: NodeRule(Role.COMPUTE, FLOAT, S.linear_code, _FOLDED),
+    Conv2d: NodeRule(Role.COMPUTE, FLOAT, S.conv_code, _FOLDED + " (kept as a convolution when it is one)"),
+    SumPool2d: NodeRule(Role.COMPUTE, FLOAT, F.sum_pool_code, _FOLDED),
+    AvgPool2d: NodeRule(Role.COMPUTE, FLOAT, F.avg_pool_code, _FOLDED),
+    MaxPool2d: NodeRule(Role.COMPUTE, SAME, F.max_pool_code,
+                        "over spikes: an OR neuron layer; over currents or analog input slt_deploy.fixed_point "
+                        "refuses it (use --arith float)"),
+    Flatten: NodeRule(Role.ALIAS, SAME, F.no_code, "no code: a reshape of its input"),
+    Add: NodeRule(Role.COMPUTE, FLOAT, F.add_code, "its inputs' synapses merged into the next neuron layer"),
+    LIF: NodeRule(Role.NEURON, BITS, F.lif_code, "an integer LIF layer (Loihi's CUBA neuron, int32 membranes)"),
+    LI: NodeRule(Role.NEURON, FLOAT, F.li_code,
+                 "an integer LI readout (the output only; slt_deploy.fixed_point refuses it elsewhere)"),
+    Output: NodeRule(Role.OUTPUT, SAME, F.no_code, "the output layer's spikes or LI membranes"),
+})
+
+
+def check_fixed(ticket: Ticket) -> None:
+    """Refuse, before any conversion, a node kind the exporter or its fixed mode cannot express."""
+    HANDLERS.check(ticket.nodes)
     for node in ticket.nodes:
-        if not isinstance(node, SUPPORTED):
-            raise SltUnsupportedError(
-                f"C export: node '{node.name}' of kind '{node.kind}' is not supported "
-                "(supported: Input, Linear, Conv2d, Sum/Avg/MaxPool2d, Flatten, Add, LIF, LI, Output)"
-            )
+        rule = HANDLERS.handler(node)
+        if isinstance(rule.fixed, Refusal):
+            raise SltUnsupportedError(f"node '{node.name}' ({node.kind}): --arith fixed: {rule.fixed.reason}")
 
 
 def c_ident(name: str, index: int) -> str:
@@ -73,164 +97,47 @@ def c_ident(name: str, index: int) -> str:
 
 
 def make_plan(ticket: Ticket, word: int, cache_static: bool) -> Plan:
-    check_supported(ticket)
+    """Value kinds, static nodes and buffers of every node of ``ticket`` (float mode)."""
+    HANDLERS.check(ticket.nodes)
     order = list(ticket.order)
+    rules = {n.name: HANDLERS.handler(n) for n in ticket.nodes}
     pos = {n: i for i, n in enumerate(order)}
-    nodes = {n.name: n for n in ticket.nodes}
     ident = {n: c_ident(n, i) for i, n in enumerate(order)}
-    kind = ticket.encoding.kind
-
-    kinds: dict[str, str] = {}
-    for name in order:
-        node = nodes[name]
-        ins = ticket.inputs_of(name)
-        if isinstance(node, Input):
-            kinds[name] = "float" if kind == "direct" else "bits"
-        elif isinstance(node, LIF):
-            kinds[name] = "bits"
-        elif isinstance(node, (MaxPool2d, Flatten, Output)):
-            src = ins[0].src
-            kinds[name] = kinds[src] if not ins[0].recurrent else ("bits" if isinstance(nodes[src], LIF) else "float")
-        else:
-            kinds[name] = "float"
-    # a recurrent edge's source is a neuron layer: its kind is known before the source's turn
-    for name in order:
-        for e in ticket.inputs_of(name):
-            if e.recurrent:
-                kinds.setdefault(e.src, "bits" if isinstance(nodes[e.src], LIF) else "float")
-
-    static: set[str] = set()
-    if cache_static and kind == "direct":
-        for name in order:
-            node = nodes[name]
-            if isinstance(node, Input):
-                static.add(name)
-            elif not isinstance(node, (LIF, LI)):
-                ins = ticket.inputs_of(name)
-                if ins and all(not e.recurrent and e.src in static for e in ins):
-                    static.add(name)
-
-    plan = Plan(ticket, word, order, pos, ident, kinds, static)
-    _assign_buffers(plan, nodes)
+    kinds = _value_kinds(ticket, order, rules)
+    static = _static_nodes(ticket, order, rules) if cache_static and ticket.encoding.kind == "direct" else set()
+    plan = Plan(ticket, word, order, pos, ident, kinds, static, roles={n: rules[n].role for n in order})
+    assign_buffers(plan)
     return plan
 
 
-def _root(plan: Plan, name: str, nodes: dict[str, Node]) -> str:
-    """The node whose buffer ``name`` aliases (itself unless Flatten/Output)."""
-    while isinstance(nodes[name], ALIASES):
-        e = plan.ticket.inputs_of(name)[0]
-        if e.recurrent:
-            break
-        name = e.src
-    return name
-
-
-def _assign_buffers(plan: Plan, nodes: dict[str, Node]) -> None:
-    t = plan.ticket
-    order, pos = plan.order, plan.pos
-    end = len(order)
-    n_el = {name: math.prod(t.shapes[name]) for name in order}
-
-    # persistent neuron buffers
+def _value_kinds(ticket: Ticket, order: list[str], rules: dict[str, NodeRule]) -> dict[str, str]:
+    """``bits`` or ``float`` per node; a recurrent input is its source neuron layer's own value."""
+    enc = ticket.encoding.kind
+    kinds: dict[str, str] = {}
     for name in order:
-        node, i = nodes[name], plan.ident[name]
-        if isinstance(node, LIF):
-            plan.state_fields.append(("float", f"v_{i}", n_el[name]))
-            plan.state_fields.append(("W", f"s_{i}", plan.nwords(n_el[name])))
-            plan.refs[name] = Ref("bits", f"s->s_{i}", n_el[name])
-        elif isinstance(node, LI):
-            plan.state_fields.append(("float", f"v_{i}", n_el[name]))
-            plan.refs[name] = Ref("float", f"s->v_{i}", n_el[name])
+        kind = rules[name].own_kind(enc)
+        if kind is None:
+            ins = ticket.inputs_of(name)
+            src = ins[0].src if ins else None
+            kind = None if src is None else rules[src].own_kind(enc) if ins[0].recurrent else kinds[src]
+            if kind is None:
+                node = ticket.node(name)
+                raise SltUnsupportedError(f"node '{name}' ({node.kind}): the C exporter takes its value kind "
+                                          "from its input, which has none (a recurrent edge must start at a "
+                                          "neuron layer)")
+        kinds[name] = kind
+    return kinds
 
-    # last use of every root buffer within a step (feed-forward reads, through aliases)
-    last: dict[str, int] = {}
-    consumers_nonstatic: dict[str, bool] = {}
+
+def _static_nodes(ticket: Ticket, order: list[str], rules: dict[str, NodeRule]) -> set[str]:
+    """Nodes that depend only on the direct input: the input, and non-neuron nodes fed only by static ones."""
+    static: set[str] = set()
     for name in order:
-        for e in t.inputs_of(name):
-            if e.recurrent:
-                continue
-            root = _root(plan, e.src, nodes)
-            p = end if isinstance(nodes[name], Output) else pos[name]
-            last[root] = max(last.get(root, -1), p)
-            if name not in plan.static and not isinstance(nodes[name], ALIASES):
-                consumers_nonstatic[root] = True
-            if isinstance(nodes[name], Output):
-                consumers_nonstatic[root] = True
-
-    # temporaries and static caches
-    temps: list[tuple[str, str, int, int, int]] = []  # (name, kind, start, end, size)
-    for name in order:
-        node = nodes[name]
-        if isinstance(node, (LIF, LI, ALIASES)):
-            continue
-        i = plan.ident[name]
-        k = plan.kinds[name]
-        size = n_el[name] if k == "float" else plan.nwords(n_el[name])
-        if isinstance(node, Input):
-            if t.encoding.kind == "direct" or (t.encoding.kind == "spikes" and plan.word == 32):
-                plan.refs[name] = Ref(k, "x", n_el[name])
-                continue
-        if name in plan.static and consumers_nonstatic.get(name) and not isinstance(node, Input):
-            plan.state_fields.append(("float" if k == "float" else "W", f"c_{i}", size))
-            plan.refs[name] = Ref(k, f"s->c_{i}", n_el[name])
-            continue
-        temps.append((name, k, pos[name], last.get(name, pos[name]), size))
-
-    for arena_kind, arena in (("float", "f"), ("bits", "w")):
-        items = [x for x in temps if x[1] == arena_kind]
-        offsets, total = _first_fit(items)
-        for name, *_ in items:
-            plan.refs[name] = Ref(arena_kind, f"(s->{arena} + {offsets[name]})", n_el[name])
-        if arena_kind == "float":
-            plan.float_arena = total
-        else:
-            plan.word_arena = total
-
-    # previous-step copies for recurrent reads of a source already updated this step
-    # (and always for an alias, whose readers may come after the source)
-    for name in order:
-        for e in t.inputs_of(name):
-            if e.recurrent and (pos[name] > pos[e.src] or isinstance(nodes[name], ALIASES)):
-                i = plan.ident[e.src]
-                if any(c[0] == e.src for c in plan.prev_copies):
-                    continue
-                src = plan.refs[e.src]
-                if src.kind == "bits":
-                    count = plan.nwords(src.size)
-                    plan.state_fields.append(("W", f"p_{i}", count))
-                    plan.prev_copies.append((e.src, f"s->p_{i}", src.expr, count))
-                else:
-                    plan.state_fields.append(("float", f"p_{i}", src.size))
-                    plan.prev_copies.append((e.src, f"s->p_{i}", src.expr, src.size))
-
-    # aliases (in order, so a chain resolves front to back)
-    for name in order:
-        if isinstance(nodes[name], ALIASES):
-            e = t.inputs_of(name)[0]
-            plan.refs[name] = recurrent_ref(plan, name, e.src) if e.recurrent else plan.refs[e.src]
-
-
-def recurrent_ref(plan: Plan, consumer: str, src: str) -> Ref:
-    """The previous-step value of neuron layer ``src`` as read by ``consumer``."""
-    ref = plan.refs[src]
-    copy = [c for c in plan.prev_copies if c[0] == src]
-    if copy and (plan.pos[consumer] > plan.pos[src] or isinstance(plan.ticket.node(consumer), ALIASES)):
-        return Ref(ref.kind, copy[0][1], ref.size)
-    return ref
-
-
-def _first_fit(items: list[tuple[str, str, int, int, int]]) -> tuple[dict[str, int], int]:
-    """Offsets for live intervals ``[start, end]`` so that overlapping ones never share memory."""
-    placed: list[tuple[int, int, int, int]] = []  # (offset, size, start, end)
-    offsets: dict[str, int] = {}
-    for name, _, start, stop, size in sorted(items, key=lambda x: (x[2], -x[4])):
-        live = sorted((p for p in placed if p[2] <= stop and start <= p[3]), key=lambda p: p[0])
-        off = 0
-        for o, sz, _, _ in live:
-            if off + size <= o:
-                break
-            off = max(off, o + sz)
-        placed.append((off, size, start, stop))
-        offsets[name] = off
-    total = max((o + sz for o, sz, _, _ in placed), default=0)
-    return offsets, total
+        role = rules[name].role
+        if role is Role.INPUT:
+            static.add(name)
+        elif role is not Role.NEURON:
+            ins = ticket.inputs_of(name)
+            if ins and all(not e.recurrent and e.src in static for e in ins):
+                static.add(name)
+    return static
