@@ -6,9 +6,13 @@
     report.to_json(); report.to_markdown(); report.to_html()
 
 Modules: :mod:`.counting` (effective AC/MAC, neuron updates, dense MACs without a run),
+:mod:`.stats` (the run streamed in batches, reduced to per-step and per-sample counts),
+:mod:`.ann` (the ANN baseline counted as NeuroBench counts it: measured or estimated),
 :mod:`.profiles` (TOML energy constants with sources), :mod:`.variants` (ANN, dense SNN,
 sparse fp32 / binary tickets), :mod:`.conventions` (spikformer, neurobench, memory-aware),
-:mod:`.report` / :mod:`.markdown` / :mod:`.html` (renderings), :mod:`.command` (``slt energy``).
+:mod:`.breakeven` (break-even spike rates), :mod:`.spread` (per-sample energies),
+:mod:`.report` / :mod:`.markdown` / :mod:`.html` / :mod:`.figures` (renderings),
+:mod:`.command` (``slt energy``).
 Every formula is in docs/energy.md.
 
 The package itself is callable, ``slt_deploy.energy(ticket, x, …)`` = :func:`energy`: the
@@ -22,15 +26,18 @@ import sys
 import types
 from typing import Any
 
+from .ann import AnnCounts, SltAnnError, estimate_ann, measure_ann, twin_path
 from .conventions import CONVENTIONS, Components, Convention, get_convention
-from .counting import RunCounts, count_run, dense_macs, kept_macs
+from .counting import RunCounts, count_run, dense_macs, dense_ops, kept_macs
 from .model import energy
 from .profiles import BUILTIN, Profile, load_profile
 from .report import SCHEMA, EnergyReport
+from .stats import RunStats, collect
 
 __all__ = [
-    "BUILTIN", "CONVENTIONS", "Components", "Convention", "EnergyReport", "Profile", "RunCounts", "SCHEMA",
-    "count_run", "dense_macs", "energy", "get_convention", "kept_macs", "load_profile",
+    "BUILTIN", "CONVENTIONS", "AnnCounts", "Components", "Convention", "EnergyReport", "Profile", "RunCounts",
+    "RunStats", "SCHEMA", "SltAnnError", "collect", "count_run", "dense_macs", "dense_ops", "energy",
+    "estimate_ann", "get_convention", "kept_macs", "load_profile", "measure_ann", "twin_path",
 ]
 
 

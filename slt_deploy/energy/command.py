@@ -3,18 +3,47 @@
 Registered by :mod:`slt_deploy.cli` as ``app.command("energy")(user_errors(energy))``::
 
     slt energy t.slt --input x.npy [--profile cmos45-fp32|my.toml]
-               [--convention neurobench|spikformer|memory-aware] [--report out.html|out.md] [--json]
+               [--convention neurobench|spikformer|memory-aware] [--ann ann.safetensors|ann.pt]
+               [--ann-input a.npy] [--ann-sparsity 0.5] [--report out.html|out.md] [--figures DIR]
+               [--batch-size N] [--json]
+
+The input is memory-mapped and streamed in batches (a progress bar on stderr when it takes
+more than one), so a large ``.npy`` is never read whole.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from ..errors import SltError
+from ..errors import SltError, SltInputError
 
 REPORT_SUFFIXES = (".html", ".htm", ".md", ".markdown")
+MAX_INPUT_BYTES = 64 << 30
+
+
+def open_npy(path: Path, flag: str) -> Any:
+    """A user's ``.npy`` memory-mapped read-only (no pickles); every failure is one :class:`SltInputError` line."""
+    import numpy as np
+
+    try:
+        if path.stat().st_size > MAX_INPUT_BYTES:
+            raise SltInputError(f"{flag} {path}: input file is larger than 64 GiB")
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except SltInputError:
+        raise
+    except FileNotFoundError:
+        raise SltInputError(f"{flag} {path}: no such input file") from None
+    except IsADirectoryError:
+        raise SltInputError(f"{flag} {path}: is a directory, expected a .npy file") from None
+    except (ValueError, OSError, EOFError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SltInputError(f"{flag} {path}: not a readable .npy array ({reason})") from None
+    if not isinstance(arr, np.ndarray):
+        raise SltInputError(f"{flag} {path}: expected a single .npy array, got an archive; pass a .npy file")
+    return arr
 
 
 def energy(
@@ -23,29 +52,89 @@ def energy(
                                help=".npy input: (batch, *features), or (T, batch, *features) for spike trains."),
     profile: str = typer.Option("cmos45-fp32", help="Energy profile: cmos45-fp32, cmos45-fp16, cmos45-int8, "
                                                     "cmos45-int32, loihi, or a .toml file."),
-    convention: str = typer.Option("neurobench", help="Counting convention: neurobench, spikformer or memory-aware."),
+    convention: str = typer.Option("neurobench", help="Primary convention: neurobench, spikformer or "
+                                   "memory-aware (the compute-only and memory-aware views are always both shown)."),
+    ann: Path | None = typer.Option(None, "--ann", help="A trained ReLU ANN of the ticket's architecture, run on the "
+                                    "same inputs and counted as NeuroBench does: .safetensors or a .pt state dict "
+                                    "(slt search --ann-twin writes one). Without it the ANN is estimated."),
+    ann_input: Path | None = typer.Option(None, "--ann-input", help=".npy input of the ANN (batch, *features), for "
+                                          "a spike-train ticket (default: spike counts over T)."),
+    ann_sparsity: float | None = typer.Option(None, "--ann-sparsity", help="Without --ann: the assumed fraction of "
+                                              "zero hidden ReLU outputs of the estimated ANN (default 0.5)."),
     report: Path | None = typer.Option(None, "--report",
-                                       help="Write a report: .html (self-contained, with plots) or .md."),
-    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (schema slt-energy/1)."),
+                                       help="Write a report: .html (self-contained, with figures) or .md."),
+    figures: Path | None = typer.Option(None, "--figures", help="Write every figure alone as SVG and PDF into "
+                                        "this folder (needs matplotlib)."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Samples per streamed batch (default: what "
+                                          "fits 64 MiB of recorded activity)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (schema slt-energy/2)."),
 ) -> None:
-    """Count effective ACs/MACs of a run and report energy per inference against ANN and dense SNN."""
+    """Count effective ACs/MACs of a run; energy per inference against the ANN (NeuroBench's count) and dense SNN,
+    compute-only and memory-aware, with break-even spike rates and the per-input spread."""
     from .. import api
     from ..atomic import atomic_write_bytes
-    from ..cli.io import console, load_npy
+    from ..cli.io import console
     from .model import energy as compute
 
     if report is not None and report.suffix.lower() not in REPORT_SUFFIXES:
         raise SltError(f"--report {report}: give a .html or .md file name")
+    if ann is not None and ann_sparsity is not None:
+        raise SltError("--ann-sparsity is the assumption of the estimated ANN; with --ann the sparsity is measured")
+    if ann_sparsity is not None and not 0 <= ann_sparsity <= 1:
+        raise SltError(f"--ann-sparsity {ann_sparsity}: give a fraction in [0, 1]")
+    if batch_size is not None and batch_size < 1:
+        raise SltError(f"--batch-size {batch_size}: give a positive number of samples")
+    if figures is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise SltError("--figures needs matplotlib: pip install 'slt-deploy[report]'") from None
     ticket = api.load(path)
-    x = load_npy(input)
-    result = compute(ticket, x, profile=profile, convention=convention)
+    x = open_npy(input, "--input")
+    xa = open_npy(ann_input, "--ann-input") if ann_input is not None else None
+    with _progress(quiet=as_json) as progress:
+        result = compute(ticket, x, profile=profile, convention=convention, ann=ann, ann_input=xa,
+                         ann_sparsity=ann_sparsity, batch_size=batch_size, progress=progress)
     result.ticket_info["name"] = path.name
     if report is not None:
         text = result.to_markdown() if report.suffix.lower() in (".md", ".markdown") else result.to_html()
         atomic_write_bytes(report, text.encode("utf-8"))
+    written = result.save_figures(figures) if figures is not None else []
     if as_json:
         print(result.to_json())
         return
     result.print(console)
     if report is not None:
         console.print(f"wrote {report}")
+    if written:
+        console.print(f"wrote {len(written)} figure files (SVG and PDF) into {figures}")
+
+
+class _progress:
+    """A rich progress bar on stderr, one task per stage, shown only for runs of more than one batch."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar: Any = None
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> Any:
+        if self.quiet:
+            return None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        err = Console(stderr=True)
+        self.bar = Progress(TextColumn("counting {task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal)
+        self.bar.start()
+        return self.update
+
+    def update(self, stage: str, done: int, total: int) -> None:
+        if stage not in self.tasks:
+            self.tasks[stage] = self.bar.add_task(stage, total=total)
+        self.bar.update(self.tasks[stage], completed=done)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()

@@ -9,7 +9,8 @@ profile constants ``E_AC, E_MAC, E_act, E_inact, E_spike`` and memory access ene
     ops, spikformer:
         first layer (direct input):  MAC_l = E_MAC · FLOPs_l                 (once per inference)
         other layers:                AC_l  = E_AC · SOP_l,  SOP_l = fr_l · T · FLOPs_l
-        ANN:                         MAC_l = E_MAC · FLOPs_l
+        ANN, dense upper bound:      MAC_l = E_MAC · FLOPs_l
+        ANN, effective:              AC_l = E_AC · N_AC,l,  MAC_l = E_MAC · N_MAC,l   (as neurobench)
     neuron_n = E_act · N_active,n + E_inact · N_inactive,n           (ANN: E_AC per ReLU)
     memory_l = P · M(B_l, B_l)                                        (weights read once per pass)
     memory_n = P · 2 · M(S_n, S_n) + E_spike · N_spikes,n             (membrane read + write)
@@ -41,6 +42,11 @@ class Convention:
     includes: tuple[str, ...]
     leaves_out: str
 
+    @property
+    def view(self) -> str:
+        """``"compute-only"`` (operations only) or ``"memory-aware"`` (operations, neurons and memory)."""
+        return "memory-aware" if "memory" in self.includes else "compute-only"
+
 
 CONVENTIONS: dict[str, Convention] = {
     "neurobench": Convention(
@@ -52,7 +58,8 @@ CONVENTIONS: dict[str, Convention] = {
     ),
     "spikformer": Convention(
         "spikformer",
-        "E = E_MAC * FLOPs(first layer) + E_AC * sum_l SOP_l,  SOP_l = fr_l * T * FLOPs_l;  E_ANN = E_MAC * FLOPs",
+        "E = E_MAC * FLOPs(first layer) + E_AC * sum_l SOP_l,  SOP_l = fr_l * T * FLOPs_l;  E_ANN,dense = E_MAC * "
+        "FLOPs (the effective ANN row: E_MAC * N_MAC,eff)",
         ("ac", "mac"),
         "neuron updates, memory accesses; zero inputs are averaged (fr), not matched to kept weights",
     ),
@@ -82,6 +89,14 @@ class Components:
         return Components(*(getattr(self, c) + getattr(other, c) for c in COMPONENTS))
 
 
+def views_for(name: str) -> tuple[Convention, Convention]:
+    """The two views a report shows side by side: the compute-only one (``name``, or neurobench when
+    ``name`` is memory-aware) and memory-aware."""
+    primary = get_convention(name)
+    compute = primary if primary.view == "compute-only" else CONVENTIONS["neurobench"]
+    return compute, CONVENTIONS["memory-aware"]
+
+
 def get_convention(name: str) -> Convention:
     """A convention by name, or a one-line :class:`SltEnergyError`."""
     if name not in CONVENTIONS:
@@ -94,13 +109,14 @@ def layer_energies(variant: Variant, profile: Profile, convention: Convention, t
     e_ac, e_mac, P = profile.pj("ac"), profile.pj("mac"), variant.passes
     out: dict[str, Components] = {}
     for w in variant.layers:
-        if convention.name != "spikformer":
+        if convention.name != "spikformer" or (variant.ann and not variant.dense_flops):
             ac, mac = e_ac * w.ac, e_mac * w.mac
         elif variant.ann or w.first:
             ac, mac = 0.0, e_mac * w.flops
         else:
             ac, mac = e_ac * w.input_rate * timesteps * w.flops, 0.0
-        out[w.name] = Components(ac=ac, mac=mac, memory=P * profile.access_pj(w.weight_bytes, w.weight_bytes))
+        nbytes = w.bytes_at(profile.state_bits)
+        out[w.name] = Components(ac=ac, mac=mac, memory=P * profile.access_pj(nbytes, nbytes))
     for n in variant.neurons:
         state = n.neurons * profile.state_bits / 8
         array = int(-(-n.neurons * profile.state_bits // 8))

@@ -129,6 +129,23 @@ def kept_macs(ticket: Ticket) -> dict[str, int]:
     }
 
 
+def dense_ops(ticket: Ticket) -> dict[str, int]:
+    """Per synapse layer, NeuroBench's ``Dense`` count of one pass on one sample: every weight
+    and every input value taken as nonzero, padding positions still not counted
+    (``eff`` with a mask of ones and ``z = 1`` inside the image). Equals :func:`dense_macs`
+    for a Linear and for a Conv2d without padding."""
+    out: dict[str, int] = {}
+    for node in ticket.synapse_layers():
+        mask = np.ones(node.weights.mask.shape, bool)
+        (edge,) = ticket.inputs_of(node.name)
+        ones = np.ones((1, *ticket.shapes[edge.src]), bool)
+        if isinstance(node, Conv2d):
+            out[node.name] = int(conv_effective(node, mask, ones)[0])
+        else:
+            out[node.name] = int(linear_effective(mask, ones)[0])
+    return out
+
+
 def first_layers(ticket: Ticket) -> set[str]:
     """Synapse layers reached from the Input node without crossing a neuron layer.
 
@@ -193,26 +210,34 @@ def _is_binary(x: np.ndarray) -> np.ndarray:
     return np.all((flat == 0) | (flat == 1) | (flat == -1), axis=1)
 
 
+def count_inputs(node: Linear | Conv2d, mask: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Counts of ``M`` layer calls with inputs ``x`` ``(M, *in)``: ``(eff, dense, binary, nonzero)``,
+    each ``(M,)``: effective ops with ``mask``, effective ops with a mask of ones, whether every
+    input value is in {−1, 0, 1}, and the number of nonzero input values."""
+    nonzero = x != 0
+    ones = np.ones_like(mask, dtype=bool)
+    if isinstance(node, Conv2d):
+        eff, dense = conv_effective(node, mask, nonzero), conv_effective(node, ones, nonzero)
+    else:
+        flat = nonzero.reshape(len(x), -1)
+        eff, dense = linear_effective(mask, flat), linear_effective(ones, flat)
+    counts = nonzero.reshape(len(x), -1).sum(axis=1).astype(np.int64)
+    return eff, dense, _is_binary(x), counts
+
+
 def synapse_counts(ticket: Ticket, result: Result, node: Linear | Conv2d, first: bool) -> SynapseCounts:
     """Count one synapse layer from the recorded run (see module docstring)."""
     x = layer_input(ticket, result, node.name)
     T, batch = x.shape[:2]
-    flat = x.reshape(T * batch, *x.shape[2:])
-    nonzero = flat != 0
     mask = node.weights.mask
-    ones = np.ones_like(mask)
-    if isinstance(node, Conv2d):
-        eff, dense = conv_effective(node, mask, nonzero), conv_effective(node, ones, nonzero)
-    else:
-        eff, dense = linear_effective(mask, nonzero), linear_effective(ones, nonzero)
+    eff, dense, binary, nonzero = count_inputs(node, mask, x.reshape(T * batch, *x.shape[2:]))
     positions = output_positions(ticket, node.name)
     return SynapseCounts(
         name=node.name, kind=node.kind, source=ticket.inputs_of(node.name)[0].src, weight_kind=node.weights.kind,
         synapses=int(mask.size), kept=int(np.count_nonzero(mask)), dense_macs=int(mask.size) * positions,
         kept_macs=int(np.count_nonzero(mask)) * positions, input_size=int(np.prod(x.shape[2:])), first=first,
         effective=eff.reshape(T, batch), dense_effective=dense.reshape(T, batch),
-        binary=_is_binary(flat).reshape(T, batch),
-        input_nonzero=nonzero.reshape(T * batch, -1).sum(axis=1).reshape(T, batch).astype(np.int64),
+        binary=binary.reshape(T, batch), input_nonzero=nonzero.reshape(T, batch),
     )
 
 

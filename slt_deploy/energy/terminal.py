@@ -1,26 +1,23 @@
-"""Terminal rendering of an :class:`~slt_deploy.energy.report.EnergyReport` (rich tables, ~100 columns)."""
+"""Terminal rendering of an :class:`~slt_deploy.energy.report.EnergyReport` (rich tables, ~110 columns)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .breakeven import LEGEND
 from .conventions import COMPONENTS
-from .report import fmt_count, fmt_energy
+from .report import fmt_count, fmt_energy, fmt_ratio
 
 if TYPE_CHECKING:
     from .report import EnergyReport
 
 SHORT = {"ac": "E ac", "mac": "E mac", "neuron": "E neur", "memory": "E mem"}
-VARIANT_HEAD = {"ann": "ANN", "dense-snn": "dense SNN", "sparse-fp32": "sparse fp32", "sparse-binary": "sparse bin",
-                "ticket": "ticket"}
-
-
-def _ratio(a: float, b: float) -> str:
-    return f"{a / b:.2f}x" if b > 0 else "-"
+VARIANT_HEAD = {"ann-dense": "ANN dense", "ann": "ANN eff", "dense-snn": "dense SNN", "sparse-fp32": "sparse fp32",
+                "sparse-binary": "sparse bin", "ticket": "ticket"}
 
 
 def print_report(report: EnergyReport, console: Any = None) -> None:
-    """Header with the convention, per-layer table, compared networks with savings, per-profile totals."""
+    """Headline, views, per-layer table, networks in both views, break-even rates, spread, per-profile totals."""
     from rich import box
     from rich.console import Console
     from rich.markup import escape
@@ -28,47 +25,76 @@ def print_report(report: EnergyReport, console: Any = None) -> None:
 
     console = console or Console()
     conv, prof, info, t = report.convention, report.profile, report.ticket_info, report.ticket
+    views = [c.name for c in report.views]
     inc = conv.includes
     say = console.print
     say(f"[bold]energy[/] of {escape(str(info['name']))}: T={info['timesteps']}, {info['encoding']} input, mean over "
-        f"{info['batch']} inputs; profile [bold]{escape(prof.name)}[/], convention [bold]{conv.name}[/]")
-    say(f"  formula:    {escape(conv.formula)}")
-    say(f"  leaves out: {escape(conv.leaves_out)}")
+        f"{info['samples']} inputs; profile [bold]{escape(prof.name)}[/], primary convention [bold]{conv.name}[/]")
+    for c in report.views:
+        say(f"  {c.view} ({c.name}): {escape(c.formula)}")
+        say(f"      leaves out: {escape(c.leaves_out)}")
     say(f"  per inference: [bold]{fmt_count(t.ac)}[/] effective ACs, [bold]{fmt_count(t.mac)}[/] effective MACs, "
-        f"[bold]{fmt_energy(report.total())}[/]")
+        f"mean spike rate {report.counts.spike_rate():.4f}")
+    say(f"  [bold]headline[/]: {escape(report.headline(views[0]))}; {escape(report.headline(views[1]))}")
+    say(f"  it rests on this: {escape(report.assumption())}")
 
     excluded = [c for c in COMPONENTS if c not in inc]
     table = Table("layer", "weights", "ACs", "MACs", "rate", *(SHORT[c] + ("*" if c in excluded else "")
                                                               for c in COMPONENTS), "E total",
-                  box=box.SIMPLE_HEAD, title="per layer, per inference (this ticket)", title_justify="left")
+                  box=box.SIMPLE_HEAD, title=f"per layer, per inference (this ticket, {conv.name})",
+                  title_justify="left")
     for r in report.layer_rows():
-        table.add_row(r.name, r.weights if r.ac is not None else f"{r.kind}, {r.weights}",
-                      "" if r.ac is None else fmt_count(r.ac), "" if r.mac is None else fmt_count(r.mac), r.rate,
-                      *(fmt_energy(getattr(r.energy, c)) for c in COMPONENTS), fmt_energy(r.energy.total(inc)))
+        style = "dim" if r.zero_op else None
+        table.add_row(escape(r.label), escape(r.weights), "" if r.ac is None else fmt_count(r.ac),
+                      "" if r.mac is None else fmt_count(r.mac), r.rate,
+                      *(fmt_energy(getattr(r.energy, c)) for c in COMPONENTS), fmt_energy(r.energy.total(inc)),
+                      style=style)
     say(table)
     if excluded:
-        say(f"  * computed, not in the {conv.name} total; rate: nonzero inputs (in) or spikes (out) per value and step")
+        say(f"  * computed, not in the {conv.name} total; rate: nonzero inputs (in) or spikes (out) per value and "
+            "step; dim rows do no operations")
 
-    savings = {s.baseline: s for s in report.savings()}
-    vt = Table("network", "activity", "ACs", "MACs", "weight B", "energy", "E / E_ticket", box=box.SIMPLE_HEAD,
-               title=f"networks compared ({prof.name}, {conv.name})", title_justify="left")
+    vt = Table("network", "ACs", "MACs", "weight B", *(h for cv in views for h in (f"E {cv}", "vs ticket")),
+               box=box.SIMPLE_HEAD, title=f"networks compared ({prof.name}): compute-only and memory-aware views",
+               title_justify="left")
     for v in report.variants:
-        s = savings.get(v.key)
-        ratio = "1 (ticket)" if v.is_ticket else (f"{s.ratio:.2f}x" if s and s.ratio is not None else "-")
-        vt.add_row(v.key, v.activity.split(":")[0].split(" (")[0], fmt_count(v.ac), fmt_count(v.mac),
-                   f"{v.weight_bytes:,}", fmt_energy(report.total(v.key)), ratio)
+        cells = []
+        for cv in views:
+            e, mine = report.total(v.key, cv), report.total(convention=cv)
+            cells += [fmt_energy(e), "this ticket" if v.is_ticket else fmt_ratio(e / mine if mine > 0 else None)]
+        vt.add_row(VARIANT_HEAD.get(v.key, v.key), fmt_count(v.ac), fmt_count(v.mac),
+                   f"{v.weight_bytes_at(prof.state_bits):,}", *cells)
     say(vt)
     for v in report.variants:
         say(f"  {v.key}: {escape(v.label)}; activity {escape(v.activity)}")
     say(escape("  savings = E[baseline] / E[ticket]:"))
-    for s in report.savings():
-        say(f"    {escape(s.formula)}")
+    for cv in views:
+        for s in report.savings(cv):
+            if s.baseline in ("ann", "ann-dense", "dense-snn"):
+                say(f"    [{cv}] {escape(s.formula)}")
 
-    pt = Table("profile", *(VARIANT_HEAD.get(v.key, v.key) for v in report.variants), "vs ANN", "vs dense SNN",
-               box=box.SIMPLE_HEAD, title=f"energy per inference under each profile ({conv.name})",
+    profiles = list(next(iter(report.breakeven.values())))
+    bt = Table("view", "baseline", *profiles, box=box.SIMPLE_HEAD,
+               title=f"break-even mean spike rate r* (the ticket saves below it; measured "
+                     f"{report.counts.spike_rate():.4g})", title_justify="left")
+    for cv, per_profile in report.breakeven.items():
+        for key in next(iter(per_profile.values())):
+            bt.add_row(cv, key, *(escape(per_profile[p][key].short()) for p in profiles))
+    say(bt)
+    say(f"  {LEGEND}")
+
+    st = Table("per input", "mean", "median", "p5", "p95", box=box.SIMPLE_HEAD, title="spread over inputs",
                title_justify="left")
-    for name, totals in report.by_profile.items():
-        mine = totals[t.key]
-        pt.add_row(escape(name), *(fmt_energy(totals[v.key]) for v in report.variants),
-                   _ratio(totals["ann"], mine), _ratio(totals["dense-snn"], mine))
-    say(pt)
+    for k, v in report.spread().items():
+        fmt = fmt_energy if k.startswith("energy") else (lambda n: fmt_count(round(n, 1)))
+        st.add_row(k, *(fmt(v[q]) for q in ("mean", "median", "p5", "p95")))
+    say(st)
+
+    for cv in views:
+        pt = Table("profile", *(VARIANT_HEAD.get(v.key, v.key) for v in report.variants), "vs ANN eff",
+                   box=box.SIMPLE_HEAD, title=f"energy per inference under each profile ({cv})", title_justify="left")
+        for name, totals in report.by_profile[cv].items():
+            mine = totals[t.key]
+            pt.add_row(escape(name), *(fmt_energy(totals[v.key]) for v in report.variants),
+                       fmt_ratio(totals["ann"] / mine) if mine > 0 else "-")
+        say(pt)

@@ -3,17 +3,28 @@
 =============  ===================================  ==========================================  ======
 variant        weights (bytes read per pass)        activity (inputs and spikes)                passes
 =============  ===================================  ==========================================  ======
-ann            every weight, float32 (4·|W|)        every input used: MAC = dense MACs, ReLU    1
-dense-snn      every weight, float32 (4·|W|)        a given dense model's run (measured), else  T
+ann-dense      every weight (|W| · b / 8)             none: every weight and input value used     1
+                                                    (NeuroBench "Dense"): an upper bound
+ann            every weight (|W| · b / 8)             effective MACs of a trained ReLU ANN run on 1
+                                                    the same inputs (measured), else first
+                                                    layer measured + hidden sparsity assumed
+dense-snn      every weight (|W| · b / 8)             a given dense model's run (measured), else  T
                                                     this ticket's (assumed)
 sparse-fp32    the ticket's mask, float32 values    this ticket's (assumed unless it is fp32)   T
 sparse-binary  the ticket's mask, sign bits + α     this ticket's (assumed unless it is binary) T
 ticket         as stored (only when int8 or mixed)  measured                                    T
 =============  ===================================  ==========================================  ======
 
-Weight bytes of the sparse variants are those of the packed .slt encoding the writer picks
+The dense networks store their weights at the profile's arithmetic width ``b`` =
+``state_bits`` (32 for fp32/int32, 16 for fp16, 8 for int8: an int8 profile compares with an
+int8-quantized ANN). Weight bytes of the sparse variants are those of the packed .slt encoding the writer picks
 (:func:`slt_deploy.format.layer_report`: mask or index code, values or signs, and scales).
-Per-inference values are run totals divided by the batch size.
+Per-inference values are run totals divided by the number of samples.
+
+``spike_scaled`` marks the variants whose activity *is* this ticket's spikes (the ticket and
+every variant assumed to share its activity); :func:`scale_spikes` multiplies their
+spike-driven counts by ``s``, which is how the break-even spike rate is found
+(:mod:`.breakeven`).
 """
 
 from __future__ import annotations
@@ -25,7 +36,8 @@ import numpy as np
 from ..ir.graph import Ticket
 from ..ir.nodes import Conv2d, Linear
 from ..ir.weights import FloatWeights, Weights, binarize, dense_weights
-from .counting import RunCounts, SynapseCounts
+from .ann import AnnCounts
+from .stats import RunStats, SynapseStats
 
 
 @dataclass(frozen=True)
@@ -39,6 +51,12 @@ class LayerWork:
     input_rate: float
     first: bool
     weight_bytes: int
+    spike_fed: bool = False
+    dense_values: int = 0
+
+    def bytes_at(self, bits: int) -> int:
+        """Weight bytes read per pass: packed bytes, or ``dense_values`` weights at ``bits`` each."""
+        return self.weight_bytes if self.dense_values == 0 else -(-self.dense_values * bits // 8)
 
 
 @dataclass(frozen=True)
@@ -50,6 +68,7 @@ class NeuronWork:
     active: float
     inactive: float
     spikes: float
+    spiking: bool = True
 
 
 @dataclass(frozen=True)
@@ -64,6 +83,14 @@ class Variant:
     is_ticket: bool
     layers: tuple[LayerWork, ...]
     neurons: tuple[NeuronWork, ...]
+    spike_scaled: bool = False
+    dense_flops: bool = False
+    short: str = ""
+
+    @property
+    def name(self) -> str:
+        """A short name for figure axes (the label when no short one is set)."""
+        return self.short or self.label
 
     @property
     def ac(self) -> float:
@@ -75,7 +102,12 @@ class Variant:
 
     @property
     def weight_bytes(self) -> int:
-        return sum(w.weight_bytes for w in self.layers)
+        """Weight bytes per pass with dense weights at 32 bits (see :meth:`weight_bytes_at`)."""
+        return self.weight_bytes_at(32)
+
+    def weight_bytes_at(self, bits: int) -> int:
+        """Weight bytes per pass, dense weights stored at ``bits`` (the profile's ``state_bits``)."""
+        return sum(w.bytes_at(bits) for w in self.layers)
 
 
 def convert_weights(w: Weights, kind: str) -> Weights:
@@ -100,75 +132,105 @@ def packed_bytes(ticket: Ticket) -> dict[str, tuple[int, str]]:
     return {r["name"]: (int(r["bytes"]), str(r["encoding"])) for r in layer_report(ticket)}
 
 
-def _rate(s: SynapseCounts) -> float:
-    return float(s.input_nonzero.sum()) / (s.input_nonzero.size * s.input_size)
+def _sparse_layers(stats: RunStats, nbytes: dict[str, tuple[int, str]]) -> tuple[LayerWork, ...]:
+    n = stats.samples
+    return tuple(LayerWork(s.name, s.ac / n, s.mac / n, s.kept_macs, s.rate, s.first, nbytes[s.name][0], s.spike_fed)
+                 for s in stats.synapses)
 
 
-def _sparse_layers(counts: RunCounts, nbytes: dict[str, tuple[int, str]]) -> tuple[LayerWork, ...]:
-    b = counts.batch
-    return tuple(LayerWork(s.name, s.ac / b, s.mac / b, s.kept_macs, _rate(s), s.first, nbytes[s.name][0])
-                 for s in counts.synapses)
-
-
-def _snn_neurons(counts: RunCounts) -> tuple[NeuronWork, ...]:
-    b, T = counts.batch, counts.timesteps
+def _snn_neurons(stats: RunStats) -> tuple[NeuronWork, ...]:
+    n, T = stats.samples, stats.timesteps
     out = []
-    for n in counts.neurons:
-        active = float(n.active.sum()) / b
-        out.append(NeuronWork(n.name, n.neurons, active, n.neurons * T - active, float(n.spikes.sum()) / b))
+    for nl in stats.neurons:
+        active = nl.active / n
+        out.append(NeuronWork(nl.name, nl.neurons, active, nl.neurons * T - active, nl.spikes / n, nl.spiking))
     return tuple(out)
 
 
-def _dense_layers(counts: RunCounts) -> tuple[LayerWork, ...]:
-    b = counts.batch
-    return tuple(
-        LayerWork(s.name, float(s.dense_effective[s.binary].sum()) / b, float(s.dense_effective[~s.binary].sum()) / b,
-                  s.dense_macs, _rate(s), s.first, 4 * s.synapses)
-        for s in counts.synapses
-    )
+def _dense_layers(stats: RunStats) -> tuple[LayerWork, ...]:
+    n = stats.samples
+    return tuple(LayerWork(s.name, s.dense_ac / n, s.dense_mac / n, s.dense_macs, s.rate, s.first, 4 * s.synapses,
+                           s.spike_fed, s.synapses) for s in stats.synapses)
 
 
-def _ann(counts: RunCounts) -> Variant:
-    layers = tuple(LayerWork(s.name, 0.0, float(s.dense_macs), s.dense_macs, 1.0, True, 4 * s.synapses)
-                   for s in counts.synapses)
-    neurons = tuple(NeuronWork(n.name, n.neurons, float(n.neurons), 0.0, 0.0) for n in counts.neurons)
-    return Variant("ann", "ANN: dense fp32 weights, ReLU, one pass", "none: every input used (dense MACs)", 1,
-                   True, False, layers, neurons)
+def _ann_neurons(stats: RunStats) -> tuple[NeuronWork, ...]:
+    return tuple(NeuronWork(n.name, n.neurons, float(n.neurons), 0.0, 0.0, False) for n in stats.neurons)
 
 
-def _kinds(counts: RunCounts) -> set[str]:
-    return {s.weight_kind for s in counts.synapses}
+def ann_dense(stats: RunStats) -> Variant:
+    """The ANN with every weight and input value used: NeuroBench's ``Dense`` count, an upper bound."""
+    layers = tuple(LayerWork(s.name, 0.0, float(s.dense_ops), s.dense_macs, 1.0, True, 4 * s.synapses,
+                             dense_values=s.synapses) for s in stats.synapses)
+    return Variant("ann-dense", "ANN, dense upper bound", "none: every weight and input value used (NeuroBench "
+                   "'Dense'; an upper bound, not a measurement)", 1, True, False, layers, _ann_neurons(stats),
+                   dense_flops=True, short="ANN, dense upper bound")
 
 
-def build_variants(ticket: Ticket, counts: RunCounts, dense: RunCounts | None = None,
+def ann_effective(stats: RunStats, ann: AnnCounts) -> Variant:
+    """The ANN's effective operations (NeuroBench ``Eff_MACs``/``Eff_ACs``): measured, or estimated."""
+    by_name = {s.name: s for s in ann.stats.synapses}
+    layers = []
+    for s in stats.synapses:
+        ac, mac = ann.layer_ops(s.name)
+        a: SynapseStats = by_name[s.name]
+        rate = (1.0 - ann.sparsity) if s.name in ann.assumed else a.rate
+        layers.append(LayerWork(s.name, ac, mac, s.dense_macs, rate, True, 4 * s.synapses, dense_values=s.synapses))
+    if ann.measured:
+        label = f"ANN, effective (measured: {ann.source}; hidden ReLU sparsity {ann.sparsity:.3f})"
+        activity = "measured (the trained ANN's run on the same inputs; NeuroBench effective MACs)"
+    else:
+        label = (f"ANN, effective (first-layer input sparsity measured; hidden ReLU sparsity assumed = "
+                 f"{ann.sparsity:.2f}, from {ann.sparsity_source.split(':')[0]})")
+        activity = (f"assumed: first layer's inputs measured, hidden inputs nonzero with probability "
+                    f"{1 - ann.sparsity:.2f}")
+    short = "ANN, effective (measured)" if ann.measured else f"ANN, effective (est., s={ann.sparsity:.2f})"
+    return Variant("ann", label, activity, 1, True, False, tuple(layers), _ann_neurons(stats), short=short)
+
+
+def _kinds(stats: RunStats) -> set[str]:
+    return {s.weight_kind for s in stats.synapses}
+
+
+def build_variants(ticket: Ticket, stats: RunStats, ann: AnnCounts, dense: RunStats | None = None,
                    packed: dict[str, tuple[int, str]] | None = None) -> list[Variant]:
-    """ANN, dense SNN, sparse fp32 and sparse binary variants, plus the ticket if it is neither.
-
-    ``packed`` is :func:`packed_bytes` of the ticket when the caller has it already.
-    """
+    """ANN (dense bound, effective), dense SNN, sparse fp32 and sparse binary variants, plus the
+    ticket if it is neither. ``packed`` is :func:`packed_bytes` of the ticket when the caller has it."""
     packed = packed_bytes(ticket) if packed is None else packed
-    T = counts.timesteps
-    kinds = _kinds(counts)
+    T = stats.timesteps
+    kinds = _kinds(stats)
     measured = "measured (this ticket's run)"
     assumed = "assumed: this ticket's activity"
     if dense is None:
-        dense_snn = Variant("dense-snn", f"dense SNN: all weights, fp32, T={T}", "assumed: this ticket's spike rates",
-                            T, False, False, _dense_layers(counts), _snn_neurons(counts))
+        dense_snn = Variant("dense-snn", f"dense SNN: all weights, T={T}", "assumed: this ticket's spike rates",
+                            T, False, False, _dense_layers(stats), _snn_neurons(stats), spike_scaled=True)
     else:
-        dense_snn = Variant("dense-snn", f"dense SNN: all weights, fp32, T={T}", "measured (dense model's run)",
+        dense_snn = Variant("dense-snn", f"dense SNN: all weights, T={T}", "measured (dense model's run)",
                             T, False, False, _dense_layers(dense), _snn_neurons(dense))
-    out = [_ann(counts), dense_snn]
+    out = [ann_dense(stats), ann_effective(stats, ann), dense_snn]
     for kind, key, label in (("float32", "sparse-fp32", "sparse ticket, fp32 weights"),
                              ("binary", "sparse-binary", "sparse ticket, binary weights")):
         mine = kinds == {kind}
         nbytes = packed if mine else packed_bytes(with_weights(ticket, kind))
         out.append(Variant(key, label + (" (this ticket)" if mine else ""), measured if mine else assumed, T,
-                           False, mine, _sparse_layers(counts, nbytes), _snn_neurons(counts)))
+                           False, mine, _sparse_layers(stats, nbytes), _snn_neurons(stats), spike_scaled=True))
     if not any(v.is_ticket for v in out):
         what = "/".join(sorted(kinds))
         out.append(Variant("ticket", f"this ticket ({what} weights)", measured, T, False, True,
-                           _sparse_layers(counts, packed), _snn_neurons(counts)))
+                           _sparse_layers(stats, packed), _snn_neurons(stats), spike_scaled=True))
     return out
+
+
+def scale_spikes(v: Variant, s: float) -> Variant:
+    """``v`` with its spike-driven counts multiplied by ``s`` (a no-op unless ``v.spike_scaled``):
+    the ops of layers fed by spikes, their input rate, and every spike (active updates of
+    spiking layers move to inactive)."""
+    if not v.spike_scaled:
+        return v
+    layers = tuple(replace(w, ac=w.ac * s, mac=w.mac * s, input_rate=w.input_rate * s) if w.spike_fed else w
+                   for w in v.layers)
+    neurons = tuple(replace(n, active=n.active * s, inactive=n.inactive + n.active * (1 - s), spikes=n.spikes * s)
+                    if n.spiking else n for n in v.neurons)
+    return replace(v, layers=layers, neurons=neurons)
 
 
 def check_same_architecture(ticket: Ticket, dense: Ticket) -> str | None:
@@ -187,4 +249,3 @@ def check_same_architecture(ticket: Ticket, dense: Ticket) -> str | None:
         if isinstance(a, (Linear, Conv2d)) and np.shape(b.weights.mask) != a.weights.mask.shape:  # type: ignore[union-attr]
             return f"layer '{a.name}' has weight shape {np.shape(b.weights.mask)}, the ticket {a.weights.mask.shape}"  # type: ignore[union-attr]
     return None
-

@@ -67,6 +67,9 @@ def search(
                                           "round) after the search succeeds."),
     threads: int = typer.Option(1, "--threads", help="PyTorch CPU threads (1 is fastest for these small nets)."),
     as_json: bool = typer.Option(False, "--json", help="Print the search log as JSON (no progress output)."),
+    ann_twin: bool = typer.Option(False, "--ann-twin", help="Also train the ReLU ANN of the same architecture on the "
+                                  "same data and save it next to the ticket (OUT with .ann.safetensors), the "
+                                  "measured baseline of slt energy --ann."),
 ) -> None:
     """Train an SNN and search a (binary) lottery ticket: IMP, Early-Time or Early-Bird; writes .slt + JSON log."""
     from .config import SearchConfig, SltSearchError
@@ -106,5 +109,9 @@ def search(
         print(f"slt: interrupted: {done} completed round(s) kept in {folder}; rerun the same command with --resume "
               "to continue", file=sys.stderr)
         raise typer.Exit(130) from None
+    if ann_twin:
+        from .ann_twin import train_ann_twin
+
+        result.log["ann_twin"] = train_ann_twin(config, result.ticket, out, console=None if as_json else console)
     if as_json:
         emit_json(result.log)
