@@ -101,11 +101,16 @@ class AnnCounts:
 
     @property
     def effective_ac(self) -> float:
-        return sum(self.layer_ops(s.name)[0] for s in self.stats.synapses)
+        """ACs per inference: the integer total over measured layers divided once by the samples
+        (NeuroBench's ``Effective_ACs``), plus assumed layers."""
+        n = self.stats.samples
+        return sum(s.ac for s in self.stats.synapses if s.name not in self.assumed) / n
 
     @property
     def effective_mac(self) -> float:
-        return sum(self.layer_ops(s.name)[1] for s in self.stats.synapses)
+        """MACs per inference, as :attr:`effective_ac` (NeuroBench's ``Effective_MACs``)."""
+        n = self.stats.samples
+        return sum(s.mac for s in self.stats.synapses if s.name not in self.assumed) / n + sum(self.assumed.values())
 
     @property
     def dense(self) -> int:
@@ -169,7 +174,10 @@ def _load_torch(path: Path) -> dict[str, np.ndarray]:
 
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as exc:
+        if "unsupported global" not in str(exc).lower():  # not a pickle of Python objects: corrupt
+            raise SltAnnError(f"{path}: not a readable PyTorch state dict (corrupt or not a torch.save file)") \
+                from None
         raise SltAnnError(f"{path}: not a weights-only file (it pickles Python objects, which is refused); save "
                           "model.state_dict() (or a .safetensors file) instead") from None
     except (RuntimeError, OSError, EOFError, ValueError, zipfile.BadZipFile, AttributeError, KeyError,

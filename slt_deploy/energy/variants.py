@@ -86,6 +86,7 @@ class Variant:
     spike_scaled: bool = False
     dense_flops: bool = False
     short: str = ""
+    totals: tuple[float, float] | None = None  # (ACs, MACs) per inference from integer run totals, when measured
 
     @property
     def name(self) -> str:
@@ -94,11 +95,12 @@ class Variant:
 
     @property
     def ac(self) -> float:
-        return sum(w.ac for w in self.layers)
+        """ACs per inference: the run's integer total / samples where measured (as NeuroBench divides)."""
+        return self.totals[0] if self.totals is not None else sum(w.ac for w in self.layers)
 
     @property
     def mac(self) -> float:
-        return sum(w.mac for w in self.layers)
+        return self.totals[1] if self.totals is not None else sum(w.mac for w in self.layers)
 
     @property
     def weight_bytes(self) -> int:
@@ -130,6 +132,14 @@ def packed_bytes(ticket: Ticket) -> dict[str, tuple[int, str]]:
     from ..format import layer_report
 
     return {r["name"]: (int(r["bytes"]), str(r["encoding"])) for r in layer_report(ticket)}
+
+
+def _exact(stats: RunStats, dense: bool = False) -> tuple[float, float]:
+    """(ACs, MACs) per inference: summed integer counts of the run divided once by the samples."""
+    if dense:
+        return (sum(s.dense_ac for s in stats.synapses) / stats.samples,
+                sum(s.dense_mac for s in stats.synapses) / stats.samples)
+    return sum(s.ac for s in stats.synapses) / stats.samples, sum(s.mac for s in stats.synapses) / stats.samples
 
 
 def _sparse_layers(stats: RunStats, nbytes: dict[str, tuple[int, str]]) -> tuple[LayerWork, ...]:
@@ -184,7 +194,8 @@ def ann_effective(stats: RunStats, ann: AnnCounts) -> Variant:
         activity = (f"assumed: first layer's inputs measured, hidden inputs nonzero with probability "
                     f"{1 - ann.sparsity:.2f}")
     short = "ANN, effective (measured)" if ann.measured else f"ANN, effective (est., s={ann.sparsity:.2f})"
-    return Variant("ann", label, activity, 1, True, False, tuple(layers), _ann_neurons(stats), short=short)
+    return Variant("ann", label, activity, 1, True, False, tuple(layers), _ann_neurons(stats), short=short,
+                   totals=(ann.effective_ac, ann.effective_mac))
 
 
 def _kinds(stats: RunStats) -> set[str]:
@@ -202,21 +213,24 @@ def build_variants(ticket: Ticket, stats: RunStats, ann: AnnCounts, dense: RunSt
     assumed = "assumed: this ticket's activity"
     if dense is None:
         dense_snn = Variant("dense-snn", f"dense SNN: all weights, T={T}", "assumed: this ticket's spike rates",
-                            T, False, False, _dense_layers(stats), _snn_neurons(stats), spike_scaled=True)
+                            T, False, False, _dense_layers(stats), _snn_neurons(stats), spike_scaled=True,
+                            totals=_exact(stats, dense=True))
     else:
         dense_snn = Variant("dense-snn", f"dense SNN: all weights, T={T}", "measured (dense model's run)",
-                            T, False, False, _dense_layers(dense), _snn_neurons(dense))
+                            T, False, False, _dense_layers(dense), _snn_neurons(dense), totals=_exact(dense, True))
     out = [ann_dense(stats), ann_effective(stats, ann), dense_snn]
     for kind, key, label in (("float32", "sparse-fp32", "sparse ticket, fp32 weights"),
                              ("binary", "sparse-binary", "sparse ticket, binary weights")):
         mine = kinds == {kind}
         nbytes = packed if mine else packed_bytes(with_weights(ticket, kind))
         out.append(Variant(key, label + (" (this ticket)" if mine else ""), measured if mine else assumed, T,
-                           False, mine, _sparse_layers(stats, nbytes), _snn_neurons(stats), spike_scaled=True))
+                           False, mine, _sparse_layers(stats, nbytes), _snn_neurons(stats), spike_scaled=True,
+                           totals=_exact(stats)))
     if not any(v.is_ticket for v in out):
         what = "/".join(sorted(kinds))
         out.append(Variant("ticket", f"this ticket ({what} weights)", measured, T, False, True,
-                           _sparse_layers(stats, packed), _snn_neurons(stats), spike_scaled=True))
+                           _sparse_layers(stats, packed), _snn_neurons(stats), spike_scaled=True,
+                           totals=_exact(stats)))
     return out
 
 
@@ -230,7 +244,7 @@ def scale_spikes(v: Variant, s: float) -> Variant:
                    for w in v.layers)
     neurons = tuple(replace(n, active=n.active * s, inactive=n.inactive + n.active * (1 - s), spikes=n.spikes * s)
                     if n.spiking else n for n in v.neurons)
-    return replace(v, layers=layers, neurons=neurons)
+    return replace(v, layers=layers, neurons=neurons, totals=None)
 
 
 def check_same_architecture(ticket: Ticket, dense: Ticket) -> str | None:
