@@ -26,6 +26,11 @@
 #   * lava-nc 0.10.0 declares Python <3.11 and numpy <2 but runs here: installed with
 #     --no-deps --ignore-requires-python; its real runtime deps come from the [lava]
 #     extra. Its Python 3.11 dataclass fix is applied by slt_deploy.targets.lava at import.
+#   * neurobench 2.3.0 (the energy tests' oracle for the ANN baseline) declares tonic, which
+#     pulls torchaudio and librosa: with the torch pin pip picks torchaudio 2.11, which does
+#     not match torch 2.13, and the verify step below refuses torchaudio. Its metrics,
+#     models and Benchmark import only torch, snntorch, numpy and tqdm, so it is installed
+#     with --no-deps plus tqdm (tests/test_energy_ann.py imports exactly that path).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -35,6 +40,7 @@ WITH_LAVA="${SLT_WITH_LAVA:-1}"
 
 TORCH_VERSION="2.13.0"
 SPIKINGJELLY_VERSION="2.0.0"
+NEUROBENCH_VERSION="2.3.0"
 LAVA_VERSION="0.10.0"
 EXTRAS="dev,torch,nir,onnx,lava,report,fast"
 # Debian packages the build or tests need; installed by ensure_apt when missing. Every one is
@@ -42,7 +48,10 @@ EXTRAS="dev,torch,nir,onnx,lava,report,fast"
 # gcc-arm-none-eabi (+ its binutils) gives the Cortex-M flash/RAM figures of `slt export --to c`;
 # libnewlib-arm-none-eabi is its C library: without it every compile fails on <string.h> (the
 # exporter then still writes the C files and reports estimated sizes, saying why).
-APT_PACKAGES=(gcc-arm-none-eabi binutils-arm-none-eabi libnewlib-arm-none-eabi)
+# chromium + chromium-driver (+ a font) render the energy report's HTML headless in a test
+# (tests/test_energy_report.py) and in tools/render_html.sh.
+APT_PACKAGES=(gcc-arm-none-eabi binutils-arm-none-eabi libnewlib-arm-none-eabi chromium chromium-driver
+              fonts-dejavu-core)
 
 START=$SECONDS
 say() { printf '[bootstrap %3ds] %s\n' "$((SECONDS - START))" "$*"; }
@@ -133,7 +142,7 @@ pip() {
     grep -v -E \
         -e 'is ignored: it is neither a file nor a directory' \
         -e "^ERROR: pip's dependency resolver does not currently take into account" \
-        -e '^(spikingjelly|lava-nc) [0-9.]+ (requires|has requirement) ' \
+        -e '^(spikingjelly|lava-nc|neurobench) [0-9.]+ (requires|has requirement) ' \
         "$PIP_LOG" >&2 || true
     return "$rc"
 }
@@ -152,6 +161,10 @@ pip install -q -c "$CONSTRAINTS" -e "$ROOT[$EXTRAS]"
 say "installing spikingjelly==$SPIKINGJELLY_VERSION (--no-deps) + loguru scipy packaging"
 pip install -q -c "$CONSTRAINTS" loguru scipy packaging
 pip install -q --no-deps "spikingjelly==$SPIKINGJELLY_VERSION"
+
+say "installing neurobench==$NEUROBENCH_VERSION (--no-deps) + tqdm"
+pip install -q -c "$CONSTRAINTS" tqdm
+pip install -q --no-deps "neurobench==$NEUROBENCH_VERSION"
 
 if [[ "$WITH_LAVA" != "0" ]]; then
     say "installing lava-nc==$LAVA_VERSION (--no-deps --ignore-requires-python)"
@@ -174,7 +187,8 @@ if heavy:
     sys.exit(f"[bootstrap] ERROR: unwanted heavy packages installed: {', '.join(heavy)}")
 mods = ["numpy", "safetensors", "typer", "rich", "pytest", "hypothesis", "sklearn",
         "snntorch", "h5py", "nir", "onnx", "onnxruntime", "matplotlib", "numba",
-        "spikingjelly.activation_based.neuron"]
+        "spikingjelly.activation_based.neuron", "neurobench.metrics.workload", "neurobench.benchmarks",
+        "selenium.webdriver"]
 for m in mods:
     try:
         importlib.import_module(m)
