@@ -142,12 +142,10 @@ def run_demo(out: Path = Path("slt-demo"), retrain: bool = False, ticket_path: P
         f"{k} {v:.3f}" if isinstance(v, float) else f"{k}: {v}" for k, v in accuracy.items()))
 
     # 5. energy ------------------------------------------------------------------------
-    from .energy import energy, twin_path
+    from .energy import energy
+    from .energy.ann import available_twin
 
-    from importlib.util import find_spec
-
-    measured = source is not None and twin_path(source).is_file() and find_spec("torch") is not None
-    twin = twin_path(source) if measured else None  # the ticket's trained ANN twin, run and counted
+    twin = available_twin(source)  # the example ticket's trained ANN twin: the measured baseline
     energy_report = energy(ticket, x_test, profile="cmos45-fp32", convention="neurobench", ann=twin)
     energy_report.ticket_info["name"] = slt_path.name
     atomic_write_bytes(out / "energy.html", energy_report.to_html().encode("utf-8"))

@@ -458,7 +458,8 @@ def test_html_is_self_contained_with_labelled_plots() -> None:
     page = energy(ticket, x).to_html()
     assert page.count("<svg") == 5
     for needle in ("energy per inference (", "time step t", "spike rate (spikes per neuron per step)",
-                   "input nonzero fraction", "fc1 linear 7→12", "lif1 lif 12", "neurobench", "memory-aware", "break-even"):
+                   "input nonzero fraction", "fc1 linear 7→12", "lif1 lif 12", "neurobench", "memory-aware",
+                   "break-even"):
         assert needle in page
     lowered = page.lower()
     for banned in ("<script", "<link", "src=\"http", "url(http", "@import"):

@@ -125,6 +125,17 @@ def twin_path(slt_path: str | os.PathLike[str]) -> Path:
     return p.with_name(p.name[: -len(p.suffix)] + ANN_SUFFIX if p.suffix else p.name + ANN_SUFFIX)
 
 
+def available_twin(slt_path: str | os.PathLike[str] | None) -> Path | None:
+    """The ANN twin next to ``slt_path`` when it exists and PyTorch (which runs it) is installed, else None."""
+    if slt_path is None or not twin_path(slt_path).is_file():
+        return None
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return None
+    return twin_path(slt_path)
+
+
 def _torch() -> Any:
     try:
         import torch

@@ -28,16 +28,13 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from .breakeven import line
 from .conventions import COMPONENTS
-from .report import fmt_energy, fmt_ratio
-
-if TYPE_CHECKING:
-    from .report import EnergyReport
+from .fmt import fmt_energy, fmt_ratio
 
 NAMES = ("savings", "layers", "activity", "spread", "breakeven")
 COLORS = {"ac": "#4c9be8", "mac": "#e8804c", "neuron": "#5bb36a", "memory": "#9b6bd1"}
@@ -67,13 +64,13 @@ def _figure(width: float, height: float) -> Any:
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def _view_title(report: EnergyReport, conv: str) -> str:
+def _view_title(report: Any, conv: str) -> str:
     c = report.view(conv)
     return f"{c.view}: {c.name}\n{SHORT_FORMULA.get(c.name, '')}"
 
 
 # ----------------------------------------------------------------------------- savings
-def savings_figure(report: EnergyReport) -> Any:
+def savings_figure(report: Any) -> Any:
     """Energy per inference of every network, one panel per view, ratio words on each bar."""
     fig = _figure(11.0, 0.55 * len(report.variants) + 2.0)
     axes = fig.subplots(1, 2, sharey=True)
@@ -108,7 +105,7 @@ def _short_label(label: str) -> str:
 
 
 # ----------------------------------------------------------------------------- layers
-def layers_figure(report: EnergyReport) -> Any:
+def layers_figure(report: Any) -> Any:
     """Energy per node of the ticket: counted components left, left-out components right (own scale)."""
     from matplotlib.colors import to_rgb
 
@@ -151,9 +148,9 @@ def layers_figure(report: EnergyReport) -> Any:
 
 
 # ----------------------------------------------------------------------------- activity
-def activity_figure(report: EnergyReport) -> Any:
+def activity_figure(report: Any) -> Any:
     """Spike rate per spiking layer (left) and input nonzero fraction per synapse layer (right), over t."""
-    from .report import layer_label
+    from .fmt import layer_label
 
     fig = _figure(11.0, 3.9)
     left, right = fig.subplots(1, 2)
@@ -182,7 +179,7 @@ def activity_figure(report: EnergyReport) -> Any:
 
 
 # ----------------------------------------------------------------------------- spread
-def spread_figure(report: EnergyReport) -> Any:
+def spread_figure(report: Any) -> Any:
     """Histograms of per-sample energy (ticket, ANN) per view, mean and 5th/95th percentiles marked."""
     fig = _figure(11.0, 3.9)
     axes = fig.subplots(1, 2)
@@ -210,7 +207,7 @@ def spread_figure(report: EnergyReport) -> Any:
 
 
 # ----------------------------------------------------------------------------- break-even
-def breakeven_figure(report: EnergyReport) -> Any:
+def breakeven_figure(report: Any) -> Any:
     """Energy against the mean spike rate for the ticket and each baseline; break-even rates marked."""
     fig = _figure(11.0, 4.0)
     axes = fig.subplots(1, 2)
@@ -264,7 +261,7 @@ BUILDERS = {"savings": savings_figure, "layers": layers_figure, "activity": acti
             "spread": spread_figure, "breakeven": breakeven_figure}
 
 
-def all_figures(report: EnergyReport) -> dict[str, Any]:
+def all_figures(report: Any) -> dict[str, Any]:
     """Every figure by name (:data:`NAMES` order)."""
     return {name: BUILDERS[name](report) for name in NAMES}
 
@@ -287,7 +284,7 @@ def inline_svg(fig: Any) -> str:
     return text[text.index("<svg"):]
 
 
-def save_figures(report: EnergyReport, folder: Path) -> list[Path]:
+def save_figures(report: Any, folder: Path) -> list[Path]:
     """Write ``<name>.svg`` and ``<name>.pdf`` of every figure into ``folder`` (created if missing)."""
     from ..atomic import atomic_write_bytes
     from ..errors import SltError

@@ -10,14 +10,11 @@ rows included) and every constant with its source.
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .breakeven import LEGEND
 from .conventions import COMPONENTS
-from .report import fmt_count, fmt_energy, fmt_ratio
-
-if TYPE_CHECKING:
-    from .report import EnergyReport
+from .fmt import fmt_count, fmt_energy, fmt_ratio
 
 CSS = """
 body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1150px;
@@ -65,7 +62,7 @@ def _table(header: list[str], rows: list[list[Any]], left: int = 1, classes: lis
     return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _plots(report: EnergyReport) -> list[tuple[str, str, str]]:
+def _plots(report: Any) -> list[tuple[str, str, str]]:
     """(title, inline SVG, caption) per figure; empty without matplotlib."""
     try:
         import matplotlib  # noqa: F401
@@ -76,7 +73,7 @@ def _plots(report: EnergyReport) -> list[tuple[str, str, str]]:
     return [(TITLES[name], inline_svg(fig), CAPTIONS[name]) for name, fig in report.figures().items()]
 
 
-def render_html(report: EnergyReport) -> str:
+def render_html(report: Any) -> str:
     """The whole page as one string (UTF-8, no external resources)."""
     conv, prof, info, t = report.convention, report.profile, report.ticket_info, report.ticket
     esc = html.escape
@@ -154,7 +151,7 @@ def render_html(report: EnergyReport) -> str:
     return "\n".join(parts)
 
 
-def _breakeven_table(report: EnergyReport) -> str:
+def _breakeven_table(report: Any) -> str:
     profiles = list(next(iter(report.breakeven.values())))
     rows = []
     for cv, per_profile in report.breakeven.items():

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 from .breakeven import LEGEND
 from .conventions import COMPONENTS
-from .report import fmt_count, fmt_energy, fmt_ratio
-
-if TYPE_CHECKING:
-    from .report import EnergyReport
+from .fmt import fmt_count, fmt_energy, fmt_ratio
 
 
 def _row(*cells: object) -> str:
@@ -20,7 +17,7 @@ def _table(header: list[str], rows: list[list[object]]) -> list[str]:
     return [_row(*header), _row(*("---" for _ in header)), *(_row(*r) for r in rows)]
 
 
-def render_markdown(report: EnergyReport) -> str:
+def render_markdown(report: Any) -> str:
     """Headline, both views with formulas, baselines, break-even rates, spread, per layer, profiles, constants."""
     conv, prof, info, t = report.convention, report.profile, report.ticket_info, report.ticket
     views = [c.name for c in report.views]

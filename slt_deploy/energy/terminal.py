@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .breakeven import LEGEND
 from .conventions import COMPONENTS
-from .report import fmt_count, fmt_energy, fmt_ratio
-
-if TYPE_CHECKING:
-    from .report import EnergyReport
+from .fmt import fmt_count, fmt_energy, fmt_ratio
 
 SHORT = {"ac": "E ac", "mac": "E mac", "neuron": "E neur", "memory": "E mem"}
 VARIANT_HEAD = {"ann-dense": "ANN dense", "ann": "ANN eff", "dense-snn": "dense SNN", "sparse-fp32": "sparse fp32",
                 "sparse-binary": "sparse bin", "ticket": "ticket"}
 
 
-def print_report(report: EnergyReport, console: Any = None) -> None:
+def print_report(report: Any, console: Any = None) -> None:
     """Headline, views, per-layer table, networks in both views, break-even rates, spread, per-profile totals."""
     from rich import box
     from rich.console import Console
