@@ -165,8 +165,8 @@ def activity_figure(report: Any) -> Any:
         style = "--" if not s.spike_fed else "-"
         right.plot(steps, s.input_rate(), linestyle=style, marker="s", markersize=3,
                    label=layer_label(report.graph, s.name) + (" (analog input)" if not s.spike_fed else ""))
-    right.set_ylabel("input nonzero fraction (nonzero values / input values)")
-    right.set_title("Nonzero inputs of each synapse layer", fontsize=10)
+    right.set_ylabel("input nonzero fraction")
+    right.set_title("Nonzero inputs of each synapse layer (nonzero values / input values)", fontsize=10)
     for ax in (left, right):
         ax.set_xlabel("time step t")
         ax.set_xticks(steps if T <= 20 else steps[:: max(1, T // 10)])
@@ -209,7 +209,7 @@ def spread_figure(report: Any) -> Any:
 # ----------------------------------------------------------------------------- break-even
 def breakeven_figure(report: Any) -> Any:
     """Energy against the mean spike rate for the ticket and each baseline; break-even rates marked."""
-    fig = _figure(11.0, 4.0)
+    fig = _figure(11.0, 5.0)
     axes = fig.subplots(1, 2)
     r0 = report.counts.spike_rate()
     T = report.counts.timesteps
@@ -246,7 +246,7 @@ def breakeven_figure(report: Any) -> Any:
         ax.set_xlim(0, 1)
         ax.set_ylim(0, top / scale)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, frameon=False, loc="upper left")
+        ax.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
     fig.suptitle(f"Energy against spike rate ({report.profile.name}): the ticket saves where its line is below a "
                  "baseline's; dots mark break-even rates r*", fontsize=11)
     return fig
