@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +97,11 @@ def neurobench_synops(model: nn.Module, x: np.ndarray, batch_size: int) -> dict[
     from neurobench.metrics.workload import SynapticOperations
     from neurobench.models import TorchModel
     from torch.utils.data import DataLoader, TensorDataset
+    from tqdm import tqdm
+
+    # tqdm's default lock is a multiprocessing RLock, which fixes this process's start method; Lava's
+    # import later sets it to 'fork' and fails if it is already fixed (tests share worker processes)
+    tqdm.set_lock(threading.RLock())
 
     data = TensorDataset(torch.from_numpy(x), torch.zeros(len(x)))
     bench = Benchmark(TorchModel(model), DataLoader(data, batch_size=batch_size), [], [], [[], [SynapticOperations]])
