@@ -164,7 +164,8 @@ class EnergyReport:
         """``vs the effective ANN: saves 2.44x (compute-only, neurobench) …``"""
         conv = self.view(convention)
         s = self.saving("ann", conv.name)
-        return f"vs the effective ANN: {s.words} ({conv.view}, {conv.name})"
+        tag = conv.view if conv.view == conv.name else f"{conv.view}, {conv.name}"
+        return f"vs the effective ANN: {s.words} ({tag})"
 
     def layer_rows(self, convention: str | None = None) -> list[LayerRow]:
         """Every node of the ticket but Input/Output in graph order; pools, Flatten and Add as zero-op rows."""
