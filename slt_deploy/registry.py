@@ -289,6 +289,8 @@ C = register_exporter(ExporterSpec(
 # every node kind too (tests/test_node_kinds.py walks them with the targets' and exporters' tables).
 NODE_BACKENDS: dict[str, str] = {
     ".slt format": "slt_deploy.format.schema:HANDLERS",
+    "energy counter": "slt_deploy.energy.counting:HANDLERS",
+    "ANN twin of the energy report": "slt_deploy.energy.ann:HANDLERS",
 }
 
 

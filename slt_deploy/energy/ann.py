@@ -48,9 +48,10 @@ from typing import Any
 
 import numpy as np
 
+from ..dispatch import HandlerTable
 from ..errors import SltEnergyError
 from ..ir.graph import Encoding, Ticket
-from ..ir.neurons import NeuronLayer
+from ..ir.neurons import LI, LIF
 from ..ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, Output, SumPool2d
 from .counting import count_inputs, first_layers
 from .stats import Progress, RunStats, StatsBuilder, batch_size_for
@@ -278,41 +279,52 @@ def graph_forward(ticket: Ticket, layers: list[AnnLayer]) -> Callable[[Any], dic
               for a in layers}
     logits = _output_feeders(ticket)
 
+    HANDLERS.check(ticket.nodes)
+
     def run(x: Any) -> dict[str, Any]:
         values: dict[str, Any] = {}
         seen: dict[str, Any] = {}
         for name in ticket.order:
             node = ticket.node(name)
-            ins = [values[e.src] for e in ticket.inputs_of(name)]
-            if isinstance(node, Input):
-                out = x
-            elif isinstance(node, Linear):
+            ins = [x] if name == ticket.input.name else [values[e.src] for e in ticket.inputs_of(name)]
+            if node.kind in (Linear.kind, Conv2d.kind):
                 seen[name] = ins[0]
-                out = F.linear(ins[0], *params[name])
-            elif isinstance(node, Conv2d):
-                seen[name] = ins[0]
-                out = F.conv2d(ins[0], *params[name], stride=node.stride, padding=node.padding,
-                               dilation=node.dilation, groups=node.groups)
-            elif isinstance(node, NeuronLayer):
-                out = ins[0] if name in logits else F.relu(ins[0])
-            elif isinstance(node, MaxPool2d):
-                out = F.max_pool2d(ins[0], node.kernel_size, node.stride, node.padding)
-            elif isinstance(node, (AvgPool2d, SumPool2d)):
-                out = F.avg_pool2d(ins[0], node.kernel_size, node.stride, node.padding, count_include_pad=True)
-                if isinstance(node, SumPool2d):
-                    out = out * (node.kernel_size[0] * node.kernel_size[1])
-            elif isinstance(node, Flatten):
-                out = ins[0].flatten(1)
-            elif isinstance(node, Add):
-                out = ins[0]
-                for other in ins[1:]:
-                    out = out + other
-            else:  # Output
-                out = ins[0]
-            values[name] = out
+            values[name] = HANDLERS.handler(node)(F, node, ins, params.get(name), name in logits)
         return seen
 
     return run
+
+
+def _ann_synapses(F: Any, node: Linear | Conv2d, ins: list[Any], param: Any, logits: bool) -> Any:
+    if node.kind == Linear.kind:
+        return F.linear(ins[0], *param)
+    return F.conv2d(ins[0], *param, stride=node.stride, padding=node.padding, dilation=node.dilation,
+                    groups=node.groups)
+
+
+def _ann_window_pool(F: Any, node: AvgPool2d | SumPool2d, ins: list[Any], param: Any, logits: bool) -> Any:
+    out = F.avg_pool2d(ins[0], node.kernel_size, node.stride, node.padding, count_include_pad=True)
+    return out * (node.kernel_size[0] * node.kernel_size[1]) if node.kind == SumPool2d.kind else out
+
+
+def _ann_add(F: Any, node: Add, ins: list[Any], param: Any, logits: bool) -> Any:
+    out = ins[0]
+    for other in ins[1:]:
+        out = out + other
+    return out
+
+
+HANDLERS: HandlerTable[Callable[..., Any]] = HandlerTable("the ANN twin", {
+    Input: lambda F, node, ins, param, logits: ins[0],
+    Output: lambda F, node, ins, param, logits: ins[0],
+    Linear: _ann_synapses, Conv2d: _ann_synapses,
+    LIF: lambda F, node, ins, param, logits: ins[0] if logits else F.relu(ins[0]),  # a neuron layer is a ReLU
+    LI: lambda F, node, ins, param, logits: ins[0] if logits else F.relu(ins[0]),
+    MaxPool2d: lambda F, node, ins, param, logits: F.max_pool2d(ins[0], node.kernel_size, node.stride, node.padding),
+    AvgPool2d: _ann_window_pool, SumPool2d: _ann_window_pool,
+    Flatten: lambda F, node, ins, param, logits: ins[0].flatten(1),
+    Add: _ann_add,
+})
 
 
 def module_forward(ticket: Ticket, model: Any) -> tuple[Callable[[Any], dict[str, Any]], list[AnnLayer]]:

@@ -29,13 +29,16 @@ when it spikes at that step (an LI readout neuron is always active).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from ..dispatch import HandlerTable
 from ..ir.graph import Ticket
 from ..ir.neurons import LI, LIF, NeuronLayer
-from ..ir.nodes import Conv2d, Input, Linear
+from ..ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, Output, SumPool2d
 from ..result import Result
 
 
@@ -255,9 +258,38 @@ def neuron_counts(result: Result, node: NeuronLayer) -> NeuronCounts:
 
 
 def count_run(ticket: Ticket, result: Result) -> RunCounts:
-    """All counts of a run recorded by :func:`slt_deploy.reference.simulate` (``record=True``)."""
+    """All counts of a run recorded by :func:`slt_deploy.reference.simulate` (``record=True``).
+
+    Every node goes through :data:`HANDLERS`: synapse layers are counted, neuron layers give their
+    spikes, and the kinds that do no synaptic operation (pools, Flatten, Add, Input, Output) say so
+    explicitly, so a new node kind is never silently left out of the energy.
+    """
+    HANDLERS.check(ticket.nodes)
     first = first_layers(ticket) if ticket.encoding.kind == "direct" else set()
     out = result.layers[ticket.output.name]
-    synapses = tuple(synapse_counts(ticket, result, n, n.name in first) for n in ticket.synapse_layers())
-    neurons = tuple(neuron_counts(result, n) for n in ticket.neuron_layers())
-    return RunCounts(timesteps=int(out.shape[0]), batch=int(out.shape[1]), synapses=synapses, neurons=neurons)
+    synapses, neurons = [], []
+    for name in ticket.order:
+        node = ticket.node(name)
+        counted = HANDLERS.handler(node)(ticket, result, node, name in first)
+        if isinstance(counted, SynapseCounts):
+            synapses.append(counted)
+        elif isinstance(counted, NeuronCounts):
+            neurons.append(counted)
+    return RunCounts(timesteps=int(out.shape[0]), batch=int(out.shape[1]), synapses=tuple(synapses),
+                     neurons=tuple(neurons))
+
+
+def _no_synaptic_ops(ticket: Ticket, result: Result, node: Any, first: bool) -> None:
+    """Pools, Flatten, Add, Input, Output: data movement only (the memory-aware view prices their values)."""
+    return None
+
+
+def _neurons(ticket: Ticket, result: Result, node: NeuronLayer, first: bool) -> NeuronCounts:
+    return neuron_counts(result, node)
+
+
+HANDLERS: HandlerTable[Callable[..., Any]] = HandlerTable("the energy counter", {
+    Linear: synapse_counts, Conv2d: synapse_counts, LIF: _neurons, LI: _neurons,
+    Input: _no_synaptic_ops, Output: _no_synaptic_ops, Flatten: _no_synaptic_ops, Add: _no_synaptic_ops,
+    SumPool2d: _no_synaptic_ops, AvgPool2d: _no_synaptic_ops, MaxPool2d: _no_synaptic_ops,
+})
