@@ -15,7 +15,7 @@ from strategies import ticket_and_input
 
 from slt_deploy.errors import SltInputError, SltUnsupportedError
 from slt_deploy.fixed_point import (
-    MAX_UV,
+    LOIHI2,
     SparseMap,
     conv_map,
     lif_step,
@@ -159,6 +159,8 @@ def test_lif_step_matches_lavas_equations_worked_by_hand() -> None:
 
 def test_lif_step_wraps_the_current_and_clips_the_voltage_like_lava() -> None:
     # u beyond +2^23 wraps once by 2^24; v clips to ±(2^23 − 1); both are counted
+    MAX_UV = LOIHI2.max_uv
+    assert MAX_UV == 1 << 23
     a = np.array([(1 << 17) + 1, -((1 << 17) + 1), 1 << 17])
     u, v, events = lif_step(np.zeros(3, np.int64), np.zeros(3, np.int64), a, np.zeros(3, np.int64), np.zeros(3))
     assert u[0] == ((1 << 17) + 1) * 64 - 2 * MAX_UV

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from slt_deploy.errors import SltUnsupportedError
+from slt_deploy.fixed_point.chip import LOIHI2
 from slt_deploy.ir.graph import Ticket
 from slt_deploy.ir.weights import Int8Weights
 
@@ -38,7 +39,7 @@ from .gen import Gen, c_array, c_format, flit
 from .plan import check_fixed
 from .runtime import helper_source
 
-V_MAX = (1 << 23) - 1
+V_MAX = LOIHI2.max_uv - 1   # the membrane clip of the generated code (the neuron update below is Loihi 2's)
 
 
 def _int_table(gen: Gen, values: np.ndarray, name: str, ctype: str = "int32_t") -> tuple[str, bool]:
