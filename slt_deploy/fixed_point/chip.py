@@ -11,7 +11,8 @@ else; another integer chip with the same neuron shape supplies its own spec::
     s = v > (vth << vth_shift)
 
 ``y ⊘ D`` truncates toward zero. Weights are ``k · 2^E`` with ``|k| ≤ weight_mant_max`` and
-``|k · 2^E| ≤ weight_max``.
+``|k · 2^E| ≤ weight_max``. The conversion puts synaptic input, bias and threshold on one
+scale, so it needs ``act_shift == bias_exp == vth_shift`` (checked when a spec is made).
 """
 
 from __future__ import annotations
@@ -37,6 +38,15 @@ class ChipSpec:
     dv_max: int                 # largest voltage decay accepted (dv = 2^decay_shift is β = 0)
     input_frac_bits_max: int    # graded input x_int = round(x · 2^s), s ≤ this
     input_bits: int             # graded input messages: |x_int| < 2^(input_bits − 1)
+
+    def __post_init__(self) -> None:
+        if not self.act_shift == self.bias_exp == self.vth_shift:
+            raise ValueError(f"chip {self.name!r}: the conversion needs act_shift == bias_exp == vth_shift (input, "
+                             f"bias and threshold on one scale), got {self.act_shift}, {self.bias_exp}, "
+                             f"{self.vth_shift}")
+        if not 0 < self.weight_mant_max <= self.weight_max <= 2 * self.weight_mant_max:
+            raise ValueError(f"chip {self.name!r}: weight_max must lie in [weight_mant_max, 2·weight_mant_max] "
+                             "(the conversion's weights are k·2^E with E ≤ 1)")
 
     @property
     def decay_unity(self) -> int:

@@ -265,14 +265,18 @@ def _add(node: Add, p: _Planner) -> _Value:
 def _output(node: Output, p: _Planner) -> None:
     """The output must be one neuron layer's spikes (maybe flattened) or an LI readout's membrane."""
     edge = p.only_input(node)
+    if edge.recurrent:
+        raise SltUnsupportedError(
+            f"output '{node.name}': it reads '{edge.src}' one step late over a recurrent edge; a Loihi network's "
+            "output is a neuron layer's spikes (or an LI readout) of the same step: connect it with a plain edge"
+        )
     value = p.read(edge, membrane_ok=True)
     terms = value.terms
     if (len(terms) != 1 or terms[0].lag or np.any(value.bias) or terms[0].src == p.t.input.name
             or not _is_identity(terms[0].M)):
         raise SltUnsupportedError(
             f"output '{node.name}': a Loihi network's output must be a neuron layer's spikes or an LI "
-            f"readout (found {p.t.node(edge.src).kind} '{edge.src}' computing currents"
-            + (", read one step late over a recurrent edge" if edge.recurrent else "") + ")"
+            f"readout (found {p.t.node(edge.src).kind} '{edge.src}' computing currents)"
         )
     p.output = terms[0].src
 
