@@ -164,22 +164,22 @@ def _input(node: Input, p: _Planner) -> _Value:
     return _Value([PlanSource(node.name, 0, SparseMap.identity(size), graded=graded)], np.zeros(size))
 
 
-def _neuron_layer(node: LIF | LI, p: _Planner, kind: str) -> tuple[int, np.ndarray]:
+def _neuron_layer(node: LIF | LI, p: _Planner, kind: str) -> _Value:
+    """A plan layer of ``kind`` (lif | li); its output is its spikes, or an LI layer's membrane."""
     value = p.read(p.only_input(node))
     bias = value.bias + (0.0 if node.bias is None else node.bias.astype(np.float64).reshape(-1))
     p.layers[node.name] = PlanLayer(node.name, kind, tuple(node.shape), value.terms, bias, node)
     size = p.size(node.name)
-    return size, np.zeros(size)
+    return _Value([PlanSource(node.name, 0, SparseMap.identity(size))], np.zeros(size),
+                  membrane_of=node.name if kind == "li" else None)
 
 
 def _lif(node: LIF, p: _Planner) -> _Value:
-    size, zeros = _neuron_layer(node, p, "lif")
-    return _Value([PlanSource(node.name, 0, SparseMap.identity(size))], zeros)
+    return _neuron_layer(node, p, "lif")
 
 
 def _li(node: LI, p: _Planner) -> _Value:
-    size, zeros = _neuron_layer(node, p, "li")
-    return _Value([PlanSource(node.name, 0, SparseMap.identity(size))], zeros, membrane_of=node.name)
+    return _neuron_layer(node, p, "li")
 
 
 def _linear(node: Linear, p: _Planner) -> _Value:
