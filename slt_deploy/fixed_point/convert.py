@@ -88,6 +88,16 @@ class _Context:
 class _LayerConversion:
     """One plan layer to integers: leaky form, decays, scale, integers, exactness, report (in that order)."""
 
+    # set by the steps, in order
+    zero_theta: bool            # every θ is 0: fire v > 0 (vth = 0), scale as if θ = 1
+    theta_eff: np.ndarray       # θ per neuron, 1 where all are 0
+    dv: np.ndarray              # integer voltage decays
+    decay_on_grid: bool         # β = (D − dv)/D exactly
+    scale: int                  # the layer scale (vth unless zero_theta)
+    E: int                      # weight exponent: weights are k · 2^E
+    bias_mant: np.ndarray
+    reset_amount: np.ndarray    # V units
+
     def __init__(self, pl: PlanLayer, ctx: _Context) -> None:
         self.pl, self.ctx, self.chip = pl, ctx, ctx.chip
         self.n = pl.size
