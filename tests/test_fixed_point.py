@@ -7,23 +7,28 @@ the sparse maps.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import ticket_and_input
 
+from slt_deploy.dispatch import Refusal
 from slt_deploy.errors import SltInputError, SltUnsupportedError
 from slt_deploy.fixed_point import (
-    MAX_UV,
+    LOIHI2,
     SparseMap,
     conv_map,
+    leaky_form,
     lif_step,
     make_plan,
     pool_map,
     simulate_fixed,
     to_fixed,
 )
+from slt_deploy.fixed_point.plan import HANDLERS
 from slt_deploy.ir import (
     IF,
     LI,
@@ -38,11 +43,13 @@ from slt_deploy.ir import (
     Input,
     Linear,
     MaxPool2d,
+    Node,
     Output,
     SumPool2d,
     Ticket,
     sequential,
 )
+from slt_deploy.ir.nodes import NODE_KINDS
 from slt_deploy.reference import simulate
 
 
@@ -159,6 +166,8 @@ def test_lif_step_matches_lavas_equations_worked_by_hand() -> None:
 
 def test_lif_step_wraps_the_current_and_clips_the_voltage_like_lava() -> None:
     # u beyond +2^23 wraps once by 2^24; v clips to ±(2^23 − 1); both are counted
+    MAX_UV = LOIHI2.max_uv
+    assert MAX_UV == 1 << 23
     a = np.array([(1 << 17) + 1, -((1 << 17) + 1), 1 << 17])
     u, v, events = lif_step(np.zeros(3, np.int64), np.zeros(3, np.int64), a, np.zeros(3, np.int64), np.zeros(3))
     assert u[0] == ((1 << 17) + 1) * 64 - 2 * MAX_UV
@@ -386,3 +395,119 @@ def test_any_ticket_loihi_accepts_runs_and_claims_only_what_holds(case) -> None:
     assert result.output.shape == simulate(ticket, x).output.shape
     if fixed.report["spikes_equal_reference"]:
         np.testing.assert_array_equal(result.output, simulate(ticket, x).output)
+
+
+# ------------------------------------------------------------------ one neuron mapping, one chip spec, one table
+def _layer(neuron: LIF | LI) -> object:
+    t = sequential((3,), [Linear("fc", FloatWeights(np.ones((2, 3), bool), np.ones((2, 3), np.float32))), neuron],
+                       2, Encoding("spikes"))
+    return make_plan(t).layer(neuron.name)
+
+
+def test_the_leaky_form_of_every_neuron_kind_worked_by_hand() -> None:
+    f = leaky_form(_layer(LIF("l", (2,), beta=0.75, threshold=0.5, reset="subtract", reset_amount=np.float32(0.25))))
+    assert f.beta.tolist() == [0.75] * 2 and f.gain.tolist() == [1.0] * 2 and f.theta.tolist() == [0.5] * 2
+    assert f.reset == "subtract" and f.reset_amount.tolist() == [0.25] * 2 and f.same_operations and f.note is None
+    f = leaky_form(_layer(LIF("l", (2,), threshold=1.0, charge="decay_input", tau=4.0)))  # v + (I − v)/τ
+    assert f.beta.tolist() == [0.75] * 2 and f.gain.tolist() == [0.25] * 2 and not f.same_operations
+    assert "input scaled by 1/τ" in f.note
+    f = leaky_form(_layer(LIF("l", (2,), threshold=1.0, charge="leaky_tau", tau=2.0)))    # (v − v/τ) + I
+    assert f.beta.tolist() == [0.5] * 2 and f.gain.tolist() == [1.0] * 2 and "input scaled" not in f.note
+    f = leaky_form(_layer(LI("l", (2,), beta=0.5)))
+    assert f.beta.tolist() == [0.5] * 2 and f.theta.tolist() == [1.0] * 2 and f.reset == "none"
+    pooled = sequential((1, 2, 2), [MaxPool2d("mp", kernel_size=(2, 2)), Flatten("f"), Linear(
+        "fc", FloatWeights(np.ones((1, 1), bool), np.ones((1, 1), np.float32))), IF("l", (1,))], 2, Encoding("spikes"))
+    f = leaky_form(make_plan(pooled).layer("mp"))                                          # OR of each window
+    assert f.beta.tolist() == [0.0] and f.theta.tolist() == [0.5] and f.reset == "zero"
+
+
+@pytest.mark.parametrize("r", [0.1, 3e38])
+@pytest.mark.parametrize("reset", ["zero", "none"])
+def test_a_reset_that_never_subtracts_keeps_reset_amount_out_of_the_conversion(reset: str, r: float) -> None:
+    # r acts only in the subtracting resets. The Lava float target's copy of the neuron mapping once
+    # carried it for every reset; here, an r the neuron never uses must not change the integers, the
+    # exactness proof (0.1 is off the grid) or the overflow bound (3e38·64·vth/θ overflows int64).
+    plain = mlp(alpha=0.25, theta=0.5, beta=0.5, reset=reset)
+    odd = mlp(alpha=0.25, theta=0.5, beta=0.5, reset=reset, reset_amount=np.float32(r))
+    assert leaky_form(make_plan(odd).layer("l1")).reset_amount.tolist() == [0.0] * 8
+    fixed = to_fixed(odd)
+    assert fixed.report == to_fixed(plain).report and fixed.report["spikes_equal_reference"] is True
+    assert not np.any(fixed.layer("l1").reset_amount)
+    x = spikes(odd)
+    np.testing.assert_array_equal(fixed.simulate(x).output, simulate(odd, x).output)
+    np.testing.assert_array_equal(fixed.simulate(x).layers["l1"], simulate(odd, x).layers["l1"])
+
+
+def test_subtract_resets_carry_reset_amount_in_membrane_units() -> None:
+    fixed = to_fixed(mlp(alpha=0.25, theta=0.5, reset="subtract", reset_amount=np.float32(0.25)))
+    layer = fixed.layer("l1")                                # λ = 64·vth/θ = 64·2/0.5: r = 0.25 -> 64
+    assert layer.vth == 2 and layer.reset_amount.tolist() == [64] * 8
+
+
+def test_the_chip_spec_is_one_frozen_object() -> None:
+    assert (LOIHI2.decay_unity, LOIHI2.du_full, LOIHI2.max_uv, LOIHI2.vth_max) == (4096, 4095, 1 << 23, (1 << 17) - 1)
+    assert (LOIHI2.input_max, LOIHI2.current_max, LOIHI2.weight_max) == ((1 << 15) - 1, 1 << 17, 254)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        LOIHI2.vth_bits = 20  # type: ignore[misc]
+    with pytest.raises(ValueError, match="act_shift == bias_exp == vth_shift"):
+        dataclasses.replace(LOIHI2, bias_exp=4)
+    with pytest.raises(ValueError, match="weight_max"):
+        dataclasses.replace(LOIHI2, weight_max=300)
+
+
+SMALL_CHIP = dataclasses.replace(LOIHI2, name="test chip", decay_shift=8, dv_max=256, state_bits=20, vth_bits=8,
+                                 weight_bits=4, weight_mant_max=7, weight_max=14)
+
+
+def test_lif_step_follows_the_chip_spec() -> None:
+    # decays in 1/256: 1000·(256 − 64) >> 8 = 750 (β = 3/4); u = a << 6; v clips to ±(2^19 − 1)
+    u, v, events = lif_step(np.zeros(2), np.array([1000, (1 << 19) - 10]), np.array([1, 1]), np.array([64, 0]),
+                            np.zeros(2), chip=SMALL_CHIP)
+    assert u.tolist() == [64, 64] and v.tolist() == [814, (1 << 19) - 1] and events == 1
+
+
+@SETTINGS_N(60)
+@given(grid_tickets())
+def test_another_chip_spec_is_honoured_and_its_claims_hold(case) -> None:
+    ticket, x = case
+    fixed = to_fixed(ticket, x, chip=SMALL_CHIP)
+    assert fixed.chip is SMALL_CHIP
+    for layer in fixed.layers:
+        assert 0 <= layer.vth <= 255 and np.all(layer.dv <= 256) and np.all(np.abs(layer.bias_mant) <= 4095)
+        assert all(np.all(np.abs(s.W.vals) <= 14) for s in layer.synapses)
+        assert layer.report["du"] == 255 and layer.report["weight_bits"] == 4
+    result = fixed.simulate(x)
+    if fixed.report["spikes_equal_reference"]:
+        ref = simulate(ticket, x)
+        for name, values in result.layers.items():
+            np.testing.assert_array_equal(values, ref.layers[name], err_msg=name)
+        assert not any(result.diagnostics.saturation.values())
+
+
+class _Mystery(Node):
+    """A node kind nobody handles; ``kind`` is set after the class exists, so it stays out of NODE_KINDS."""
+
+
+_Mystery.kind = "mystery"
+
+
+def test_the_plan_handles_every_node_kind_and_refuses_an_unknown_one_naming_it() -> None:
+    kinds = {kind for kind, cls in NODE_KINDS.items() if cls.__module__.startswith("slt_deploy.")}
+    assert kinds <= set(HANDLERS) and not any(isinstance(HANDLERS[k], Refusal) for k in kinds)
+    good = mlp()
+    nodes = tuple(_Mystery("odd.one") if n.name == "fc2" else n for n in good.nodes)
+    bad = Ticket.__new__(Ticket)
+    object.__setattr__(bad, "nodes", nodes)
+    for name in ("edges", "timesteps", "encoding", "metadata", "order", "shapes"):
+        object.__setattr__(bad, name, getattr(good, name))
+    with pytest.raises(SltUnsupportedError, match="node 'odd.one'.*'mystery'"):
+        to_fixed(bad)
+
+
+def test_an_output_read_one_step_late_is_refused() -> None:
+    # the reference outputs the layer's previous step over a recurrent edge; Loihi reads the layer itself
+    fc = Linear("fc", FloatWeights(np.ones((2, 3), bool), np.ones((2, 3), np.float32)))
+    t = Ticket((Input("in", shape=(3,)), fc, IF("l", (2,), threshold=0.5), Output("out")),
+               (Edge("in", "fc"), Edge("fc", "l"), Edge("l", "out", recurrent=True)), 3, Encoding("spikes"))
+    with pytest.raises(SltUnsupportedError, match="output 'out': it reads 'l' one step late"):
+        to_fixed(t)

@@ -188,6 +188,34 @@ def test_off_grid_ticket_runs_equals_the_fixed_reference_and_reports_why() -> No
     assert 0.5 < agreement <= 1.0
 
 
+@pytest.mark.parametrize("reset", ["none", "zero", "subtract_delayed"])
+def test_fixed_and_float_lava_read_the_one_neuron_mapping(reset: str) -> None:
+    # slt's own SltLIF process (per-neuron decays, or a reset Lava's LIF lacks), a reset amount 0.25 != θ:
+    # r enters the neurons only when the reset subtracts (slt_deploy.fixed_point.neuron), in both modes
+    from slt_deploy.targets.lava._network import _float_layers
+
+    from slt_deploy.fixed_point import leaky_form, make_plan
+
+    rng = np.random.default_rng(9)
+    beta = np.array([0.5] * 5 + [0.75] * 5, np.float32) if reset != "subtract_delayed" else np.float32(0.5)
+    ticket = sequential((12,), [Linear("fc1", binary(rng, (10, 12), 0.5)),
+                                LIF("l1", (10,), beta=beta, threshold=0.5, reset=reset, reset_amount=np.float32(0.25)),
+                                Linear("fc2", binary(rng, (4, 10), 0.25)), IF("l2", (4,), threshold=0.5)],
+                        5, Encoding("spikes"))
+    x = (rng.random((5, 2, 12)) < 0.5).astype(np.float32)
+    result = check_fixed(ticket, x)
+    ref = simulate(ticket, x)
+    assert result.diagnostics.conversion["spikes_equal_reference"] is True and ref.layers["l1"].sum() > 0
+    np.testing.assert_array_equal(result.layers["l1"], ref.layers["l1"])
+    floating = lava_target.run(ticket, x, mode="floating_pt")
+    np.testing.assert_array_equal(floating.layers["l1"], ref.layers["l1"])
+    plan = make_plan(ticket)
+    float_l1 = _float_layers(plan)[0]
+    assert not float_l1.stock
+    np.testing.assert_array_equal(float_l1.params["reset_amount"], leaky_form(plan.layer("l1")).reset_amount)
+    assert np.any(float_l1.params["reset_amount"]) == (reset == "subtract_delayed")
+
+
 # ------------------------------------------------------------------ API, CLI, errors
 def test_api_and_cli_dispatch_to_lava(tmp_path) -> None:
     from slt_deploy.cli import app

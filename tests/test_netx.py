@@ -23,7 +23,7 @@ from slt_deploy.exporters.netx import export_netx, import_netx, read_netx
 from slt_deploy import api
 from slt_deploy.errors import SltFormatError, SltUnsupportedError
 from slt_deploy.fixed_point import simulate_fixed, to_fixed
-from slt_deploy.ir import IF, LIF, BinaryWeights, Conv2d, Encoding, Flatten, Linear, MaxPool2d, sequential
+from slt_deploy.ir import IF, LI, LIF, BinaryWeights, Conv2d, Encoding, Flatten, Linear, MaxPool2d, sequential
 from slt_deploy.reference import simulate
 
 h5py = pytest.importorskip("h5py")
@@ -112,6 +112,31 @@ def test_what_netx_cannot_express_is_refused_or_reported(tmp_path: Path) -> None
     assert not report["same_as_lava_target"] and report["spikes_equal_reference"] is False
     assert "acts 1 step(s) early" in report["approximations"][0]
     assert not os.path.exists(tmp_path / "a.h5")
+
+
+def test_the_netx_handler_table_is_the_plans_with_netxs_refusals(tmp_path: Path) -> None:
+    from slt_deploy.exporters.netx import HANDLERS
+
+    from slt_deploy import registry
+    from slt_deploy.dispatch import Refusal
+    from slt_deploy.fixed_point.plan import HANDLERS as PLAN
+    from slt_deploy.ir.nodes import NODE_KINDS
+
+    assert registry.exporter("netx").handler_table() is HANDLERS
+    kinds = {kind for kind, cls in NODE_KINDS.items() if cls.__module__.startswith("slt_deploy.")}
+    assert kinds <= set(HANDLERS)
+    for kind in kinds - {"li"}:
+        assert HANDLERS[kind] is PLAN[kind], kind
+    assert isinstance(HANDLERS["li"], Refusal) and "LI readout" in HANDLERS["li"].reason
+    rng = np.random.default_rng(0)
+    readout = sequential((12,), [Linear("fc1", binary(rng, (10, 12), 0.5)), LIF("l1", (10,), threshold=0.5),
+                                 Linear("fc2", binary(rng, (4, 10), 0.25)), LI("ro", (4,), beta=0.5)],
+                         4, Encoding("spikes"))
+    for approximate in (False, True):  # a refusal, not an approximation
+        with pytest.raises(SltUnsupportedError, match="node 'ro' \\(li\\): netx's CUBA layers spike") as info:
+            export_netx(readout, tmp_path / "ro.h5", allow_approximate=approximate)
+        assert "\n" not in str(info.value)
+    assert not (tmp_path / "ro.h5").exists()
 
 
 # ------------------------------------------------------------------ hostile files

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from slt_deploy.errors import SltUnsupportedError
+from slt_deploy.fixed_point.chip import ChipSpec
 from slt_deploy.ir.graph import Ticket
 from slt_deploy.ir.weights import Int8Weights
 
@@ -37,8 +38,6 @@ from . import layers as L
 from .gen import Gen, c_array, c_format, flit
 from .plan import check_fixed
 from .runtime import helper_source
-
-V_MAX = (1 << 23) - 1
 
 
 def _int_table(gen: Gen, values: np.ndarray, name: str, ctype: str = "int32_t") -> tuple[str, bool]:
@@ -144,7 +143,7 @@ def _state(net: _Net, enc: str, n_in: int) -> tuple[list[str], list[tuple[str, s
     for layer in layers:
         i = net.ident[layer.name]
         r = np.abs(layer.reset_amount).max(initial=0)
-        if int(r) + V_MAX >= 2**31:
+        if int(r) + _v_max(net.fixed.chip) >= 2**31:
             raise SltUnsupportedError(f"C export (fixed): layer '{layer.name}' has a reset amount {int(r)} beyond the "
                                       "int32 membrane; use --arith float")
         fields.append(f"    int32_t v_{i}[{layer.size}];")
@@ -278,22 +277,33 @@ def _conv_synapse(g: Gen, wt: L.WeightTables, cs: Any, kern: Any, E: int, xkind:
 
 
 # ------------------------------------------------------------------------------ neuron updates
+def _v_max(chip: ChipSpec) -> int:
+    """The membrane clip ``2^(state_bits − 1) − 1`` (Loihi 2: 2^23 − 1)."""
+    return chip.max_uv - 1
+
+
 def _membrane(net: _Net, layer: Any, i: str) -> list[str]:
-    """``v = clip24(decay(v) + wrap24(wrap32(a << 6)) + bias)`` per neuron (the loop is left open)."""
+    """``v = clip24(decay(v) + wrap24(wrap32(a << 6)) + bias)`` per neuron (the loop is left open).
+
+    The numbers are the network's :class:`~slt_deploy.fixed_point.ChipSpec` (Loihi 2's shown).
+    """
     g = net.g
+    chip = net.fixed.chip
+    act, unity, shift, m, v_max = chip.act_shift, chip.decay_unity, chip.decay_shift, chip.max_uv, _v_max(chip)
+    bias_unit = 1 << chip.bias_exp
     dv, dv_arr = _int_table(g, layer.dv, f"{i}_dv", "int16_t")
     bias, b_arr = _int_table(g, np.asarray(layer.bias_mant, np.int64), f"{i}_bias", "int16_t")
     pe = lambda e, arr: f"(int64_t){e}[o]" if arr else f"(int64_t){e}"  # noqa: E731
     return [f"    for (o = 0; o < {layer.size}u; ++o) {{",
-            "        const uint32_t w = a[o] << 6;                          /* wrap32(a << 6) */",
+            f"        const uint32_t w = a[o] << {act};                          /* wrap32(a << {act}) */",
             "        const int64_t cur = (w & 0x80000000u) ? (int64_t)w - 4294967296 : (int64_t)w;",
-            "        int64_t wr = cur > 8388608 ? cur - 16777216 : cur;       /* Lava's 24-bit wrap */",
-            f"        const int64_t p = (int64_t)s->v_{i}[o] * (4096 - {pe(dv, dv_arr)});",
+            f"        int64_t wr = cur > {m} ? cur - {2 * m} : cur;       /* Lava's {chip.state_bits}-bit wrap */",
+            f"        const int64_t p = (int64_t)s->v_{i}[o] * ({unity} - {pe(dv, dv_arr)});",
             "        int64_t v;",
-            "        if (wr <= -8388608) wr = cur + 16777216;",
-            f"        v = (p >= 0 ? (p >> 12) : -((-p) >> 12)) + wr + {pe(bias, b_arr)} * 64;",
-            f"        if (v > {V_MAX}) v = {V_MAX};",
-            f"        if (v < -{V_MAX}) v = -{V_MAX};"]
+            f"        if (wr <= -{m}) wr = cur + {2 * m};",
+            f"        v = (p >= 0 ? (p >> {shift}) : -((-p) >> {shift})) + wr + {pe(bias, b_arr)} * {bias_unit};",
+            f"        if (v > {v_max}) v = {v_max};",
+            f"        if (v < -{v_max}) v = -{v_max};"]
 
 
 def _readout_update(net: _Net, layer: Any, code: list[str]) -> list[str]:
@@ -315,7 +325,7 @@ def _spiking_update(net: _Net, layer: Any, code: list[str]) -> list[str]:
     code.insert(3, "    W_T sw = 0;")
     if layer.reset == "subtract_delayed":
         code.append(f"        v = v - {rr} * (int64_t)BIT(s->s_{i}, o);")
-    code.append(f"        {{ const uint32_t f = (uint32_t)(v > {int(layer.vth) << 6});")
+    code.append(f"        {{ const uint32_t f = (uint32_t)(v > {int(layer.vth) << net.fixed.chip.vth_shift});")
     if layer.reset == "zero":
         code.append("          if (f) v = 0;")
     elif layer.reset == "subtract":

@@ -4,16 +4,18 @@
     run(ticket, x, mode="floating_pt")   # Lava's floating-point models of the same network
     conversion_report(ticket)            # per layer: the integers chosen and what is exact (no Lava needed)
 
-``fixed_pt`` runs the integers of :func:`slt_deploy.fixed_point.to_fixed`, and its spikes
-equal :meth:`slt_deploy.fixed_point.FixedNetwork.simulate` exactly; they equal the float
-reference's where the conversion report says ``spikes_equal_reference: true``.
-``floating_pt`` computes in float64 with Lava's operation order; it equals the float32
+``fixed_pt`` runs the integers of :func:`slt_deploy.fixed_point.to_fixed` (for
+:data:`slt_deploy.fixed_point.LOIHI2`); its spikes equal
+:meth:`slt_deploy.fixed_point.FixedNetwork.simulate` exactly, and the float reference's where
+the conversion report says ``spikes_equal_reference: true``.
+``floating_pt`` runs the same leaky neurons (:func:`slt_deploy.fixed_point.leaky_form`, the one
+mapping both modes share) in float64 with Lava's operation order; it equals the float32
 reference where the reference itself computes exactly (binary tickets on a power-of-two
 grid; see the report's ``float_reference``).
 
 Lava itself is imported only when a run starts (with the Python 3.11 fix of
-:mod:`._compat`). Every result carries ``result.conversion`` (the report of the run, with
-the Lava process kind used per connection). Lava adds one step per connection; the
+:mod:`._compat`). Every result carries ``result.diagnostics.conversion`` (the report of the
+run, with the Lava process kind used per connection). Lava adds one step per connection; the
 target runs T + depth steps and returns the T aligned steps (docs/targets-lava.md).
 """
 

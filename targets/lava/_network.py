@@ -28,20 +28,18 @@ import numpy as np
 
 from slt_deploy.errors import SltInputError
 from slt_deploy.fixed_point import (
-    BIAS_EXP,
-    DU_FULL,
     ConvSpec,
     FixedNetwork,
     Plan,
     SparseMap,
     integer_inputs,
+    leaky_form,
     make_plan,
     mark_graded_input,
     package_result,
     to_fixed,
 )
 from slt_deploy.ir.graph import Ticket
-from slt_deploy.ir.neurons import LIF
 from slt_deploy.registry import LAVA, LAVA_FLOAT
 from slt_deploy.result import Diagnostics, Result, check_input, encode_step, rate_rng
 
@@ -103,15 +101,16 @@ def run_network(ticket: Ticket, x: np.ndarray, mode: str, synapse: str = "auto",
 
 # ------------------------------------------------------------------ layer specs
 def _fixed_layers(fixed: FixedNetwork) -> list[_Layer]:
+    chip = fixed.chip
     out = []
     for fl in fixed.layers:
         stock = fl.kind in ("lif", "or") and fl.reset == "zero" and fl.uniform_dv
         n = fl.size
         if stock:
-            params = dict(du=DU_FULL, dv=int(fl.dv[0]), vth=int(fl.vth), bias_exp=np.full(n, BIAS_EXP))
+            params = dict(du=chip.du_full, dv=int(fl.dv[0]), vth=int(fl.vth), bias_exp=np.full(n, chip.bias_exp))
         else:
-            params = dict(du=np.full(n, DU_FULL), dv=fl.dv.copy(), vth=np.full(n, fl.vth),
-                          bias_exp=np.full(n, BIAS_EXP), reset=fl.reset, reset_amount=fl.reset_amount.copy(),
+            params = dict(du=np.full(n, chip.du_full), dv=fl.dv.copy(), vth=np.full(n, fl.vth),
+                          bias_exp=np.full(n, chip.bias_exp), reset=fl.reset, reset_amount=fl.reset_amount.copy(),
                           spiking=fl.kind != "li")
         layer = _Layer(fl.name, fl.kind, n, fl.depth, stock, params, fl.bias_mant.copy(), fl.reset,
                        readout=fl.readout if fl.kind == "li" else None)
@@ -129,37 +128,21 @@ def _fixed_layers(fixed: FixedNetwork) -> list[_Layer]:
 
 
 def _float_layers(plan: Plan) -> list[_Layer]:
+    """Lava's floating-point neurons run the leaky form itself: du = 1, dv = 1 − β, vth = θ, inputs scaled by g."""
     out = []
     for pl in plan.layers:
         n = pl.size
-        gain = np.ones(n)
-        r_amt = np.zeros(n)
-        reset = "zero"
-        if pl.kind == "or":
-            beta, theta = np.zeros(n), np.full(n, 0.5)
-        elif pl.kind == "li":
-            beta, theta, reset = pl.node.beta.astype(np.float64).reshape(-1), np.full(n, np.inf), "none"
-        else:
-            lif: LIF = pl.node  # type: ignore[assignment]
-            theta = lif.threshold.astype(np.float64).reshape(-1)
-            reset = lif.reset
-            r_amt = lif.reset_amount.astype(np.float64).reshape(-1)
-            if lif.charge == "leaky":
-                beta = lif.beta.astype(np.float64).reshape(-1)
-            else:
-                tau = lif.tau.astype(np.float64).reshape(-1)
-                beta = 1.0 - 1.0 / tau
-                if lif.charge == "decay_input":
-                    gain = 1.0 / tau
-        dv = 1.0 - beta
-        stock = (pl.kind in ("lif", "or") and reset == "zero" and bool(np.all(dv == dv[0]))
+        form = leaky_form(pl)
+        gain, theta = form.gain, form.theta
+        dv = 1.0 - form.beta
+        stock = (pl.kind in ("lif", "or") and form.reset == "zero" and bool(np.all(dv == dv[0]))
                  and bool(np.all(theta == theta[0])))
         if stock:
             params = dict(du=1.0, dv=float(dv[0]), vth=float(theta[0]), bias_exp=np.zeros(n))
         else:
-            params = dict(du=np.ones(n), dv=dv, vth=theta, bias_exp=np.zeros(n), reset=reset, reset_amount=r_amt,
-                          spiking=pl.kind != "li")
-        layer = _Layer(pl.name, pl.kind, n, pl.depth, stock, params, pl.bias * gain, reset)
+            params = dict(du=np.ones(n), dv=dv, vth=theta, bias_exp=np.zeros(n), reset=form.reset,
+                          reset_amount=form.reset_amount, spiking=pl.kind != "li")
+        layer = _Layer(pl.name, pl.kind, n, pl.depth, stock, params, pl.bias * gain, form.reset)
         for s in pl.sources:
             W = SparseMap(s.M.shape, s.M.rows, s.M.cols, s.M.vals * gain[s.M.rows])
             conv = s.conv if s.conv is not None and bool(np.all(gain == 1)) else None
