@@ -52,17 +52,42 @@ def load_digits_split(split_seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.n
 def run_demo(out: Path = Path("slt-demo"), retrain: bool = False, ticket_path: Path | None = None,
              rounds: int = 9, epochs: int = 8, seed: int = 0, console: Any = None) -> dict[str, Any]:
     """Run the demo into ``out``; returns the summary (also written to ``out/summary.json``)."""
-    from . import api
-    from .atomic import atomic_write_bytes
-    from .format import inspect_file
-
     say = console.print if console is not None else (lambda *a, **k: None)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     summary: dict[str, Any] = {"out": str(out)}
-
-    # 1. the ticket ---------------------------------------------------------------
     slt_path = out / "digits.slt"
+    ticket, layers, source = _ticket_step(out, slt_path, retrain, ticket_path, rounds, epochs, seed, console,
+                                          say, summary)
+    _, _, x_test, y_test = load_digits_split(0)
+    np.save(out / "digits_test_x.npy", x_test)
+    np.save(out / "digits_test_y.npy", y_test)
+    _inspect_step(out, slt_path, layers, say, summary)
+    summary["exports"] = _export_step(ticket, out, say)
+    _verify_step(ticket, out, x_test, y_test, console, say, summary)
+    _energy_step(ticket, out, slt_path, source, x_test, say, summary)
+
+    summary["seconds"] = round(time.perf_counter() - started, 1)
+    _write_json(out / "summary.json", summary)
+    say(f"[bold]done[/] in {summary['seconds']} s. Everything is in {out}/: digits.slt, inspect.json, "
+        "exports, verify.json, energy.html, energy.json, summary.json. Next:")
+    say(f"   slt inspect {slt_path}")
+    say(f"   slt verify {slt_path} --input {out / 'digits_test_x.npy'} --targets reference,cpu,onnxruntime")
+    say(f"   slt energy {slt_path} --input {out / 'digits_test_x.npy'} --convention memory-aware")
+    return summary
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    from .atomic import atomic_write_bytes
+
+    atomic_write_bytes(path, json.dumps(payload, indent=2, default=_plain).encode())
+
+
+def _ticket_step(out: Path, slt_path: Path, retrain: bool, ticket_path: Path | None, rounds: int, epochs: int,
+                 seed: int, console: Any, say: Any, summary: dict[str, Any]) -> tuple[Any, Any, Path | None]:
+    """1. The ticket: the committed example (read and verified once), a given one, or a fresh search."""
+    from .format import inspect_file
+
     source = ticket_path or (None if retrain else example_ticket_path())
     if source is None:
         say(f"[bold]1. search[/]: IMP with late rewinding, {rounds} rounds of 25%, binary fine-tune (digits)")
@@ -74,14 +99,14 @@ def run_demo(out: Path = Path("slt-demo"), retrain: bool = False, ticket_path: P
         ticket, layers = inspect_file(source)  # read and verified once; a bad file is never copied
         shutil.copyfile(source, slt_path)
         summary["ticket_source"] = str(source)
-    x_train, y_train, x_test, y_test = load_digits_split(0)
-    np.save(out / "digits_test_x.npy", x_test)
-    np.save(out / "digits_test_y.npy", y_test)
+    return ticket, layers, source
 
-    # 2. inspect ------------------------------------------------------------------
+
+def _inspect_step(out: Path, slt_path: Path, layers: Any, say: Any, summary: dict[str, Any]) -> None:
+    """2. Sizes: bytes on disk, bits per synapse against the entropy bound."""
     weight_bytes = sum(r["bytes"] for r in layers)
     dense_bytes = sum(int(np.prod(r["shape"])) * 4 for r in layers)
-    atomic_write_bytes(out / "inspect.json", json.dumps(layers, indent=2, default=_plain).encode())
+    _write_json(out / "inspect.json", layers)
     summary["layers"] = layers
     summary["slt_file_bytes"] = slt_path.stat().st_size
     summary["weight_bytes"], summary["dense_fp32_weight_bytes"] = weight_bytes, dense_bytes
@@ -91,7 +116,11 @@ def run_demo(out: Path = Path("slt-demo"), retrain: bool = False, ticket_path: P
         say(f"   {r['name']:>8} {'x'.join(map(str, r['shape'])):>9} density {r['density']:.3f} {r['encoding']:>11} "
             f"{r['bits_per_synapse']:.3f} bits/synapse ({r['ratio_vs_entropy_bound']:.2f}x the bound H(p)+p)")
 
-    # 3. exports -------------------------------------------------------------------
+
+def _export_step(ticket: Any, out: Path, say: Any) -> dict[str, Any]:
+    """3. Every export format; a refusal is reported with its reason (and written flagged where allowed)."""
+    from . import api
+
     say("[bold]3. export[/]")
     exports: dict[str, Any] = {}
     for fmt, name in EXPORTS:
@@ -115,15 +144,19 @@ def run_demo(out: Path = Path("slt-demo"), retrain: bool = False, ticket_path: P
         except (SltError, ImportError) as exc:
             exports[fmt] = {"path": None, "exact": False, "error": str(exc).splitlines()[0]}
             say(f"   {fmt:>5}: [yellow]not exported[/]: {_short(str(exc))}")
-    summary["exports"] = exports
+    return exports
 
-    # 4. run every target and verify -------------------------------------------------
+
+def _verify_step(ticket: Any, out: Path, x_test: np.ndarray, y_test: np.ndarray, console: Any, say: Any,
+                 summary: dict[str, Any]) -> None:
+    """4. Every exact-by-design target on the same digits: the agreement matrix, and test accuracy."""
+    from . import api
     from .verify import verify
 
     say(f"[bold]4. verify[/]: {', '.join(verify_targets())} on the first {VERIFY_SAMPLES} test digits")
     report = verify(ticket, x_test[:VERIFY_SAMPLES], verify_targets(),
                     progress=lambda name: say(f"   running {name} ..."))
-    atomic_write_bytes(out / "verify.json", json.dumps(report.to_dict(), indent=2, default=_plain).encode())
+    _write_json(out / "verify.json", report.to_dict())
     if console is not None:
         from .cli.render import print_verify
 
@@ -133,7 +166,7 @@ def run_demo(out: Path = Path("slt-demo"), retrain: bool = False, ticket_path: P
     accuracy = {}
     for target in (registry.REFERENCE.name, registry.CPU.name):
         try:
-            result = api.run(ticket, x_test, target=target)
+            result = api.run(ticket, x_test, target=target, record=False)
             accuracy[target] = float((result.predictions() == y_test).mean())
         except (SltError, ImportError) as exc:
             accuracy[target] = str(exc).splitlines()[0]
@@ -141,7 +174,11 @@ def run_demo(out: Path = Path("slt-demo"), retrain: bool = False, ticket_path: P
     say(f"   test accuracy ({len(y_test)} digits): " + ", ".join(
         f"{k} {v:.3f}" if isinstance(v, float) else f"{k}: {v}" for k, v in accuracy.items()))
 
-    # 5. energy ------------------------------------------------------------------------
+
+def _energy_step(ticket: Any, out: Path, slt_path: Path, source: Path | None, x_test: np.ndarray, say: Any,
+                 summary: dict[str, Any]) -> None:
+    """5. Effective ACs/MACs counted from the run, against the measured ANN twin when there is one."""
+    from .atomic import atomic_write_bytes
     from .energy import energy
     from .energy.ann import available_twin
 
@@ -162,15 +199,6 @@ def run_demo(out: Path = Path("slt-demo"), retrain: bool = False, ticket_path: P
     say(f"[bold]5. energy[/] (cmos45-fp32, neurobench): {energy_report.effective_ac:,.0f} ACs + "
         f"{energy_report.effective_mac:,.0f} MACs per inference, {energy_report.total() / 1000:.1f} nJ; "
         f"{energy_report.headline('neurobench')}, {energy_report.headline('memory-aware')}")
-
-    summary["seconds"] = round(time.perf_counter() - started, 1)
-    atomic_write_bytes(out / "summary.json", json.dumps(summary, indent=2, default=_plain).encode())
-    say(f"[bold]done[/] in {summary['seconds']} s. Everything is in {out}/: digits.slt, inspect.json, "
-        "exports, verify.json, energy.html, energy.json, summary.json. Next:")
-    say(f"   slt inspect {slt_path}")
-    say(f"   slt verify {slt_path} --input {out / 'digits_test_x.npy'} --targets reference,cpu,onnxruntime")
-    say(f"   slt energy {slt_path} --input {out / 'digits_test_x.npy'} --convention memory-aware")
-    return summary
 
 
 def _search(path: Path, rounds: int, epochs: int, seed: int, console: Any) -> None:
