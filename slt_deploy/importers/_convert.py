@@ -26,7 +26,7 @@ from ..ir.weights import BinaryWeights, FloatWeights, Weights
 from ..ir.weights import binarize as binarize_weights
 from . import snntorch as snn_import
 from . import spikingjelly as sj_import
-from ._trace import _ADDS, _NAME_BAD, _NORMS, _PASSTHROUGH, _POOLS, _SYNAPSES, _as_numpy, _f32
+from ._trace import _ADDS, _NAME_BAD, _NORMS, _PASSTHROUGH, _POOLS, _SYNAPSES, _as_numpy, _declares_neuron, _f32
 
 
 # ================================================================== converter
@@ -228,6 +228,8 @@ class _Converter:
             return self._snntorch(m, path, self._arg(node))
         if sj_import.owns(m) and sj_import.is_neuron(m):
             return self._spikingjelly(m, path, self._arg(node))
+        if _declares_neuron(m):
+            return self._declared_neuron(m, path, self._arg(node))
         raise SltUnsupportedError(f"module '{path}' of type {type(m).__module__}.{type(m).__name__} is not supported")
 
     def _function(self, node: fx.Node, fn: Any) -> _Value:
@@ -414,6 +416,17 @@ class _Converter:
         self._once(path, m)
         self.frameworks.add("spikingjelly")
         lif = sj_import.convert(m, self._name(path), self.shapes[src], path)
+        return self._emit(lif, [src])
+
+    def _declared_neuron(self, m: nn.Module, path: str, src: str) -> str:
+        """A module that states its IR layer: ``m.slt_neuron(name, shape, path) -> LIF``."""
+        from ..ir.neurons import LIF
+
+        self._once(path, m)
+        self.frameworks.add("torch")
+        lif = m.slt_neuron(self._name(path), self.shapes[src], path)
+        if not isinstance(lif, LIF):
+            raise SltImportError(f"module '{path}' ({type(m).__name__}): slt_neuron() must return an IR LIF layer")
         return self._emit(lif, [src])
 
     def _snntorch(self, m: nn.Module, path: str, src: str) -> _Value:

@@ -51,13 +51,18 @@ def _f32(t: torch.Tensor, what: str) -> np.ndarray:
     return a
 
 
+def _declares_neuron(m: nn.Module) -> bool:
+    """A neuron module that states its own IR layer (``slt_neuron``; e.g. the search's SpikingLIF)."""
+    return callable(getattr(type(m), "slt_neuron", None))
+
+
 class _Tracer(fx.Tracer):
     """Keeps neurons (stateful, data-dependent code), layers and BatchNorm as leaf calls."""
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         if isinstance(m, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
             return False
-        if isinstance(m, _LEAVES) or snn_import.owns(m) or sj_import.owns(m):
+        if isinstance(m, _LEAVES) or snn_import.owns(m) or sj_import.owns(m) or _declares_neuron(m):
             return True
         return super().is_leaf_module(m, qualname)
 

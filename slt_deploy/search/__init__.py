@@ -8,9 +8,14 @@ Methods (docs/search.md): ``imp`` (iterative magnitude pruning with late rewindi
 fixed fraction per round), ``et`` (Early-Time ticket: search at the smaller T' the KL rule
 picks, final ticket at T), ``eb`` (Early-Bird ticket: stop when successive masks stop
 moving); ``binary=True`` makes kept weights ``α·sign`` (straight-through estimator), from
-the finished full-precision ticket or from scratch. The networks are snnTorch ``Leaky``
-layers in an ``nn.Sequential`` (MLP or small conv net, BatchNorm folded at export), so
+the finished full-precision ticket or from scratch. New methods plug into the same engine
+(:mod:`.methods.base`, :func:`register_method`). The networks are snnTorch ``Leaky``
+layers in an ``nn.Sequential`` (MLP or small conv net) or the ECCV 2022 VGG16/ResNet19
+with SpikingJelly-style LIF neurons; BatchNorm is folded at export, and
 :func:`slt_deploy.from_torch` imports them exactly.
+
+Data parallel: started by ``torchrun --nproc-per-node N -m slt_deploy search ...`` the
+search runs on N processes (``gloo`` on CPU, ``nccl`` on CUDA); see :mod:`.engine`.
 
 Importing this package needs numpy only; the names that need torch (``run_search``,
 ``Trainer``, ``build_model``, ``DigitsTrainer`` …) load it on first use.
@@ -22,7 +27,8 @@ from importlib import import_module
 from typing import Any
 
 from .config import METHODS, SearchConfig, SltSearchError, ladder
-from .data import Dataset, digits, from_arrays, load_dataset
+from .data import Dataset, digits, from_arrays, image_folder, load_dataset
+from .methods import method_names, register_method
 from .rules import (
     early_bird_converged,
     global_magnitude_keep,
@@ -38,12 +44,13 @@ _LAZY = {
     "Trainer": "trainer", "binary_value": "trainer", "materialize": "trainer", "prune_masks": "trainer",
     "build_model": "model", "prunable": "model",
     "DigitsTrainer": "digits_trainer", "digits_model": "digits_trainer",
+    "World": "distributed", "SearchMethod": "methods.base", "SpikingLIF": "neurons",
 }
 
 __all__ = [
     "METHODS", "Dataset", "SearchConfig", "SltSearchError", "digits", "early_bird_converged", "from_arrays",
-    "global_magnitude_keep", "ladder", "ladder_keep_counts", "load_dataset", "mask_distance",
-    "max_pairwise_distance", "normalised_kl", "pick_early_timestep", *_LAZY,
+    "global_magnitude_keep", "image_folder", "ladder", "ladder_keep_counts", "load_dataset", "mask_distance",
+    "max_pairwise_distance", "method_names", "normalised_kl", "pick_early_timestep", "register_method", *_LAZY,
 ]
 
 

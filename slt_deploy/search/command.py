@@ -3,37 +3,74 @@
 Registered by :mod:`slt_deploy.cli` as ``app.command("search")(user_errors(search))``::
 
     slt search --method imp|et|eb [--binary] --data digits|PATH --rounds N --out t.slt
-               [--arch mlp|conv] [--epochs E] [--prune-fraction 0.25] [--target-sparsity S]
-               [--timesteps T] [--seed S] [--resume] [--json]
+               [--arch mlp|conv|vgg16|resnet19] [--epochs E] [--prune-fraction 0.25] [--target-sparsity S]
+               [--timesteps T] [--seed S] [--device cpu|cuda|auto] [--amp auto|on|off] [--resume] [--json]
+
+Data parallel: ``torchrun --nproc-per-node N -m slt_deploy search ...`` (rank 0 prints,
+writes and reports; the other ranks stay silent, errors included).
 
 Importing this module needs typer only; torch loads when the command runs.
 """
 
 from __future__ import annotations
 
+import functools
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from ..errors import SltError
 
 
+def _rank() -> int:
+    """This process's torchrun rank (0 without torchrun)."""
+    from .distributed import launched_by_torchrun
+
+    return int(os.environ.get("RANK", "0") or 0) if launched_by_torchrun() else 0
+
+
+def _rank_zero_reports(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Errors are reported by rank 0 only (every rank fails with the same one, see World.on_main)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SltError:
+            if _rank() != 0:
+                raise typer.Exit(2) from None
+            raise
+
+    return wrapper
+
+
+@_rank_zero_reports
+
 def search(
     method: str = typer.Option("imp", "--method", help="Search method: imp (iterative magnitude pruning, late "
                                "rewinding), et (Early-Time ticket) or eb (Early-Bird ticket)."),
     out: Path = typer.Option(..., "--out", "-o", help="Where to write the ticket (.slt); the JSON log goes next to "
                              "it (same name, .json) unless --log is given."),
-    data: str = typer.Option("digits", "--data", help="'digits' (scikit-learn, embedded) or a .npz file "
-                             "(x_train, y_train, x_test, y_test, or x, y) or a folder of such .npy files."),
+    data: str = typer.Option("digits", "--data", help="'digits' (scikit-learn, embedded), a .npz file (x_train, "
+                             "y_train, x_test, y_test, or x, y), a folder of such .npy files (memory-mapped), or an "
+                             "image folder (one sub-folder per class; pixels/255)."),
     rounds: int = typer.Option(3, "--rounds", help="Pruning rounds: sparsity 1-(1-f)^rounds (EB: its default "
                                "target sparsity)."),
     binary: bool = typer.Option(False, "--binary", help="Binary kept weights: alpha x sign per output channel "
                                 "(straight-through estimator)."),
     binary_from: str = typer.Option("ticket", "--binary-from", help="With --binary: 'ticket' fine-tunes the "
                                     "finished full-precision ticket, 'scratch' trains binary weights throughout."),
-    arch: str = typer.Option("mlp", "--arch", help="Network: mlp (Linear-LIF-Linear-LIF) or conv (two Conv-BN-LIF-"
-                             "MaxPool blocks and a Linear-LIF readout; BatchNorm is folded at export)."),
+    arch: str = typer.Option("mlp", "--arch", help="Network: mlp (Linear-LIF-Linear-LIF), conv (two Conv-BN-LIF-"
+                             "MaxPool blocks and a Linear-LIF readout), or the ECCV 2022 networks vgg16 / resnet19 "
+                             "(CIFAR layout, SpikingJelly-style LIF tau=4/3); BatchNorm is folded at export."),
+    width: float = typer.Option(1.0, "--width", help="vgg16/resnet19: channel-width multiplier (1 = the paper's "
+                                "networks)."),
+    encoding: str = typer.Option("direct", "--encoding", help="'direct' (the sample is the input at every step) or "
+                                 "'spikes' (samples are (T, *features): one frame, e.g. binned events, per step)."),
     epochs: int = typer.Option(8, "--epochs", help="Training epochs of the dense run, of every round and of the "
                                "final ticket."),
     prune_fraction: float = typer.Option(0.25, "--prune-fraction", help="Fraction of the remaining weights "
@@ -47,7 +84,8 @@ def search(
     hidden: int = typer.Option(128, "--hidden", help="MLP hidden neurons."),
     channels: str = typer.Option("32,64", "--channels", help="Conv net channels of the two blocks, e.g. 32,64."),
     lr: float | None = typer.Option(None, "--lr", help="Adam learning rate (default 5e-3 for mlp, 2e-3 for conv)."),
-    batch_size: int = typer.Option(64, "--batch-size", help="Training batch size."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Training batch size (global: split evenly over the "
+                                   "torchrun processes)."),
     rewind_epoch: int = typer.Option(1, "--rewind-epoch", help="Late rewinding: weights after this many dense "
                                      "epochs (0: the initialisation)."),
     binary_epochs: int | None = typer.Option(None, "--binary-epochs", help="Epochs of the binary fine-tune "
@@ -65,13 +103,24 @@ def search(
                                 "round (kept in OUT.search/)."),
     keep_checkpoints: bool = typer.Option(False, "--keep-checkpoints", help="Keep OUT.search/ (one checkpoint per "
                                           "round) after the search succeeds."),
-    threads: int = typer.Option(1, "--threads", help="PyTorch CPU threads (1 is fastest for these small nets)."),
+    threads: int = typer.Option(1, "--threads", help="PyTorch CPU threads per process (1 is fastest for these small "
+                                "nets)."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda (one GPU per torchrun process) or auto (cuda when "
+                               "available)."),
+    amp: str = typer.Option("auto", "--amp", help="Mixed-precision training: auto (on CUDA for vgg16/resnet19), on, "
+                            "off. Evaluation and the exported ticket are always float32."),
+    workers: int | None = typer.Option(None, "--workers", help="Data-loading processes per search process for "
+                                       "streamed data (default: 2 for image folders, 0 otherwise)."),
     as_json: bool = typer.Option(False, "--json", help="Print the search log as JSON (no progress output)."),
     ann_twin: bool = typer.Option(False, "--ann-twin", help="Also train the ReLU ANN of the same architecture on the "
                                   "same data and save it next to the ticket (OUT with .ann.safetensors), the "
                                   "measured baseline of slt energy --ann."),
 ) -> None:
-    """Train an SNN and search a (binary) lottery ticket: IMP, Early-Time or Early-Bird; writes .slt + JSON log."""
+    """Train an SNN and search a (binary) lottery ticket: IMP, Early-Time or Early-Bird; writes .slt + JSON log.
+
+    Data parallel with torchrun: torchrun --nproc-per-node N -m slt_deploy search ...
+    """
+    rank = _rank()
     from .config import SearchConfig, SltSearchError
 
     try:
@@ -86,7 +135,7 @@ def search(
         binary_epochs=binary_epochs, binary_lr=binary_lr, seed=seed, split_seed=split_seed, hidden=hidden,
         channels=widths,
         lr=lr, batch_size=batch_size, rewind_epoch=rewind_epoch, et_threshold=et_threshold,
-        eb_threshold=eb_threshold, eb_window=eb_window, eb_max_epochs=eb_max_epochs,
+        eb_threshold=eb_threshold, eb_window=eb_window, eb_max_epochs=eb_max_epochs, width=width, encoding=encoding,
     )
     if binary_from != "ticket" and not binary:
         raise SltSearchError("--binary-from applies to binary tickets; add --binary")
@@ -101,17 +150,19 @@ def search(
     from .engine import run_search
 
     try:
-        result = run_search(config, out, log_path=log, console=None if as_json else console, resume=resume,
-                            keep_checkpoints=keep_checkpoints, threads=threads)
+        result = run_search(config, out, log_path=log, console=None if as_json or rank else console, resume=resume,
+                            keep_checkpoints=keep_checkpoints, threads=threads, device=device, amp=amp,
+                            workers=workers)
     except KeyboardInterrupt:
-        folder = checkpoint.checkpoint_dir(out)
-        done = len(checkpoint.completed_rounds(folder))
-        print(f"slt: interrupted: {done} completed round(s) kept in {folder}; rerun the same command with --resume "
-              "to continue", file=sys.stderr)
+        if rank == 0:
+            folder = checkpoint.checkpoint_dir(out)
+            done = len(checkpoint.completed_rounds(folder))
+            print(f"slt: interrupted: {done} completed round(s) kept in {folder}; rerun the same command with "
+                  "--resume to continue", file=sys.stderr)
         raise typer.Exit(130) from None
-    if ann_twin:
+    if ann_twin and rank == 0:  # rank 0 holds the ticket; the twin trains there, in one process
         from .ann_twin import train_ann_twin
 
         result.log["ann_twin"] = train_ann_twin(config, result.ticket, out, console=None if as_json else console)
-    if as_json:
+    if as_json and rank == 0:
         emit_json(result.log)

@@ -12,9 +12,10 @@ from typing import Any
 
 from ..errors import SltError
 
-METHODS = ("imp", "et", "eb")
-ARCHS = ("mlp", "conv")
+METHODS = ("imp", "et", "eb")  # the built-in methods; plug-ins register more (search/methods/__init__.py)
+ARCHS = ("mlp", "conv", "vgg16", "resnet19")
 BINARY_FROM = ("ticket", "scratch")
+ENCODINGS = ("direct", "spikes")
 
 
 class SltSearchError(SltError, ValueError):
@@ -34,7 +35,13 @@ class SearchConfig:
     - ``epochs``: epochs of every training run (dense, each round, the final ticket);
       EB searches for at most ``eb_max_epochs`` epochs (default: the larger of ``epochs``
       and ``eb_window``).
-    - ``lr`` (Adam; default 5e-3 for ``mlp``, 2e-3 for ``conv``), ``batch_size``.
+    - ``arch``: ``mlp``, ``conv`` (snnTorch, for small inputs) or the ECCV 2022 networks
+      ``vgg16`` / ``resnet19`` (SpikingJelly-style LIF, CIFAR layout) built at ``width``
+      times the paper's channel counts.
+    - ``encoding``: ``direct`` (the analog sample is the input at every step) or ``spikes``
+      (every sample is ``(T, *features)``: one frame, e.g. binned events, per step).
+    - ``lr`` (Adam; default 5e-3 for ``mlp``, 2e-3 for ``conv``, 1e-3 for ``vgg16``/``resnet19``),
+      ``batch_size`` (the global batch: split evenly over the data-parallel processes).
     - ``rewind_epoch``: late rewinding to the weights after this many dense epochs
       (0 rewinds to the initialisation).
     - ``binary``: kept weights become ``α[o]·sign(w)`` (α = mean |w| of the kept weights of
@@ -69,12 +76,24 @@ class SearchConfig:
     eb_threshold: float = 0.02
     eb_window: int = 5
     eb_max_epochs: int | None = None
+    width: float = 1.0
+    encoding: str = "direct"
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise SltSearchError(f"unknown search method {self.method!r}; choose one of {', '.join(METHODS)}")
+        from .methods import method_names
+
+        if self.method not in method_names():
+            raise SltSearchError(f"unknown search method {self.method!r}; choose one of {', '.join(method_names())}")
         if self.arch not in ARCHS:
             raise SltSearchError(f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHS)}")
+        if self.encoding not in ENCODINGS:
+            raise SltSearchError(f"unknown input encoding {self.encoding!r}; choose one of {', '.join(ENCODINGS)}")
+        w = self.width
+        if not isinstance(w, (int, float)) or isinstance(w, bool) or not math.isfinite(w) or not 0 < w <= 8:
+            raise SltSearchError(f"width must be a number in (0, 8], got {w!r}")
+        if w != 1 and self.arch in ("mlp", "conv"):
+            raise SltSearchError(f"--width scales vgg16 and resnet19; size the {self.arch} net with "
+                                 + ("--hidden" if self.arch == "mlp" else "--channels"))
         if self.binary_from not in BINARY_FROM:
             raise SltSearchError(f"binary_from must be one of {', '.join(BINARY_FROM)}, got {self.binary_from!r}")
         _int(self.rounds, "rounds", 1)
@@ -124,11 +143,11 @@ class SearchConfig:
 
     @property
     def learning_rate(self) -> float:
-        """``lr``, or by default 5e-3 for the MLP and 2e-3 for the conv net (whose BatchNorm'd
-        spiking layers train unstably at the MLP's rate)."""
+        """``lr``, or by default 5e-3 for the MLP, 2e-3 for the conv net (whose BatchNorm'd
+        spiking layers train unstably at the MLP's rate) and 1e-3 for the deep networks."""
         if self.lr is not None:
             return self.lr
-        return 5e-3 if self.arch == "mlp" else 2e-3
+        return {"mlp": 5e-3, "conv": 2e-3}.get(self.arch, 1e-3)
 
     @property
     def finetune_epochs(self) -> int:

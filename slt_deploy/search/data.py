@@ -1,33 +1,47 @@
 """Data sets for the ticket search: scikit-learn's digits (embedded, nothing downloaded) and
-arrays a user brings.
+data a user brings.
 
 ``--data PATH`` accepts
 
 - an ``.npz`` archive with ``x_train, y_train, x_test, y_test``, or with ``x, y`` (split
   80/20 by a seeded permutation, ``split_seed``);
 - a folder holding the same arrays as ``.npy`` files (``x_train.npy`` …, or ``x.npy``,
-  ``y.npy``).
+  ``y.npy``);
+- an image folder: one sub-folder per class (``root/cat/*.png``, ``root/dog/*.png``; split
+  80/20 like ``x, y``), or ``root/train/<class>/…`` and ``root/test/<class>/…``. Classes
+  are the sorted sub-folder names; images are decoded with Pillow, converted to the first
+  image's kind (grayscale: 1 channel, otherwise RGB), must share one size, and become
+  ``pixel / 255`` in float32.
 
 Features are ``(n, *features)``: ``(n, F)`` for the MLP, ``(n, C, H, W)`` or ``(n, H, W)``
-images for the conv net. They are used as given (direct encoding: the analog sample is the
-input current source at every step), converted to float32. Labels are integers
-``0 … classes − 1``. Files are read with ``allow_pickle=False``; every problem is a one-line
-:class:`~slt_deploy.SltInputError`.
+images for the conv nets; with ``encoding="spikes"`` every sample is ``(T, *features)``,
+one frame per time step. They are used as given (direct encoding: the analog sample is the
+input current source at every step), converted to float32 batch by batch. Labels are
+integers ``0 … classes − 1``.
+
+Nothing is loaded whole that need not be: ``.npy`` files and uncompressed ``.npz``
+members are memory-mapped, image folders decoded a batch at a time
+(:mod:`.sources`), so data larger than memory trains. Files are read without pickles and
+with bounded headers; every problem is a one-line :class:`~slt_deploy.SltInputError`.
+``validate=False`` skips the full pass over the features (finite values) and the hash:
+the data-parallel search validates on rank 0 only.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import SltError, SltInputError
+from . import sources
+from .sources import ImageFiles, Samples, is_streamed
 
-MAX_DATA_BYTES = 4 << 30
+MAX_DATA_BYTES = sources.MAX_IN_MEMORY_BYTES
 SPLIT_KEYS = ("x_train", "y_train", "x_test", "y_test")
 WHOLE_KEYS = ("x", "y")
 
@@ -37,50 +51,85 @@ class Dataset:
     """Train/test arrays (float32 features, int64 labels) and where they came from.
 
     ``image_shape`` is the per-sample ``(C, H, W)`` the conv net sees (``None`` when the
-    features cannot be read as an image).
+    features cannot be read as an image). Features are in-memory arrays, or
+    :class:`~slt_deploy.search.sources.Samples` views of streamed data (same indexing).
+    ``class_names``: the sub-folder names of an image folder.
     """
 
     name: str
-    x_train: np.ndarray
+    x_train: Any
     y_train: np.ndarray
-    x_test: np.ndarray
+    x_test: Any
     y_test: np.ndarray
     classes: int
     image_shape: tuple[int, int, int] | None
     sha256: str = ""
+    class_names: tuple[str, ...] | None = None
 
     @property
     def feature_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
 
-    def for_arch(self, arch: str) -> tuple[np.ndarray, np.ndarray]:
-        """``(x_train, x_test)`` shaped for ``arch``: flat features for ``mlp``, ``(n, C, H, W)`` for ``conv``."""
-        if arch == "conv":
+    @property
+    def streamed(self) -> bool:
+        """True when the features are read from disk batch by batch."""
+        return is_streamed(self.x_train)
+
+    def with_sha256(self, digest: str) -> Dataset:
+        return replace(self, sha256=digest)
+
+    def for_arch(self, arch: str, encoding: str = "direct") -> tuple[Any, Any]:
+        """``(x_train, x_test)`` shaped for ``arch``: flat features for ``mlp``, ``(n, C, H, W)`` for
+        the conv nets; with ``encoding="spikes"`` a time axis after the sample axis."""
+        if encoding == "spikes":
+            return self._frames_for_arch(arch)
+        if arch != "mlp":
             if self.image_shape is None:
                 raise SltInputError(
-                    f"data set {self.name!r} has features of shape {self.feature_shape}; the conv net needs images "
+                    f"data set {self.name!r} has features of shape {self.feature_shape}; the {arch} net needs images "
                     "(n, C, H, W) or (n, H, W) of at least 4x4 pixels (use --arch mlp)")
             shape = self.image_shape
             return (self.x_train.reshape((-1, *shape)), self.x_test.reshape((-1, *shape)))
         return self.x_train.reshape(len(self.x_train), -1), self.x_test.reshape(len(self.x_test), -1)
 
+    def frames(self) -> int:
+        """Time frames per sample of spike-train data (the first axis after the samples)."""
+        return int(self.feature_shape[0]) if len(self.feature_shape) >= 2 else 0
 
-def load_dataset(spec: str | os.PathLike[str], split_seed: int = 0) -> Dataset:
+    def _frames_for_arch(self, arch: str) -> tuple[Any, Any]:
+        shape = self.feature_shape
+        if len(shape) < 2:
+            raise SltInputError(f"--encoding spikes: data {self.name!r} has samples of shape {shape}; spike-train "
+                                "samples are (T, *features), one frame per time step")
+        T, step = shape[0], shape[1:]
+        if arch == "mlp":
+            return (self.x_train.reshape(len(self.x_train), T, -1), self.x_test.reshape(len(self.x_test), T, -1))
+        image = _image_shape(tuple(step))
+        if image is None:
+            raise SltInputError(f"--encoding spikes: data {self.name!r} has frames of shape {tuple(step)}; the {arch} "
+                                "net needs (C, H, W) or (H, W) frames of at least 4x4 pixels (use --arch mlp)")
+        return (self.x_train.reshape((-1, T, *image)), self.x_test.reshape((-1, T, *image)))
+
+
+def load_dataset(spec: str | os.PathLike[str], split_seed: int = 0, *, validate: bool = True) -> Dataset:
     """``"digits"`` or a path (see the module docstring)."""
     if isinstance(spec, str) and spec == "digits":
         return digits(split_seed)
     path = Path(spec)
     if path.is_dir():
-        arrays, digest = _read_folder(path)
+        if any((path / f"{key}.npy").is_file() for key in SPLIT_KEYS + WHOLE_KEYS):
+            arrays, digest = _read_folder(path, validate)
+        else:
+            return image_folder(path, split_seed, validate=validate)
     elif path.is_file():
         if path.suffix.lower() == ".npy":
             raise SltInputError(f"{path}: a single .npy array has no labels; give an .npz with x_train, y_train, "
                                 "x_test, y_test (or x, y), or a folder of such .npy files")
-        arrays, digest = _read_npz(path)
+        arrays, digest = _read_npz(path, validate)
     else:
-        raise SltInputError(f"data {str(spec)!r}: no such file or folder (give 'digits', an .npz file or a folder "
-                            "of .npy files)")
-    return from_arrays(arrays, name=str(spec), split_seed=split_seed, sha256=digest)
+        raise SltInputError(f"data {str(spec)!r}: no such file or folder (give 'digits', an .npz file, a folder "
+                            "of .npy files or an image folder)")
+    return from_arrays(arrays, name=str(spec), split_seed=split_seed, sha256=digest, validate=validate)
 
 
 def digits(split_seed: int = 0) -> Dataset:
@@ -98,28 +147,34 @@ def digits(split_seed: int = 0) -> Dataset:
     return Dataset("digits", x[order[:cut]], y[order[:cut]], x[order[cut:]], y[order[cut:]], 10, (1, 8, 8))
 
 
-def from_arrays(arrays: dict[str, np.ndarray], name: str = "arrays", split_seed: int = 0, sha256: str = "",
-                image_shape: tuple[int, int, int] | None = None) -> Dataset:
+def from_arrays(arrays: dict[str, Any], name: str = "arrays", split_seed: int = 0, sha256: str = "",
+                image_shape: tuple[int, int, int] | None = None, *, validate: bool = True) -> Dataset:
     """Validate user arrays (``x_train, y_train, x_test, y_test`` or ``x, y``) into a :class:`Dataset`.
 
     ``image_shape`` says how flat features read as ``(C, H, W)`` images (default: inferred
-    from ``(n, C, H, W)`` / ``(n, H, W)`` features)."""
+    from ``(n, C, H, W)`` / ``(n, H, W)`` features). In-memory features are converted to
+    float32 here; memory-mapped ones (and :class:`~slt_deploy.search.sources.ImageFiles`)
+    stay on disk, checked chunk by chunk."""
     if all(k in arrays for k in SPLIT_KEYS):
-        x_train = _features(arrays["x_train"], "x_train", name)
-        x_test = _features(arrays["x_test"], "x_test", name)
+        x_train = _features(arrays["x_train"], "x_train", name, validate)
+        x_test = _features(arrays["x_test"], "x_test", name, validate)
         y_train = _labels(arrays["y_train"], "y_train", name, len(x_train), "x_train")
         y_test = _labels(arrays["y_test"], "y_test", name, len(x_test), "x_test")
         if x_train.shape[1:] != x_test.shape[1:]:
             raise SltInputError(f"{name}: x_train samples have shape {x_train.shape[1:]} but x_test samples "
                                 f"{x_test.shape[1:]}")
     elif all(k in arrays for k in WHOLE_KEYS):
-        x = _features(arrays["x"], "x", name)
+        x = _features(arrays["x"], "x", name, validate)
         y = _labels(arrays["y"], "y", name, len(x), "x")
         if len(x) < 2:
             raise SltInputError(f"{name}: x has {len(x)} sample(s); need at least 2 to split into train and test")
         order = np.random.default_rng(split_seed).permutation(len(x))
         cut = min(max(int(0.8 * len(x)), 1), len(x) - 1)
-        x_train, y_train, x_test, y_test = x[order[:cut]], y[order[:cut]], x[order[cut:]], y[order[cut:]]
+        if isinstance(x, Samples):
+            x_train, x_test = x.subset(order[:cut]), x.subset(order[cut:])
+        else:
+            x_train, x_test = x[order[:cut]], x[order[cut:]]
+        y_train, y_test = y[order[:cut]], y[order[cut:]]
     else:
         found = ", ".join(sorted(arrays)) or "nothing"
         raise SltInputError(f"{name}: expected arrays x_train, y_train, x_test, y_test (or x, y); found {found}")
@@ -148,23 +203,37 @@ def _image_shape(shape: tuple[int, ...]) -> tuple[int, int, int] | None:
     return (c, h, w) if h >= 4 and w >= 4 else None
 
 
-def _features(a: np.ndarray, key: str, name: str) -> np.ndarray:
-    if a.dtype != bool and (not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a)):
-        raise SltInputError(f"{name}: {key} has dtype {a.dtype}; features must be real numbers")
-    if a.ndim < 2:
-        raise SltInputError(f"{name}: {key} has shape {a.shape}; features must be (samples, *features)")
-    if len(a) == 0 or a[0].size == 0:
-        raise SltInputError(f"{name}: {key} has shape {a.shape}; it is empty")
+def _features(a: Any, key: str, name: str, validate: bool = True) -> Any:
+    dtype = np.dtype(a.dtype)
+    if dtype.kind != "b" and (not np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.complexfloating)):
+        raise SltInputError(f"{name}: {key} has dtype {dtype}; features must be real numbers")
+    if len(a.shape) < 2:
+        raise SltInputError(f"{name}: {key} has shape {tuple(a.shape)}; features must be (samples, *features)")
+    if a.shape[0] == 0 or int(np.prod(a.shape[1:])) == 0:
+        raise SltInputError(f"{name}: {key} has shape {tuple(a.shape)}; it is empty")
+    if is_streamed(a):
+        view = a if isinstance(a, Samples) else Samples(a)
+        if validate and np.issubdtype(dtype, np.floating):
+            start = 0
+            for chunk in view.chunks():
+                _finite(chunk, key, name, start)
+                start += len(chunk)
+        return view
     x = a.astype(np.float32)
+    _finite(x, key, name, 0)
+    return x
+
+
+def _finite(x: np.ndarray, key: str, name: str, first: int) -> None:
     bad = ~np.isfinite(x)
     if bad.any():
         i = int(np.argwhere(bad.reshape(len(x), -1))[0][0])
         what = "NaN" if np.isnan(x.reshape(len(x), -1)[i]).any() else "inf (or a value too large for float32)"
-        raise SltInputError(f"{name}: {key} holds {what} in sample {i}; features must be finite")
-    return x
+        raise SltInputError(f"{name}: {key} holds {what} in sample {first + i}; features must be finite")
 
 
 def _labels(a: np.ndarray, key: str, name: str, n: int, xkey: str) -> np.ndarray:
+    a = np.asarray(a)  # labels are small: a memory-mapped label file is read here
     if a.ndim != 1:
         raise SltInputError(f"{name}: {key} has shape {a.shape}; labels must be one integer per sample")
     if len(a) != n:
@@ -183,55 +252,82 @@ def _labels(a: np.ndarray, key: str, name: str, n: int, xkey: str) -> np.ndarray
     return a.astype(np.int64)
 
 
-def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], str]:
-    if path.stat().st_size > MAX_DATA_BYTES:
-        raise SltInputError(f"{path}: data file is larger than 4 GiB")
-    raw = path.read_bytes()
-    digest = hashlib.sha256(raw).hexdigest()
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise SltInputError(f"{path}: not a readable .npz archive ({reason})") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise SltInputError(f"{path}: holds a single array, not an .npz archive with x_train, y_train, ...")
-    try:
-        keys = [k for k in archive.files if k in SPLIT_KEYS + WHOLE_KEYS]
-        if not keys:
-            found = ", ".join(sorted(archive.files)) or "nothing"
-            raise SltInputError(f"{path}: expected arrays x_train, y_train, x_test, y_test (or x, y); found {found}")
-        arrays = {k: archive[k] for k in keys}
-    except SltInputError:
-        raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise SltInputError(f"{path}: not a readable .npz archive ({reason})") from None
-    finally:
-        archive.close()
+def _read_npz(path: Path, validate: bool = True) -> tuple[dict[str, Any], str]:
+    arrays = sources.open_npz(path, SPLIT_KEYS + WHOLE_KEYS)
+    if not arrays:
+        found = ", ".join(sorted(sources.npz_names(path))) or "nothing"
+        raise SltInputError(f"{path}: expected arrays x_train, y_train, x_test, y_test (or x, y); found {found}")
+    digest = sources.sha256_file(path).hexdigest() if validate else ""
     return arrays, digest
 
 
-def _read_folder(path: Path) -> tuple[dict[str, np.ndarray], str]:
-    arrays: dict[str, np.ndarray] = {}
+def _read_folder(path: Path, validate: bool = True) -> tuple[dict[str, Any], str]:
+    arrays: dict[str, Any] = {}
     digest = hashlib.sha256()
     for key in SPLIT_KEYS + WHOLE_KEYS:
         f = path / f"{key}.npy"
         if not f.is_file():
             continue
-        if f.stat().st_size > MAX_DATA_BYTES:
-            raise SltInputError(f"{f}: data file is larger than 4 GiB")
-        raw = f.read_bytes()
-        digest.update(key.encode() + b"\0" + hashlib.sha256(raw).digest())
-        try:
-            with open(f, "rb") as fh:
-                arr = np.load(fh, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise SltInputError(f"{f}: not a readable .npy array ({reason})") from None
-        if not isinstance(arr, np.ndarray):
-            raise SltInputError(f"{f}: expected a single .npy array")
-        arrays[key] = arr
+        arrays[key] = sources.open_npy(f)
+        if validate:
+            digest.update(key.encode() + b"\0" + sources.sha256_file(f).digest())
     if not arrays:
         raise SltInputError(f"{path}: folder holds none of x_train.npy, y_train.npy, x_test.npy, y_test.npy "
                             "(or x.npy, y.npy)")
-    return arrays, digest.hexdigest()
+    return arrays, digest.hexdigest() if validate else ""
+
+
+def _class_folders(root: Path) -> list[Path]:
+    return sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+
+def _labelled_images(root: Path, classes: list[str] | None = None) -> tuple[list[Path], list[int], list[str]]:
+    folders = _class_folders(root)
+    if not folders:
+        raise SltInputError(f"{root}: folder holds none of x_train.npy, y_train.npy, x_test.npy, y_test.npy (or x.npy, "
+                            "y.npy), nor one sub-folder of images per class")
+    names = [d.name for d in folders] if classes is None else classes
+    paths: list[Path] = []
+    labels: list[int] = []
+    for d in folders:
+        if d.name not in names:
+            raise SltInputError(f"{d}: class {d.name!r} has no folder among the training classes")
+        files = sources.image_files(d)
+        if not files:
+            raise SltInputError(f"{d}: class folder holds no images ({', '.join(sources.IMAGE_SUFFIXES)})")
+        paths += files
+        labels += [names.index(d.name)] * len(files)
+    return paths, labels, names
+
+
+def image_folder(path: str | os.PathLike[str], split_seed: int = 0, *, validate: bool = True) -> Dataset:
+    """An image folder (see the module docstring): images stay on disk, decoded a batch at a time.
+
+    ``validate`` reads every image header (readable, one size, at most
+    :data:`~slt_deploy.search.sources.MAX_IMAGE_PIXELS` pixels); the data set's ``sha256``
+    is then a fingerprint of the file names, sizes and modification times.
+    """
+    root = Path(path)
+    split = (root / "train").is_dir() and (root / "test").is_dir()
+    if split:
+        train_paths, train_labels, names = _labelled_images(root / "train")
+        test_paths, test_labels, _ = _labelled_images(root / "test", names)
+        every = train_paths + test_paths
+    else:
+        every, labels, names = _labelled_images(root)
+    mode, size = sources.probe_image(every[0])
+    digest = ""
+    if validate:
+        for p in every:
+            _, s = sources.probe_image(p)
+            if s != size:
+                raise SltInputError(f"{p}: image is {s[1]}x{s[0]} pixels, {every[0].name} is {size[1]}x{size[0]}; "
+                                    "resize the images to one size")
+        digest = sources.fingerprint(every, root)
+    if split:
+        arrays: dict[str, Any] = {"x_train": ImageFiles(train_paths, mode, size), "y_train": np.array(train_labels),
+                                  "x_test": ImageFiles(test_paths, mode, size), "y_test": np.array(test_labels)}
+    else:
+        arrays = {"x": ImageFiles(every, mode, size), "y": np.array(labels)}
+    data = from_arrays(arrays, name=str(path), split_seed=split_seed, sha256=digest, validate=validate)
+    return replace(data, class_names=tuple(names))

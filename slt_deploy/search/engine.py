@@ -1,26 +1,31 @@
-"""The ticket search driver: rounds, checkpoints, resume, export to .slt, the JSON log.
+"""The ticket-search engine: phases, checkpoints, resume, data parallelism, export, the log.
 
-Rounds per method (each completed round is checkpointed, see :mod:`.checkpoint`):
+A search is a :class:`~slt_deploy.search.methods.base.SearchMethod` (``--method``: IMP,
+Early-Time, Early-Bird, or a registered plug-in) run one phase at a time; every phase is a
+round of the log and is checkpointed. The engine is the methods' context
+(:class:`~slt_deploy.search.methods.base.SearchContext`); see :mod:`.methods.lottery` for
+the rounds of the built-in methods and docs/search.md for the equations.
 
-    imp  dense → prune 1 … R                       → [binary fine-tune]
-    et   dense (warm-up epoch at T, pick T', rest at T') → prune 1 … R at T' → final at T → [binary]
-    eb   eb-search epoch 1, 2, … (until the masks settle) → final (from the init, with the mask) → [binary]
+Data parallel (``torchrun --nproc-per-node N -m slt_deploy search ...``): every process
+holds the whole network; :class:`~slt_deploy.search.trainer.Trainer` splits each global
+batch over the processes and averages gradients (DistributedDataParallel), so the processes
+take the same optimiser steps as one would. Everything else is decided once:
 
-- *dense*: train the dense network for ``epochs`` epochs; the weights after ``rewind_epoch``
-  epochs are remembered for late rewinding.
-- *prune r*: global magnitude pruning to the ladder ``1 − (1 − f)^r`` (over every Linear and
-  Conv2d weight), rewind the kept weights, biases and BatchNorm affine parameters to the
-  remembered ones (running statistics are not rewound), retrain with the mask frozen.
-- *eb-search*: one dense epoch; the global magnitude mask at the target sparsity is taken
-  after every epoch; the search stops once the largest pairwise Hamming distance among the
-  last ``eb_window`` masks is below ``eb_threshold`` (or after ``eb_max_epochs``).
-- *final*: ET retrains the last mask at the full T from the rewound weights; EB trains its
-  mask from the original initialisation.
-- *binary*: ``binary_from="ticket"`` fine-tunes the finished ticket with α·sign weights.
+- rank 0 validates the options, output path and data, loads checkpoints, computes every
+  mask (:meth:`_Search.share_masks`) and every rule (:meth:`_Search.decide`), and
+  broadcasts the result; after every round the sha256 of every rank's masks and weights is
+  gathered, logged, and must agree;
+- rank 0 alone writes checkpoints (atomically), the log and the ``.slt``, and prints;
+- a search whose process died resumes from the last completed round with ``--resume``
+  (and by itself when torchrun restarts it, ``--max-restarts``).
+
+One process without torchrun is the same code with every collective the identity, and
+trains exactly as before data parallelism existed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -38,27 +43,25 @@ from ..ir.graph import Ticket
 from . import checkpoint as ckpt
 from .config import SearchConfig, SltSearchError
 from .data import Dataset, load_dataset
+from .distributed import World
+from .methods import get_method
 from .model import build_model, prunable
-from .rules import (
-    early_bird_converged,
-    ladder_keep_counts,
-    mask_distance,
-    max_pairwise_distance,
-    normalised_kl,
-    pick_early_timestep,
-)
-from .trainer import Masks, Progress, Trainer, apply_masks, materialize, prune_masks, rewind_state, sparsity
+from .trainer import Masks, Progress, Trainer, materialize, prune_masks, sparsity
 
 LOG_SCHEMA = "slt-search-log/1"
-NAMES = {"imp": "IMP", "et": "Early-Time", "eb": "Early-Bird"}
+AMP = ("auto", "on", "off")
+SAFE_AMP_ARCHS = ("vgg16", "resnet19")  # neurons that keep float32 membranes under autocast
 
 
 @dataclass
 class SearchResult:
     """What :func:`run_search` produced: the ticket (also saved at ``path``), the log (also
-    at ``log_path``), the trained network with its effective weights, and the masks."""
+    at ``log_path``), the trained network with its effective weights, and the masks.
 
-    ticket: Ticket
+    On data-parallel ranks other than 0 (which write nothing) ``ticket`` is None, ``log``
+    empty, and ``model`` the rank's own copy of the trained network."""
+
+    ticket: Ticket | None
     path: Path
     log_path: Path
     log: dict[str, Any]
@@ -69,7 +72,8 @@ class SearchResult:
 def run_search(config: SearchConfig, out: str | os.PathLike[str], *, log_path: str | os.PathLike[str] | None = None,
                console: Any = None, resume: bool = False, keep_checkpoints: bool = False,
                on_round: Callable[[int, dict[str, Any]], None] | None = None, dataset: Dataset | None = None,
-               threads: int | None = None) -> SearchResult:
+               threads: int | None = None, device: str = "cpu", amp: str = "auto", workers: int | None = None,
+               world: World | None = None) -> SearchResult:
     """Run a ticket search and write ``out`` (.slt) plus its JSON log (default ``out`` with suffix .json).
 
     Completed rounds are checkpointed in ``<out>.search/``; with ``resume=True`` the search
@@ -78,324 +82,428 @@ def run_search(config: SearchConfig, out: str | os.PathLike[str], *, log_path: s
     after each checkpoint. ``threads`` sets ``torch.set_num_threads`` (one thread is usually
     fastest for these small networks). The folder is deleted after success unless
     ``keep_checkpoints``.
+
+    ``device``: ``cpu``, ``cuda`` or ``auto``. ``amp``: mixed precision for training,
+    ``auto`` (on CUDA for vgg16/resnet19), ``on`` or ``off``. ``workers``: DataLoader
+    processes for streamed data (default 0 for arrays, 2 for image folders). Started by
+    torchrun the search is data parallel (the world comes from the environment; pass
+    ``world`` to use one set up by the caller).
     """
     if threads is not None:
         if not isinstance(threads, int) or threads < 1:
             raise SltSearchError(f"threads must be a positive integer, got {threads!r}")
         torch.set_num_threads(threads)
-    return _Search(config, Path(out), log_path, console, resume, keep_checkpoints, on_round, dataset).run()
+    own = world is None
+    world = World.from_env(device) if world is None else world
+    try:
+        search = _Search(config, Path(out), log_path, console, resume, keep_checkpoints, on_round, dataset, world,
+                         amp, workers)
+        return search.run()
+    finally:
+        if own:
+            world.close()
+
+
+def resolve_amp(amp: str, device: torch.device, arch: str) -> torch.dtype | None:
+    """The autocast dtype for training, or None (float32)."""
+    if amp not in AMP:
+        raise SltSearchError(f"--amp {amp!r}: choose one of {', '.join(AMP)}")
+    if amp == "off":
+        return None
+    if device.type != "cuda":
+        if amp == "on":
+            raise SltSearchError("--amp on needs --device cuda (mixed precision is used on CUDA only)")
+        return None
+    if arch not in SAFE_AMP_ARCHS:
+        if amp == "on":
+            raise SltSearchError(f"--amp on: the {arch} net's snnTorch neurons would keep their membranes in half "
+                                 f"precision; mixed precision is for {' and '.join(SAFE_AMP_ARCHS)} (or use --amp off)")
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
 def _clone(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in state.items()}
 
 
+def _cpu(value: Any) -> Any:
+    """Tensors (nested in dicts and lists) moved to the CPU, for checkpoints."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: _cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cpu(v) for v in value)
+    return value
+
+
+def _to(value: Any, device: torch.device) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {k: _to(v, device) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to(v, device) for v in value)
+    return value
+
+
+def masks_digest(masks: Masks | None) -> bytes:
+    """sha256 over the masks, by weight name (0/1 bytes, row-major)."""
+    h = hashlib.sha256()
+    for name in sorted(masks or {}):
+        m = masks[name]  # type: ignore[index]
+        h.update(name.encode() + b"\0" + str(tuple(m.shape)).encode() + b"\0")
+        h.update(m.detach().cpu().to(torch.uint8).contiguous().numpy().tobytes())
+    return h.digest()
+
+
+def state_digest(model: torch.nn.Module) -> bytes:
+    """sha256 over the network's parameters and BatchNorm statistics (its ``state_dict``)."""
+    h = hashlib.sha256()
+    for name, v in sorted(model.state_dict().items()):
+        t = v.detach().cpu().contiguous()
+        h.update(name.encode() + b"\0" + str(t.dtype).encode() + str(tuple(t.shape)).encode() + b"\0")
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.dtype != torch.bool else t.numpy().tobytes())
+    return h.digest()
+
+
 class _Search:
+    """The engine of one search, and the context its method sees (methods/base.py)."""
+
     def __init__(self, cfg: SearchConfig, out: Path, log_path: Any, console: Any, resume: bool,
-                 keep_checkpoints: bool, on_round: Any, dataset: Dataset | None) -> None:
+                 keep_checkpoints: bool, on_round: Any, dataset: Dataset | None, world: World, amp: str,
+                 workers: int | None) -> None:
         if not isinstance(cfg, SearchConfig):
             raise SltSearchError("config must be a SearchConfig")
+        self.world = world
+        self.cfg = cfg
+        self.out = out
+        self.log_path = Path(log_path) if log_path is not None else out.with_suffix(".json")
+        self.folder = ckpt.checkpoint_dir(out)
+        self.console = console if world.main else None
+        self.resume = resume
+        self.restarted = False
+        if world.distributed and int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0) > 0:
+            self.resume = self.restarted = True  # torchrun restarted the workers: continue, never start over
+        self.keep = keep_checkpoints
+        self.on_round = on_round
+        world.on_main(self._check_output)
+        self.data = dataset if dataset is not None else self._load_data()
+        self.x_train, self.x_test = self.data.for_arch(cfg.arch, cfg.encoding)
+        self.y_train, self.y_test = self.data.y_train, self.data.y_test
+        self._check_data()
+        self.amp = resolve_amp(amp, world.device, cfg.arch)
+        if workers is None:
+            workers = 2 if self.data.class_names is not None else 0
+        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
+            raise SltSearchError(f"--workers must be an integer >= 0, got {workers!r}")
+        self.workers = workers
+        self.trainer = Trainer(cfg.learning_rate, cfg.batch_size, cfg.seed, Progress(self.console), world=world,
+                               amp=self.amp, workers=workers, spikes=cfg.encoding == "spikes")
+        shape = tuple(self.x_train.shape[2:] if cfg.encoding == "spikes" else self.x_train.shape[1:])
+        self.model = build_model(cfg.arch, shape, self.data.classes, cfg.hidden, tuple(cfg.channels), cfg.beta,
+                                 cfg.threshold, cfg.seed, cfg.width).to(world.device)
+        self.total = sum(w.numel() for w in prunable(self.model).values())
+        # the first optimiser of a process imports torch._dynamo (seconds): do it before any round is timed
+        torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+        self.method = get_method(cfg.method)
+        self.masks: Masks | None = None
+        self.saved: dict[str, Any] = {}
+        self.state: dict[str, Any] = {}
+        self.resumed_from: int | None = None
+
+    # ------------------------------------------------------------------ setup
+    def _check_output(self) -> None:
+        out = self.out
         if out.is_dir():
             raise SltSearchError(f"output {out} is a folder; give a file name such as ticket.slt")
         if not out.parent.is_dir():
             raise SltSearchError(f"output folder {out.parent} does not exist")
-        self.cfg = cfg
-        self.out = out
-        self.log_path = Path(log_path) if log_path is not None else out.with_suffix(".json")
         if self.log_path.resolve() == out.resolve():
             raise SltSearchError(f"the log {self.log_path} would overwrite the ticket; give --out a .slt name")
-        self.folder = ckpt.checkpoint_dir(out)
-        self.console = console
-        self.resume = resume
-        self.keep = keep_checkpoints
-        self.on_round = on_round
-        self.data = dataset if dataset is not None else load_dataset(cfg.data, cfg.split_seed)
-        self.x_train, self.x_test = self.data.for_arch(cfg.arch)
-        self.y_train, self.y_test = self.data.y_train, self.data.y_test
-        self.trainer = Trainer(cfg.learning_rate, cfg.batch_size, cfg.seed, Progress(console))
-        self.model = build_model(cfg.arch, tuple(self.x_train.shape[1:]), self.data.classes, cfg.hidden,
-                                 tuple(cfg.channels), cfg.beta, cfg.threshold, cfg.seed)
-        self.total = sum(w.numel() for w in prunable(self.model).values())
-        # the first optimiser of a process imports torch._dynamo (seconds): do it before any round is timed
-        torch.optim.Adam([torch.zeros(1, requires_grad=True)])
-        self.masks: Masks | None = None
-        self.rewind: dict[str, torch.Tensor] | None = None
-        self.init: dict[str, torch.Tensor] | None = None
-        self.eb_history: list[Masks] = []
-        self.opt_state: dict[str, Any] | None = None
-        self.state: dict[str, Any] = {}
-        self.resumed_from: int | None = None
 
-    # ------------------------------------------------------------------ driver
-    def say(self, text: str) -> None:
-        if self.console is not None:
-            self.console.print(text)
+    def _load_data(self) -> Dataset:
+        cfg, world = self.cfg, self.world
+        if not world.distributed:
+            return load_dataset(cfg.data, cfg.split_seed)
+        loaded: list[Dataset] = []
+
+        def validate() -> str:
+            loaded.append(load_dataset(cfg.data, cfg.split_seed))
+            return loaded[0].sha256
+
+        digest = world.on_main(validate)
+        if world.main:
+            return loaded[0]
+        return load_dataset(cfg.data, cfg.split_seed, validate=False).with_sha256(digest)
+
+    def _check_data(self) -> None:
+        cfg = self.cfg
+        if cfg.encoding == "spikes":
+            frames = int(self.x_train.shape[1])
+            if frames != cfg.timesteps:
+                from ..errors import SltInputError
+
+                raise SltInputError(f"--encoding spikes: data {self.data.name!r} has {frames} frames per sample; "
+                                    f"give --timesteps {frames}")
+        if cfg.arch in SAFE_AMP_ARCHS:
+            from .archs import check_input
+
+            check_input(cfg.arch, tuple(self.x_train.shape[-3:]), self.data.name)  # type: ignore[arg-type]
 
     @property
     def scratch(self) -> bool:
         """Binary weights during the whole search."""
         return self.cfg.binary and self.cfg.binary_from == "scratch"
 
+    def say(self, text: str) -> None:
+        if self.console is not None:
+            self.console.print(text)
+
+    # ------------------------------------------------------------------ driver
     def run(self) -> SearchResult:
-        existing = ckpt.completed_rounds(self.folder)
-        if existing and not self.resume:
-            raise SltSearchError(
-                f"{self.folder} holds {len(existing)} completed round(s) of an earlier search; pass --resume to "
-                "continue it, or delete the folder to start over")
-        payload = ckpt.load_latest(self.folder, self.cfg) if self.resume else None
+        world = self.world
+
+        def load() -> Any:
+            existing = ckpt.completed_rounds(self.folder)
+            if existing and not self.resume:
+                raise SltSearchError(
+                    f"{self.folder} holds {len(existing)} completed round(s) of an earlier search; pass --resume to "
+                    "continue it, or delete the folder to start over")
+            payload = ckpt.load_latest(self.folder, self.cfg) if self.resume else None
+            holder.append(payload)
+            return payload is not None
+
+        holder: list[Any] = []
+        found = world.on_main(load)
+        payload = world.broadcast_payload(holder[0] if world.main else None) if found else None
         cfg = self.cfg
         goal = cfg.sparsity_goal
-        self.say(f"[bold]{NAMES[cfg.method]} ticket search[/] on {self.data.name} ({len(self.x_train)} train / "
+        self.say(f"[bold]{self.method.title} ticket search[/] on {self.data.name} ({len(self.x_train)} train / "
                  f"{len(self.x_test)} test), {cfg.arch}, T={cfg.timesteps}, target sparsity {goal:.1%}"
                  + (f", binary weights ({cfg.binary_from})" if cfg.binary else ""))
+        if world.distributed:
+            self.say(f"   data parallel: {world.size} processes ({world.backend}, {world.device.type}), "
+                     f"{cfg.batch_size // world.size} samples per process per batch of {cfg.batch_size}"
+                     + (f", mixed precision {str(self.amp).removeprefix('torch.')}" if self.amp else ""))
+        elif self.amp is not None:
+            self.say(f"   mixed precision {str(self.amp).removeprefix('torch.')} for training ({world.device})")
         if payload is not None:
             self._restore(payload)
-            self.say(f"   resuming after round {self.resumed_from} ({self.folder})")
+            self.say(f"   resuming after round {self.resumed_from} ({self.folder})"
+                     + (" (restarted by torchrun)" if self.restarted else ""))
         else:
             if self.resume:
                 self.say(f"   nothing to resume in {self.folder}; starting from round 0")
             self._fresh()
         while self.state["phase"] != "done":
             phase = self.state["phase"]
-            entry = getattr(self, f"_phase_{phase.replace('-', '_')}")()
+            self.trainer.reset_throughput()
+            entry = self.method.phase(phase)(self)
             self._commit(entry)
         return self._finish()
 
     def _fresh(self) -> None:
-        cfg = self.cfg
-        self.state = {
-            "phase": "eb-search" if cfg.method == "eb" else "dense",
-            "rounds": [], "imp_round": 0, "dense_accuracy": None, "data_sha256": self.data.sha256,
-            "search_timesteps": None if cfg.method == "et" else cfg.timesteps, "et": None,
-            "eb": {"epochs": 0, "max_distance": [], "previous_distance": [], "converged": False,
-                   "stop_epoch": None} if cfg.method == "eb" else None,
-        }
-        if cfg.method == "eb":
-            self.init = _clone(self.model.state_dict())
-        if cfg.rewind_epoch == 0:
-            self.rewind = _clone(self.model.state_dict())
+        self.state = {"phase": None, "rounds": [], "dense_accuracy": None, "data_sha256": self.data.sha256,
+                      "search_timesteps": self.cfg.timesteps, "et": None, "eb": None}
+        self.state["phase"] = self.method.start(self)
 
     def _restore(self, payload: dict[str, Any]) -> None:
         self.state = json.loads(payload["state"])
         if self.state.get("data_sha256", "") != self.data.sha256:
             raise SltSearchError(f"cannot resume: the data {self.cfg.data!r} changed since the search in "
                                  f"{self.folder} started; delete the folder to start over")
+        device = self.world.device
         self.model.load_state_dict(payload["model"])
-        self.masks = {k: v.bool() for k, v in payload["masks"].items()} or None
-        self.rewind = payload["rewind"] or None
-        self.init = payload["init"] or None
-        self.eb_history = [{k: v.bool() for k, v in m.items()} for m in payload["eb_history"]]
-        self.opt_state = payload["optimizer"] or None
+        self.masks = {k: v.bool().to(device) for k, v in payload["masks"].items()} or None
+        names = json.loads(payload["saved"]) if "saved" in payload else \
+            [k for k in ("rewind", "init", "eb_history", "optimizer") if payload.get(k)]  # written before plug-ins
+        self.saved = {k: _to(payload[k], device) for k in names}
+        if "eb_history" in self.saved:
+            self.saved["eb_history"] = [{k: v.bool() for k, v in m.items()} for m in self.saved["eb_history"]]
         self.resumed_from = int(payload["index"])
         if len(self.state["rounds"]) != self.resumed_from + 1:
             raise SltSearchError(f"cannot resume: {self.folder} is inconsistent (round files and log disagree); "
                                  "delete the folder to start over")
 
     def _commit(self, entry: dict[str, Any]) -> None:
+        world = self.world
         index = len(self.state["rounds"])
         entry = {"round": index, **entry, "checkpoint": f"round-{index:02d}.pt"}
+        entry["throughput"] = self._throughput()
+        entry["ranks"] = self._verify_ranks(index)
         self.state["rounds"].append(entry)
-        payload = {
-            "config": json.dumps(self.cfg.to_dict()), "state": json.dumps(self.state),
-            "model": self.model.state_dict(), "masks": dict(self.masks or {}), "rewind": self.rewind or {},
-            "init": self.init or {}, "eb_history": [dict(m) for m in self.eb_history],
-            "optimizer": self.opt_state or {},
-        }
-        ckpt.save_round(self.folder, index, payload, {"schema": LOG_SCHEMA, "config": self.cfg.to_dict(),
-                                                      "rounds": self.state["rounds"], "complete": False})
+        if world.main:
+            payload = {
+                "config": json.dumps(self.cfg.to_dict()), "state": json.dumps(self.state),
+                "model": _cpu(self.model.state_dict()), "masks": _cpu(dict(self.masks or {})),
+                "saved": json.dumps(sorted(self.saved)), **{k: _cpu(v) for k, v in self.saved.items()},
+            }
+            ckpt.save_round(self.folder, index, payload, {"schema": LOG_SCHEMA, "config": self.cfg.to_dict(),
+                                                          "rounds": self.state["rounds"], "complete": False})
         acc_text = f"test acc {entry['test_accuracy']:.3f}"
         if entry["stage"] == "eb-search":
             d = entry["mask_distance_max"]
             acc_text += "  mask distance " + ("-" if d is None else f"{d:.4f}")
         self.say(f"   round {index:2d}  {entry['stage']:<9} T={entry['timesteps']}  sparsity "
                  f"{entry['sparsity']:6.1%}  {acc_text}  {entry['seconds']:.1f} s")
+        tp = entry["throughput"]
+        if tp["samples_per_s"] is not None:
+            if world.distributed:
+                eff = tp["scaling_efficiency"]
+                self.say(f"            {tp['samples_per_s']:,.0f} samples/s ({world.size} processes: "
+                         + ", ".join(f"{r:,.0f}" for r in tp["samples_per_s_per_rank"]) + " each)"
+                         + ("" if eff is None else f", scaling efficiency {eff:.2f}"))
+            else:
+                self.say(f"            {tp['samples_per_s']:,.0f} samples/s")
         if self.on_round is not None:
             self.on_round(index, entry)
 
-    # ------------------------------------------------------------------ helpers
-    def _fit(self, epochs: int, timesteps: int, key: tuple[Any, ...], description: str, binary: bool | None = None,
-             **kw: Any) -> float:
+    def _throughput(self) -> dict[str, Any]:
+        """Samples/s of this round's training loops, per rank and together, and the scaling
+        efficiency: the time the ranks would have taken for the same samples training alone
+        (the same steps without gradient exchange, :meth:`Trainer.probe`, all ranks at once)
+        over the time they took."""
+        t = self.trainer
+        rows = self.world.gather_floats([float(t.samples), float(t.train_seconds), float(t.alone_seconds)])
+        samples = [int(r[0]) for r in rows]
+        seconds = [r[1] for r in rows]
+        alone = [r[2] for r in rows]
+        per_rank = [s / t if t > 0 else None for s, t in zip(samples, seconds, strict=True)]
+        wall = max(seconds)
+        total = sum(samples) / wall if wall > 0 else None
+        eff = sum(alone) / sum(seconds) if self.world.distributed and sum(seconds) > 0 and all(alone) else None
+        return {"world_size": self.world.size, "samples": samples, "train_seconds": [round(s, 4) for s in seconds],
+                "samples_per_s_per_rank": [None if r is None else round(r, 2) for r in per_rank],
+                "samples_per_s": None if total is None else round(total, 2),
+                "alone_samples_per_s_per_rank": [round(s / a, 2) if a > 0 else None
+                                                 for s, a in zip(samples, alone, strict=True)]
+                if self.world.distributed else None,
+                "scaling_efficiency": None if eff is None else round(eff, 4)}
+
+    def _verify_ranks(self, index: int) -> dict[str, list[str]]:
+        """Every rank's mask and weight sha256; they must agree (else the ranks went out of step)."""
+        out = {"mask_sha256": self.world.gather_digests(masks_digest(self.masks)),
+               "state_sha256": self.world.gather_digests(state_digest(self.model))}
+        for what, digests in (("masks", out["mask_sha256"]), ("weights", out["state_sha256"])):
+            for rank, d in enumerate(digests):
+                if d != digests[0]:
+                    raise SltSearchError(f"rank {rank} holds other {what} than rank 0 after round {index} (sha256 "
+                                         f"{d[:12]} vs {digests[0][:12]}); the data-parallel search went out of step")
+        return out
+
+    # ------------------------------------------------------------------ the methods' context
+    def fit(self, epochs: int, timesteps: int, key: tuple[Any, ...], description: str, binary: bool | None = None,
+            **kw: Any) -> float:
         t0 = time.perf_counter()
         self.trainer.fit(self.model, self.x_train, self.y_train, epochs, timesteps, masks=self.masks,
                          binary=self.scratch if binary is None else binary, key=key, description=description, **kw)
         return time.perf_counter() - t0
 
-    def _evaluate(self, timesteps: int, binary: bool | None = None) -> tuple[float, float]:
+    def evaluate(self, timesteps: int, binary: bool | None = None) -> tuple[float, float]:
         t0 = time.perf_counter()
         acc = self.trainer.accuracy(self.model, self.x_test, self.y_test, timesteps, self.masks,
                                     self.scratch if binary is None else binary)
         return acc, time.perf_counter() - t0
 
-    def _capture_rewind(self, epoch: int) -> None:
-        if epoch == self.cfg.rewind_epoch:
-            self.rewind = _clone(self.model.state_dict())
+    def decide(self, fn: Callable[[], Any]) -> Any:
+        """``fn()`` on rank 0 only; its JSON value on every rank."""
+        return self.world.on_main(fn)
 
-    def _after_ticket(self) -> str:
+    def share_masks(self, fn: Callable[[], Masks]) -> Masks:
+        """Masks computed once, on rank 0, broadcast to every rank and checked there by sha256."""
+        world = self.world
+        if world.distributed:
+            holder: list[Masks] = []
+            world.on_main(lambda: holder.append(_cpu(fn())) or True)
+            masks = world.broadcast_tensors(holder[0] if world.main else None)
+        else:
+            masks = fn()
+        masks = {k: v.bool().to(world.device) for k, v in masks.items()}
+        digests = world.gather_digests(masks_digest(masks))
+        if any(d != digests[0] for d in digests):
+            raise SltSearchError("the broadcast mask arrived different on some rank (sha256 "
+                                 + ", ".join(d[:12] for d in digests) + ")")
+        return masks
+
+    def magnitude_mask(self, keep: int, among: Masks | None = None) -> Masks:
+        """Global magnitude pruning to ``keep`` weights (among the entries ``among`` keeps)."""
+        return self.share_masks(lambda: prune_masks(self.model, keep, among))
+
+    def snapshot(self) -> dict[str, torch.Tensor]:
+        return _clone(self.model.state_dict())
+
+    def capture_rewind(self, epoch: int) -> None:
+        if epoch == self.cfg.rewind_epoch:
+            self.saved["rewind"] = self.snapshot()
+
+    def after_ticket(self) -> str:
         return "binary" if self.cfg.binary and self.cfg.binary_from == "ticket" else "done"
 
-    def _entry(self, stage: str, timesteps: int, epochs: int, seconds: float, acc: float | None,
-               eval_seconds: float, **extra: Any) -> dict[str, Any]:
+    def entry(self, stage: str, timesteps: int, epochs: int, seconds: float, acc: float | None,
+              eval_seconds: float, **extra: Any) -> dict[str, Any]:
         return {"stage": stage, "timesteps": timesteps, "epochs": epochs,
                 "sparsity": sparsity(self.masks, self.model), "test_accuracy": acc,
                 "seconds": round(seconds, 4), "eval_seconds": round(eval_seconds, 4), **extra}
 
-    # ------------------------------------------------------------------ phases
-    def _phase_dense(self) -> dict[str, Any]:
-        cfg = self.cfg
-        T = cfg.timesteps
-        if cfg.method == "et":
-            seconds = self._fit(1, T, ("dense",), f"warm-up epoch (T={T})", on_epoch=self._capture_rewind)
-            t0 = time.perf_counter()
-            batch = self.x_train[:cfg.batch_size]
-            kl = self.trainer.timestep_kl(self.model, batch, T, binary=self.scratch)
-            search_T = pick_early_timestep(kl, cfg.et_threshold)
-            seconds += time.perf_counter() - t0
-            self.state["et"] = {"kl": kl, "normalised_kl": normalised_kl(kl), "threshold": cfg.et_threshold,
-                                "batch": len(batch), "search_timesteps": search_T}
-            self.state["search_timesteps"] = search_T
-            self.say(f"   Early-Time: normalised KL(T'=1..{T - 1}) = "
-                     + " ".join(f"{v:.2f}" for v in normalised_kl(kl)) + f" -> search at T'={search_T}")
-            if cfg.epochs > 1:
-                seconds += self._fit(cfg.epochs - 1, search_T, ("dense",), f"dense training (T'={search_T})",
-                                     first_epoch=2, on_epoch=self._capture_rewind)
-        else:
-            search_T = T
-            seconds = self._fit(cfg.epochs, T, ("dense",), f"dense training (T={T})", on_epoch=self._capture_rewind)
-        acc, ev = self._evaluate(search_T)
-        acc_T, ev2 = (acc, 0.0) if search_T == T else self._evaluate(T)
-        self.state["dense_accuracy"] = acc_T
-        self.state["phase"] = "prune"
-        return self._entry("dense", search_T, cfg.epochs, seconds, acc, ev + ev2, test_accuracy_full_T=acc_T)
-
-    def _phase_prune(self) -> dict[str, Any]:
-        cfg = self.cfg
-        r = self.state["imp_round"] + 1
-        T = self.state["search_timesteps"]
-        t0 = time.perf_counter()
-        keep = ladder_keep_counts(self.total, cfg.rounds, cfg.prune_fraction)[r]
-        self.masks = prune_masks(self.model, keep, self.masks)
-        assert self.rewind is not None
-        rewind_state(self.model, self.rewind)
-        apply_masks(self.model, self.masks)
-        seconds = time.perf_counter() - t0
-        s = sparsity(self.masks, self.model)
-        seconds += self._fit(cfg.epochs, T, ("prune", r), f"round {r}/{cfg.rounds}: {s:.1%} sparse (T={T})")
-        acc, ev = self._evaluate(T)
-        self.state["imp_round"] = r
-        if r < cfg.rounds:
-            self.state["phase"] = "prune"
-        else:
-            self.state["phase"] = "final" if cfg.method == "et" else self._after_ticket()
-        return self._entry("prune", T, cfg.epochs, seconds, acc, ev, ladder=1 - keep / self.total)
-
-    def _phase_eb_search(self) -> dict[str, Any]:
-        cfg = self.cfg
-        T = cfg.timesteps
-        eb = self.state["eb"]
-        epoch = eb["epochs"] + 1
-        opt = self.trainer.new_optimizer(self.model)
-        if self.opt_state is not None:
-            opt.load_state_dict(self.opt_state)
-        seconds = self._fit(1, T, ("eb",), f"Early-Bird search epoch {epoch} (T={T})", optimizer=opt,
-                            first_epoch=epoch)
-        t0 = time.perf_counter()
-        self.opt_state = opt.state_dict()
-        keep = self.total - int(round(self.total * cfg.sparsity_goal))
-        mask = prune_masks(self.model, keep)
-        previous = mask_distance(self.eb_history[-1], mask) if self.eb_history else None
-        self.eb_history = (self.eb_history + [mask])[-cfg.eb_window:]
-        window_max = max_pairwise_distance(self.eb_history) if len(self.eb_history) >= cfg.eb_window else None
-        converged = early_bird_converged(self.eb_history, cfg.eb_window, cfg.eb_threshold)
-        seconds += time.perf_counter() - t0
-        acc, ev = self._evaluate(T)
-        eb["epochs"] = epoch
-        eb["max_distance"].append(window_max)
-        eb["previous_distance"].append(previous)
-        if converged or epoch >= cfg.eb_epochs_cap:
-            eb["converged"] = converged
-            eb["stop_epoch"] = epoch
-            self.state["dense_accuracy"] = acc
-            self.masks = mask
-            self.eb_history = []
-            self.opt_state = None
-            self.state["phase"] = "final"
-            self.say(f"   Early-Bird: {'masks settled' if converged else 'no convergence within the cap'} after "
-                     f"epoch {epoch} (largest distance among the last {cfg.eb_window}: {window_max})")
-        entry = self._entry("eb-search", T, 1, seconds, acc, ev, mask_distance_max=window_max,
-                            mask_distance_previous=previous)
-        entry["sparsity"] = 0.0  # the network is still dense while the mask is searched
-        return entry
-
-    def _phase_final(self) -> dict[str, Any]:
-        cfg = self.cfg
-        T = cfg.timesteps
-        t0 = time.perf_counter()
-        if cfg.method == "eb":
-            assert self.init is not None
-            self.model.load_state_dict(self.init)
-            how = "from the initialisation"
-        else:
-            assert self.rewind is not None
-            rewind_state(self.model, self.rewind)
-            how = "from the rewound weights"
-        apply_masks(self.model, self.masks)
-        seconds = time.perf_counter() - t0
-        seconds += self._fit(cfg.epochs, T, ("final",), f"final ticket at T={T} {how}")
-        acc, ev = self._evaluate(T)
-        self.state["phase"] = self._after_ticket()
-        return self._entry("final", T, cfg.epochs, seconds, acc, ev)
-
-    def _phase_binary(self) -> dict[str, Any]:
-        cfg = self.cfg
-        T = cfg.timesteps
-        epochs = cfg.finetune_epochs
-        opt = torch.optim.Adam(self.model.parameters(), lr=cfg.binary_lr)
-        seconds = self._fit(epochs, T, ("binary",), f"binary fine-tune (alpha x sign, T={T})", binary=True,
-                            optimizer=opt, freeze_bn=True)
-        acc, ev = self._evaluate(T, binary=True)
-        self.state["phase"] = "done"
-        return self._entry("binary", T, epochs, seconds, acc, ev)
-
     # ------------------------------------------------------------------ export
+    def _reference_accuracy(self, ticket: Ticket) -> int:
+        """Correct predictions of the packed ticket on the reference simulator, chunk by chunk."""
+        correct = 0
+        n = len(self.x_test)
+        for start in range(0, n, 1024):
+            x = np.asarray(self.x_test[start:start + 1024])
+            if self.cfg.encoding == "spikes":
+                x = np.moveaxis(x, 1, 0)
+            pred = api.run(ticket, x).predictions()
+            correct += int((pred == self.y_test[start:start + len(pred)]).sum())
+        return correct
+
     def _finish(self) -> SearchResult:
+        if not self.world.main:
+            return SearchResult(None, self.out, self.log_path, {}, self.model, dict(self.masks or {}))
         cfg = self.cfg
         T = cfg.timesteps
         binary = cfg.binary
         t0 = time.perf_counter()
         final = materialize(self.model, self.masks, binary)
-        example = torch.from_numpy(np.ascontiguousarray(self.x_test[:1]))
-        masks = {k: v for k, v in (self.masks or {}).items()}
+        torch_acc = self.trainer.accuracy(final, self.x_test, self.y_test, T, shard=False)
+        final = final.cpu()
+        first = np.asarray(self.x_test[:1])
+        example = torch.from_numpy(np.ascontiguousarray(first[:, 0] if cfg.encoding == "spikes" else first))
+        masks = {k: v.cpu() for k, v in (self.masks or {}).items()}
         with torch.no_grad():
-            ticket = api.from_torch(final, example, timesteps=T, binarize=binary, masks=masks or None)
+            ticket = api.from_torch(final, example, timesteps=T, binarize=binary, masks=masks or None,
+                                    encoding=cfg.encoding)
         api.save(ticket, self.out)
         ticket = api.load(self.out)
-        result = api.run(ticket, self.x_test)
-        correct = int((result.predictions() == self.y_test).sum())
-        torch_acc = self.trainer.accuracy(final, self.x_test, self.y_test, T)
+        correct = self._reference_accuracy(ticket)
         export_seconds = time.perf_counter() - t0
         rounds = self.state["rounds"]
         ticket_rounds = [r for r in rounds if r["stage"] != "binary"]
         from ..format import layer_report
 
+        trained = [r["throughput"] for r in rounds if r["throughput"]["samples_per_s"] is not None]
         log = {
             "schema": LOG_SCHEMA,
             "config": cfg.to_dict(),
             "data": {"name": self.data.name, "train": len(self.x_train), "test": len(self.x_test),
                      "input_shape": list(self.x_train.shape[1:]), "classes": self.data.classes,
-                     "sha256": self.data.sha256 or None, "split_seed": cfg.split_seed},
+                     "sha256": self.data.sha256 or None, "split_seed": cfg.split_seed,
+                     **({"class_names": list(self.data.class_names)} if self.data.class_names else {})},
             "method": cfg.method,
             "timesteps": T,
             "search_timesteps": self.state["search_timesteps"],
             "target_sparsity": cfg.sparsity_goal,
             "dense_accuracy": self.state["dense_accuracy"],
             "rounds": rounds,
-            "et": self.state["et"],
-            "eb": self.state["eb"],
+            "et": self.state.get("et"),
+            "eb": self.state.get("eb"),
+            **self.method.log(self),
             "ticket": {
                 "path": str(self.out), "file_bytes": self.out.stat().st_size, "binary": binary,
                 "sparsity": sparsity(self.masks, self.model), "weights": self.total,
-                "kept_weights": int(sum(int(m.sum()) for m in (self.masks or {}).values())) if self.masks
-                else self.total,
+                "kept_weights": int(sum(int(m.sum()) for m in masks.values())) if masks else self.total,
                 "full_precision_accuracy": ticket_rounds[-1]["test_accuracy"] if ticket_rounds else None,
                 "accuracy_torch": torch_acc,
                 "accuracy_reference": correct / len(self.y_test),
@@ -409,6 +517,11 @@ class _Search:
                 "eval": round(sum(r["eval_seconds"] for r in rounds), 3),
                 "export": round(export_seconds, 3),
             },
+            "distributed": {**self.world.describe(), "amp": None if self.amp is None else
+                            str(self.amp).removeprefix("torch."), "data_workers": self.workers,
+                            "samples_per_s": _median([t["samples_per_s"] for t in trained]),
+                            "scaling_efficiency": _median([t["scaling_efficiency"] for t in trained
+                                                           if t["scaling_efficiency"] is not None])},
             "resumed_after_round": self.resumed_from,
             "torch_threads": torch.get_num_threads(),
             "versions": _versions(),
@@ -418,11 +531,15 @@ class _Search:
             ckpt.remove(self.folder)
         dense = log["dense_accuracy"]
         self.say(f"   ticket: {log['ticket']['sparsity']:.1%} sparse, accuracy {correct / len(self.y_test):.4f} "
-                 f"on the reference simulator ({correct}/{len(self.y_test)}; snnTorch {torch_acc:.4f}); dense "
+                 f"on the reference simulator ({correct}/{len(self.y_test)}; torch {torch_acc:.4f}); dense "
                  + ("-" if dense is None else f"{dense:.4f}"))
         self.say(f"   wrote [bold]{self.out}[/] ({log['ticket']['file_bytes']:,} bytes) and {self.log_path}; search "
                  f"time {log['seconds']['search']:.1f} s")
-        return SearchResult(ticket, self.out, self.log_path, log, final, dict(self.masks or {}))
+        return SearchResult(ticket, self.out, self.log_path, log, final, masks)
+
+
+def _median(values: list[float]) -> float | None:
+    return round(float(np.median(values)), 4) if values else None
 
 
 def _versions() -> dict[str, str]:

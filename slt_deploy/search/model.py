@@ -11,6 +11,9 @@ that :func:`slt_deploy.from_torch` imports them operation for operation.
 Direct encoding: the analog sample is the input at every step; the loss is the
 cross-entropy of the output spike counts over T steps. The surrogate gradient is
 snnTorch's fast sigmoid (slope 10); its forward pass is the Heaviside step ``v − θ > 0``.
+
+- ``vgg16`` / ``resnet19``: the ECCV 2022 networks with SpikingJelly-style LIF neurons
+  (:mod:`.archs`, :mod:`.neurons`), built at ``width`` times the paper's channel counts.
 """
 
 from __future__ import annotations
@@ -33,10 +36,15 @@ def leaky(beta: float, threshold: float, reset: str) -> nn.Module:
 
 def build_model(arch: str, input_shape: tuple[int, ...], classes: int, hidden: int = 128,
                 channels: tuple[int, int] = (32, 64), beta: float = 0.875, threshold: float = 1.0,
-                seed: int = 0) -> nn.Sequential:
+                seed: int = 0, width: float = 1.0) -> nn.Module:
     """A freshly initialised network (``torch.manual_seed(seed)`` right before building it)."""
     torch.manual_seed(seed)
     layers: list[nn.Module]
+    if arch in ("vgg16", "resnet19"):
+        from .archs import BUILDERS
+
+        c, h, w = input_shape
+        return BUILDERS[arch]((c, h, w), classes, width)
     if arch == "mlp":
         features = 1
         for s in input_shape:
@@ -68,6 +76,7 @@ def prunable(model: nn.Module) -> dict[str, nn.Parameter]:
 
 
 def neurons(model: nn.Module) -> list[Any]:
+    """The snnTorch neurons of ``model`` (the ones whose membrane is a buffer)."""
     import snntorch as snn
 
     return [m for m in model.modules() if isinstance(m, snn.SpikingNeuron)]
@@ -76,7 +85,26 @@ def neurons(model: nn.Module) -> list[Any]:
 def reset_state(model: nn.Module) -> None:
     """Zero and detach the membranes of this model's neurons only (``snntorch.utils.reset``
     resets every neuron instance of the process)."""
+    from .neurons import SpikingLIF
+
+    for m in model.modules():
+        if isinstance(m, SpikingLIF):
+            m.reset()
     for m in neurons(model):
         mem = getattr(m, "mem", None)
         if isinstance(mem, torch.Tensor):
             m.mem = torch.zeros_like(mem)
+
+
+def clear_state(model: nn.Module) -> None:
+    """Membranes emptied (snnTorch re-creates them at the next call): every rank then holds
+    buffers of one shape, as DistributedDataParallel's start-up broadcast needs."""
+    from .neurons import SpikingLIF
+
+    for m in model.modules():
+        if isinstance(m, SpikingLIF):
+            m.reset()
+    for m in neurons(model):
+        mem = getattr(m, "mem", None)
+        if isinstance(mem, torch.Tensor):
+            m.mem = torch.zeros(0, dtype=mem.dtype, device=mem.device)
