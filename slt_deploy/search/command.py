@@ -109,6 +109,8 @@ def search(
                                "available)."),
     amp: str = typer.Option("auto", "--amp", help="Mixed-precision training: auto (on CUDA for vgg16/resnet19), on, "
                             "off. Evaluation and the exported ticket are always float32."),
+    check_samples: int | None = typer.Option(None, "--check-samples", help="Test samples the packed ticket runs on "
+                                             "with the reference simulator (default: all; 16 for vgg16/resnet19)."),
     workers: int | None = typer.Option(None, "--workers", help="Data-loading processes per search process for "
                                        "streamed data (default: 2 for image folders, 0 otherwise)."),
     as_json: bool = typer.Option(False, "--json", help="Print the search log as JSON (no progress output)."),
@@ -152,7 +154,7 @@ def search(
     try:
         result = run_search(config, out, log_path=log, console=None if as_json or rank else console, resume=resume,
                             keep_checkpoints=keep_checkpoints, threads=threads, device=device, amp=amp,
-                            workers=workers)
+                            workers=workers, check_samples=check_samples)
     except KeyboardInterrupt:
         if rank == 0:
             folder = checkpoint.checkpoint_dir(out)

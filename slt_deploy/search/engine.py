@@ -51,6 +51,7 @@ from .trainer import Masks, Progress, Trainer, materialize, prune_masks, sparsit
 LOG_SCHEMA = "slt-search-log/1"
 AMP = ("auto", "on", "off")
 SAFE_AMP_ARCHS = ("vgg16", "resnet19")  # neurons that keep float32 membranes under autocast
+DEEP_CHECK_SAMPLES = 16  # default test samples run on the reference simulator for vgg16/resnet19
 
 
 @dataclass
@@ -73,7 +74,7 @@ def run_search(config: SearchConfig, out: str | os.PathLike[str], *, log_path: s
                console: Any = None, resume: bool = False, keep_checkpoints: bool = False,
                on_round: Callable[[int, dict[str, Any]], None] | None = None, dataset: Dataset | None = None,
                threads: int | None = None, device: str = "cpu", amp: str = "auto", workers: int | None = None,
-               world: World | None = None) -> SearchResult:
+               check_samples: int | None = None, world: World | None = None) -> SearchResult:
     """Run a ticket search and write ``out`` (.slt) plus its JSON log (default ``out`` with suffix .json).
 
     Completed rounds are checkpointed in ``<out>.search/``; with ``resume=True`` the search
@@ -85,7 +86,10 @@ def run_search(config: SearchConfig, out: str | os.PathLike[str], *, log_path: s
 
     ``device``: ``cpu``, ``cuda`` or ``auto``. ``amp``: mixed precision for training,
     ``auto`` (on CUDA for vgg16/resnet19), ``on`` or ``off``. ``workers``: DataLoader
-    processes for streamed data (default 0 for arrays, 2 for image folders). Started by
+    processes for streamed data (default 0 for arrays, 2 for image folders).
+    ``check_samples``: how many test samples the packed ticket is run on with the reference
+    simulator (default: all; 16 for vgg16/resnet19, whose reference run costs seconds per
+    sample and step on a CPU); the torch accuracy always uses the whole test set. Started by
     torchrun the search is data parallel (the world comes from the environment; pass
     ``world`` to use one set up by the caller).
     """
@@ -97,7 +101,7 @@ def run_search(config: SearchConfig, out: str | os.PathLike[str], *, log_path: s
     world = World.from_env(device) if world is None else world
     try:
         search = _Search(config, Path(out), log_path, console, resume, keep_checkpoints, on_round, dataset, world,
-                         amp, workers)
+                         amp, workers, check_samples)
         return search.run()
     finally:
         if own:
@@ -172,7 +176,7 @@ class _Search:
 
     def __init__(self, cfg: SearchConfig, out: Path, log_path: Any, console: Any, resume: bool,
                  keep_checkpoints: bool, on_round: Any, dataset: Dataset | None, world: World, amp: str,
-                 workers: int | None) -> None:
+                 workers: int | None, check_samples: int | None = None) -> None:
         if not isinstance(cfg, SearchConfig):
             raise SltSearchError("config must be a SearchConfig")
         self.world = world
@@ -198,6 +202,11 @@ class _Search:
         if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
             raise SltSearchError(f"--workers must be an integer >= 0, got {workers!r}")
         self.workers = workers
+        if check_samples is not None and (not isinstance(check_samples, int) or isinstance(check_samples, bool)
+                                          or check_samples < 1):
+            raise SltSearchError(f"--check-samples must be an integer >= 1, got {check_samples!r}")
+        default = DEEP_CHECK_SAMPLES if cfg.arch in SAFE_AMP_ARCHS else len(self.y_test)
+        self.check_samples = min(len(self.y_test), default if check_samples is None else check_samples)
         self.trainer = Trainer(cfg.learning_rate, cfg.batch_size, cfg.seed, Progress(self.console), world=world,
                                amp=self.amp, workers=workers, spikes=cfg.encoding == "spikes")
         shape = tuple(self.x_train.shape[2:] if cfg.encoding == "spikes" else self.x_train.shape[1:])
@@ -448,11 +457,12 @@ class _Search:
 
     # ------------------------------------------------------------------ export
     def _reference_accuracy(self, ticket: Ticket) -> int:
-        """Correct predictions of the packed ticket on the reference simulator, chunk by chunk."""
+        """Correct predictions of the packed ticket on the reference simulator for the first
+        ``check_samples`` test samples, chunk by chunk."""
         correct = 0
-        n = len(self.x_test)
+        n = self.check_samples
         for start in range(0, n, 1024):
-            x = np.asarray(self.x_test[start:start + 1024])
+            x = np.asarray(self.x_test[start:min(start + 1024, n)])
             if self.cfg.encoding == "spikes":
                 x = np.moveaxis(x, 1, 0)
             pred = api.run(ticket, x).predictions()
@@ -506,8 +516,9 @@ class _Search:
                 "kept_weights": int(sum(int(m.sum()) for m in masks.values())) if masks else self.total,
                 "full_precision_accuracy": ticket_rounds[-1]["test_accuracy"] if ticket_rounds else None,
                 "accuracy_torch": torch_acc,
-                "accuracy_reference": correct / len(self.y_test),
-                "correct_reference": correct, "test_samples": int(len(self.y_test)),
+                "accuracy_reference": correct / self.check_samples,
+                "correct_reference": correct, "reference_samples": self.check_samples,
+                "test_samples": int(len(self.y_test)),
                 "layers": [{k: row[k] for k in ("name", "shape", "density", "encoding", "bytes")}
                            for row in layer_report(ticket)],
             },
@@ -530,9 +541,10 @@ class _Search:
         if not self.keep:
             ckpt.remove(self.folder)
         dense = log["dense_accuracy"]
-        self.say(f"   ticket: {log['ticket']['sparsity']:.1%} sparse, accuracy {correct / len(self.y_test):.4f} "
-                 f"on the reference simulator ({correct}/{len(self.y_test)}; torch {torch_acc:.4f}); dense "
-                 + ("-" if dense is None else f"{dense:.4f}"))
+        self.say(f"   ticket: {log['ticket']['sparsity']:.1%} sparse, accuracy {correct / self.check_samples:.4f} "
+                 f"on the reference simulator ({correct}/{self.check_samples}"
+                 + ("" if self.check_samples == len(self.y_test) else f" of {len(self.y_test)} test samples")
+                 + f"; torch {torch_acc:.4f}); dense " + ("-" if dense is None else f"{dense:.4f}"))
         self.say(f"   wrote [bold]{self.out}[/] ({log['ticket']['file_bytes']:,} bytes) and {self.log_path}; search "
                  f"time {log['seconds']['search']:.1f} s")
         return SearchResult(ticket, self.out, self.log_path, log, final, masks)
