@@ -184,6 +184,9 @@ def test_unreadable_data_files(tmp_path: Path) -> None:
     (dict(arch="resnet"), "unknown architecture"),
     (dict(method="et", timesteps=1), "needs timesteps >= 2"),
     (dict(rewind_epoch=9, epochs=8), "rewind epoch 9 is past"),
+    (dict(arch="mlp", width=0.5), "--width scales vgg16 and resnet19"),
+    (dict(arch="vgg16", width=0.0), "width must be a number in (0, 8]"),
+    (dict(encoding="events"), "unknown input encoding 'events'"),
 ])
 def test_bad_search_options(kwargs: dict, message: str) -> None:
     with pytest.raises(SltSearchError) as info:
@@ -438,6 +441,14 @@ def test_resume_continues_after_the_last_completed_round(tmp_path: Path, tiny) -
 
 
 # ============================================================ CLI
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
 def _app():
     import typer
 
@@ -474,6 +485,12 @@ def test_early_bird_resumes_with_its_mask_history_and_optimiser(tmp_path: Path, 
     (["--method", "imp", "--target-sparsity", "0.5"], "--target-sparsity is for --method eb"),
     (["--data", "nowhere.npz"], "no such file or folder"),
     (["--binary-from", "scratch"], "add --binary"),
+    (["--device", "tpu"], "--device 'tpu': choose one of cpu, cuda, auto"),
+    (["--amp", "on"], "--amp on needs --device cuda"),
+    (["--arch", "conv", "--width", "2"], "--width scales vgg16 and resnet19; size the conv net with --channels"),
+    (["--check-samples", "0"], "--check-samples must be an integer >= 1"),
+    (["--workers", "-1"], "--workers must be an integer >= 0"),
+    (["--arch", "vgg16"], "--arch vgg16 needs images whose height and width are multiples of 32"),
 ])
 def test_cli_bad_input_is_one_line_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
     from typer.testing import CliRunner
@@ -481,6 +498,15 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path: Path, args: list[str], messa
     res = CliRunner().invoke(_app(), ["search", "--out", str(tmp_path / "t.slt"), *args])
     assert res.exit_code == 2, res.output
     assert message in res.stderr and res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
+
+
+@pytest.mark.skipif(_cuda_available(), reason="this machine has a GPU")
+def test_cli_device_cuda_without_a_gpu(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    res = CliRunner().invoke(_app(), ["search", "--device", "cuda", "--out", str(tmp_path / "t.slt")])
+    assert res.exit_code == 2 and "--device cuda: PyTorch sees no CUDA device" in res.stderr
+    assert res.stderr.count("\n") == 1
 
 
 def test_cli_bad_dataset_file(tmp_path: Path) -> None:
