@@ -423,7 +423,7 @@ class _Converter:
         from ..ir.neurons import LIF
 
         self._once(path, m)
-        self.frameworks.add("torch")
+        self.frameworks.add(type(m).__module__.split(".")[0])  # the package that defines the neuron
         lif = m.slt_neuron(self._name(path), self.shapes[src], path)
         if not isinstance(lif, LIF):
             raise SltImportError(f"module '{path}' ({type(m).__name__}): slt_neuron() must return an IR LIF layer")

@@ -41,7 +41,7 @@ from .rules import (
 
 _LAZY = {
     "run_search": "engine", "SearchResult": "engine",
-    "Trainer": "trainer", "binary_value": "trainer", "materialize": "trainer", "prune_masks": "trainer",
+    "Trainer": "trainer", "binary_value": "weights", "materialize": "weights", "prune_masks": "weights",
     "build_model": "model", "prunable": "model",
     "DigitsTrainer": "digits_trainer", "digits_model": "digits_trainer",
     "World": "distributed", "SearchMethod": "methods.base", "SpikingLIF": "neurons",

@@ -25,6 +25,8 @@ import typer
 
 from ..errors import SltError
 
+default_device = "cpu"  # a torch device type (slt run's "cpu" target is another thing)
+
 
 def _rank() -> int:
     """This process's torchrun rank (0 without torchrun)."""
@@ -105,8 +107,8 @@ def search(
                                           "round) after the search succeeds."),
     threads: int = typer.Option(1, "--threads", help="PyTorch CPU threads per process (1 is fastest for these small "
                                 "nets)."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda (one GPU per torchrun process) or auto (cuda when "
-                               "available)."),
+    device: str = typer.Option(default_device, "--device", help="cpu, cuda (one GPU per torchrun process) or auto "
+                               "(cuda when available)."),
     amp: str = typer.Option("auto", "--amp", help="Mixed-precision training: auto (on CUDA for vgg16/resnet19), on, "
                             "off. Evaluation and the exported ticket are always float32."),
     check_samples: int | None = typer.Option(None, "--check-samples", help="Test samples the packed ticket runs on "

@@ -19,6 +19,7 @@ The rules of the engine, built on these primitives:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -29,7 +30,10 @@ import torch
 from ..errors import SltError, SltInputError
 from .config import SltSearchError
 
-DEVICES = ("cpu", "cuda", "auto")
+host_device = "cpu"  # torch's device type of the host (not slt's "cpu" target)
+DEVICES = (host_device, "cuda", "auto")
+AMP = ("auto", "on", "off")
+SAFE_AMP_ARCHS = ("vgg16", "resnet19")  # neurons that keep float32 membranes under autocast
 _ERRORS: dict[str, type[SltError]] = {"SltInputError": SltInputError, "SltSearchError": SltSearchError}
 
 
@@ -50,9 +54,9 @@ def resolve_device(device: str, local_rank: int = 0) -> torch.device:
     if device not in DEVICES:
         raise SltSearchError(f"--device {device!r}: choose one of {', '.join(DEVICES)}")
     if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cpu":
-        return torch.device("cpu")
+        device = "cuda" if torch.cuda.is_available() else host_device
+    if device == host_device:
+        return torch.device(host_device)
     if not torch.cuda.is_available():
         raise SltSearchError("--device cuda: PyTorch sees no CUDA device here (torch.cuda.is_available() is False); "
                              "use --device cpu or auto")
@@ -63,6 +67,65 @@ def resolve_device(device: str, local_rank: int = 0) -> torch.device:
     return torch.device("cuda", local_rank)
 
 
+def resolve_amp(amp: str, device: torch.device, arch: str) -> torch.dtype | None:
+    """The autocast dtype for training, or None (float32)."""
+    if amp not in AMP:
+        raise SltSearchError(f"--amp {amp!r}: choose one of {', '.join(AMP)}")
+    if amp == "off":
+        return None
+    if device.type != "cuda":
+        if amp == "on":
+            raise SltSearchError("--amp on needs --device cuda (mixed precision is used on CUDA only)")
+        return None
+    if arch not in SAFE_AMP_ARCHS:
+        if amp == "on":
+            raise SltSearchError(f"--amp on: the {arch} net's snnTorch neurons would keep their membranes in half "
+                                 f"precision; mixed precision is for {' and '.join(SAFE_AMP_ARCHS)} (or use --amp off)")
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def to_cpu(value: Any) -> Any:
+    """Tensors (nested in dicts and lists) moved to the CPU, for checkpoints."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_cpu(v) for v in value)
+    return value
+
+
+def to_device(value: Any, device: torch.device) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {k: to_device(v, device) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_device(v, device) for v in value)
+    return value
+
+
+def masks_digest(masks: dict[str, torch.Tensor] | None) -> bytes:
+    """sha256 over the masks, by weight name (0/1 bytes, row-major)."""
+    h = hashlib.sha256()
+    for name in sorted(masks or {}):
+        m = masks[name]  # type: ignore[index]
+        h.update(name.encode() + b"\0" + str(tuple(m.shape)).encode() + b"\0")
+        h.update(m.detach().cpu().to(torch.uint8).contiguous().numpy().tobytes())
+    return h.digest()
+
+
+def state_digest(model: torch.nn.Module) -> bytes:
+    """sha256 over the network's parameters and BatchNorm statistics (its ``state_dict``)."""
+    h = hashlib.sha256()
+    for name, v in sorted(model.state_dict().items()):
+        t = v.detach().cpu().contiguous()
+        h.update(name.encode() + b"\0" + str(t.dtype).encode() + str(tuple(t.shape)).encode() + b"\0")
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.dtype != torch.bool else t.numpy().tobytes())
+    return h.digest()
+
+
 @dataclass
 class World:
     """This process's place among the search's processes (a single process by default)."""
@@ -70,7 +133,7 @@ class World:
     rank: int = 0
     size: int = 1
     local_rank: int = 0
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    device: torch.device = field(default_factory=lambda: torch.device(host_device))
     backend: str | None = None
     owns_group: bool = False
 
@@ -125,7 +188,7 @@ class World:
     @property
     def _comm(self) -> torch.device:
         """Where collective tensors must live (nccl: the GPU; gloo: the CPU)."""
-        return self.device if self.backend == "nccl" else torch.device("cpu")
+        return self.device if self.backend == "nccl" else torch.device(host_device)
 
     def describe(self) -> dict[str, Any]:
         return {"world_size": self.size, "backend": self.backend, "device": str(self.device.type)}
@@ -209,7 +272,7 @@ class World:
             else:
                 buf = torch.empty(shape, dtype=wire, device=self._comm)
             dist.broadcast(buf, 0)
-            received.append(buf.to("cpu", dtype))
+            received.append(buf.to(host_device, dtype))
         return payload if self.main else _rebuild(skeleton, received)
 
     def all_reduce_(self, tensor: torch.Tensor) -> torch.Tensor:

@@ -25,49 +25,25 @@ trains exactly as before data parallelism existed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from .. import api
-from ..atomic import atomic_write_bytes
-from ..ir.graph import Ticket
 from . import checkpoint as ckpt
 from .config import SearchConfig, SltSearchError
 from .data import Dataset, load_dataset
-from .distributed import World
+from .distributed import SAFE_AMP_ARCHS, World, masks_digest, resolve_amp, state_digest, to_cpu, to_device
+from .export import LOG_SCHEMA, SearchResult, finish
 from .methods import get_method
 from .model import build_model, prunable
-from .trainer import Masks, Progress, Trainer, materialize, prune_masks, sparsity
+from .trainer import Masks, Progress, Trainer, prune_masks, sparsity
 
-LOG_SCHEMA = "slt-search-log/1"
-AMP = ("auto", "on", "off")
-SAFE_AMP_ARCHS = ("vgg16", "resnet19")  # neurons that keep float32 membranes under autocast
 DEEP_CHECK_SAMPLES = 16  # default test samples run on the reference simulator for vgg16/resnet19
-
-
-@dataclass
-class SearchResult:
-    """What :func:`run_search` produced: the ticket (also saved at ``path``), the log (also
-    at ``log_path``), the trained network with its effective weights, and the masks.
-
-    On data-parallel ranks other than 0 (which write nothing) ``ticket`` is None, ``log``
-    empty, and ``model`` the rank's own copy of the trained network."""
-
-    ticket: Ticket | None
-    path: Path
-    log_path: Path
-    log: dict[str, Any]
-    model: torch.nn.Module
-    masks: Masks
 
 
 def run_search(config: SearchConfig, out: str | os.PathLike[str], *, log_path: str | os.PathLike[str] | None = None,
@@ -108,67 +84,8 @@ def run_search(config: SearchConfig, out: str | os.PathLike[str], *, log_path: s
             world.close()
 
 
-def resolve_amp(amp: str, device: torch.device, arch: str) -> torch.dtype | None:
-    """The autocast dtype for training, or None (float32)."""
-    if amp not in AMP:
-        raise SltSearchError(f"--amp {amp!r}: choose one of {', '.join(AMP)}")
-    if amp == "off":
-        return None
-    if device.type != "cuda":
-        if amp == "on":
-            raise SltSearchError("--amp on needs --device cuda (mixed precision is used on CUDA only)")
-        return None
-    if arch not in SAFE_AMP_ARCHS:
-        if amp == "on":
-            raise SltSearchError(f"--amp on: the {arch} net's snnTorch neurons would keep their membranes in half "
-                                 f"precision; mixed precision is for {' and '.join(SAFE_AMP_ARCHS)} (or use --amp off)")
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
 def _clone(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in state.items()}
-
-
-def _cpu(value: Any) -> Any:
-    """Tensors (nested in dicts and lists) moved to the CPU, for checkpoints."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu()
-    if isinstance(value, dict):
-        return {k: _cpu(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_cpu(v) for v in value)
-    return value
-
-
-def _to(value: Any, device: torch.device) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.to(device)
-    if isinstance(value, dict):
-        return {k: _to(v, device) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_to(v, device) for v in value)
-    return value
-
-
-def masks_digest(masks: Masks | None) -> bytes:
-    """sha256 over the masks, by weight name (0/1 bytes, row-major)."""
-    h = hashlib.sha256()
-    for name in sorted(masks or {}):
-        m = masks[name]  # type: ignore[index]
-        h.update(name.encode() + b"\0" + str(tuple(m.shape)).encode() + b"\0")
-        h.update(m.detach().cpu().to(torch.uint8).contiguous().numpy().tobytes())
-    return h.digest()
-
-
-def state_digest(model: torch.nn.Module) -> bytes:
-    """sha256 over the network's parameters and BatchNorm statistics (its ``state_dict``)."""
-    h = hashlib.sha256()
-    for name, v in sorted(model.state_dict().items()):
-        t = v.detach().cpu().contiguous()
-        h.update(name.encode() + b"\0" + str(t.dtype).encode() + str(tuple(t.shape)).encode() + b"\0")
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.dtype != torch.bool else t.numpy().tobytes())
-    return h.digest()
 
 
 class _Search:
@@ -327,7 +244,7 @@ class _Search:
         self.masks = {k: v.bool().to(device) for k, v in payload["masks"].items()} or None
         names = json.loads(payload["saved"]) if "saved" in payload else \
             [k for k in ("rewind", "init", "eb_history", "optimizer") if payload.get(k)]  # written before plug-ins
-        self.saved = {k: _to(payload[k], device) for k in names}
+        self.saved = {k: to_device(payload[k], device) for k in names}
         if "eb_history" in self.saved:
             self.saved["eb_history"] = [{k: v.bool() for k, v in m.items()} for m in self.saved["eb_history"]]
         self.resumed_from = int(payload["index"])
@@ -345,8 +262,8 @@ class _Search:
         if world.main:
             payload = {
                 "config": json.dumps(self.cfg.to_dict()), "state": json.dumps(self.state),
-                "model": _cpu(self.model.state_dict()), "masks": _cpu(dict(self.masks or {})),
-                "saved": json.dumps(sorted(self.saved)), **{k: _cpu(v) for k, v in self.saved.items()},
+                "model": to_cpu(self.model.state_dict()), "masks": to_cpu(dict(self.masks or {})),
+                "saved": json.dumps(sorted(self.saved)), **{k: to_cpu(v) for k, v in self.saved.items()},
             }
             ckpt.save_round(self.folder, index, payload, {"schema": LOG_SCHEMA, "config": self.cfg.to_dict(),
                                                           "rounds": self.state["rounds"], "complete": False})
@@ -424,7 +341,7 @@ class _Search:
         world = self.world
         if world.distributed:
             holder: list[Masks] = []
-            world.on_main(lambda: holder.append(_cpu(fn())) or True)
+            world.on_main(lambda: holder.append(to_cpu(fn())) or True)
             masks = world.broadcast_tensors(holder[0] if world.main else None)
         else:
             masks = fn()
@@ -456,107 +373,5 @@ class _Search:
                 "seconds": round(seconds, 4), "eval_seconds": round(eval_seconds, 4), **extra}
 
     # ------------------------------------------------------------------ export
-    def _reference_accuracy(self, ticket: Ticket) -> int:
-        """Correct predictions of the packed ticket on the reference simulator for the first
-        ``check_samples`` test samples, chunk by chunk."""
-        correct = 0
-        n = self.check_samples
-        for start in range(0, n, 1024):
-            x = np.asarray(self.x_test[start:min(start + 1024, n)])
-            if self.cfg.encoding == "spikes":
-                x = np.moveaxis(x, 1, 0)
-            pred = api.run(ticket, x).predictions()
-            correct += int((pred == self.y_test[start:start + len(pred)]).sum())
-        return correct
-
     def _finish(self) -> SearchResult:
-        if not self.world.main:
-            return SearchResult(None, self.out, self.log_path, {}, self.model, dict(self.masks or {}))
-        cfg = self.cfg
-        T = cfg.timesteps
-        binary = cfg.binary
-        t0 = time.perf_counter()
-        final = materialize(self.model, self.masks, binary)
-        torch_acc = self.trainer.accuracy(final, self.x_test, self.y_test, T, shard=False)
-        final = final.cpu()
-        first = np.asarray(self.x_test[:1])
-        example = torch.from_numpy(np.ascontiguousarray(first[:, 0] if cfg.encoding == "spikes" else first))
-        masks = {k: v.cpu() for k, v in (self.masks or {}).items()}
-        with torch.no_grad():
-            ticket = api.from_torch(final, example, timesteps=T, binarize=binary, masks=masks or None,
-                                    encoding=cfg.encoding)
-        api.save(ticket, self.out)
-        ticket = api.load(self.out)
-        correct = self._reference_accuracy(ticket)
-        export_seconds = time.perf_counter() - t0
-        rounds = self.state["rounds"]
-        ticket_rounds = [r for r in rounds if r["stage"] != "binary"]
-        from ..format import layer_report
-
-        trained = [r["throughput"] for r in rounds if r["throughput"]["samples_per_s"] is not None]
-        log = {
-            "schema": LOG_SCHEMA,
-            "config": cfg.to_dict(),
-            "data": {"name": self.data.name, "train": len(self.x_train), "test": len(self.x_test),
-                     "input_shape": list(self.x_train.shape[1:]), "classes": self.data.classes,
-                     "sha256": self.data.sha256 or None, "split_seed": cfg.split_seed,
-                     **({"class_names": list(self.data.class_names)} if self.data.class_names else {})},
-            "method": cfg.method,
-            "timesteps": T,
-            "search_timesteps": self.state["search_timesteps"],
-            "target_sparsity": cfg.sparsity_goal,
-            "dense_accuracy": self.state["dense_accuracy"],
-            "rounds": rounds,
-            "et": self.state.get("et"),
-            "eb": self.state.get("eb"),
-            **self.method.log(self),
-            "ticket": {
-                "path": str(self.out), "file_bytes": self.out.stat().st_size, "binary": binary,
-                "sparsity": sparsity(self.masks, self.model), "weights": self.total,
-                "kept_weights": int(sum(int(m.sum()) for m in masks.values())) if masks else self.total,
-                "full_precision_accuracy": ticket_rounds[-1]["test_accuracy"] if ticket_rounds else None,
-                "accuracy_torch": torch_acc,
-                "accuracy_reference": correct / self.check_samples,
-                "correct_reference": correct, "reference_samples": self.check_samples,
-                "test_samples": int(len(self.y_test)),
-                "layers": [{k: row[k] for k in ("name", "shape", "density", "encoding", "bytes")}
-                           for row in layer_report(ticket)],
-            },
-            "seconds": {
-                "search": round(sum(r["seconds"] for r in ticket_rounds), 3),
-                "binary": round(sum(r["seconds"] for r in rounds if r["stage"] == "binary"), 3),
-                "eval": round(sum(r["eval_seconds"] for r in rounds), 3),
-                "export": round(export_seconds, 3),
-            },
-            "distributed": {**self.world.describe(), "amp": None if self.amp is None else
-                            str(self.amp).removeprefix("torch."), "data_workers": self.workers,
-                            "samples_per_s": _median([t["samples_per_s"] for t in trained]),
-                            "scaling_efficiency": _median([t["scaling_efficiency"] for t in trained
-                                                           if t["scaling_efficiency"] is not None])},
-            "resumed_after_round": self.resumed_from,
-            "torch_threads": torch.get_num_threads(),
-            "versions": _versions(),
-        }
-        atomic_write_bytes(self.log_path, (json.dumps(log, indent=2) + "\n").encode())
-        if not self.keep:
-            ckpt.remove(self.folder)
-        dense = log["dense_accuracy"]
-        self.say(f"   ticket: {log['ticket']['sparsity']:.1%} sparse, accuracy {correct / self.check_samples:.4f} "
-                 f"on the reference simulator ({correct}/{self.check_samples}"
-                 + ("" if self.check_samples == len(self.y_test) else f" of {len(self.y_test)} test samples")
-                 + f"; torch {torch_acc:.4f}); dense " + ("-" if dense is None else f"{dense:.4f}"))
-        self.say(f"   wrote [bold]{self.out}[/] ({log['ticket']['file_bytes']:,} bytes) and {self.log_path}; search "
-                 f"time {log['seconds']['search']:.1f} s")
-        return SearchResult(ticket, self.out, self.log_path, log, final, masks)
-
-
-def _median(values: list[float]) -> float | None:
-    return round(float(np.median(values)), 4) if values else None
-
-
-def _versions() -> dict[str, str]:
-    import snntorch
-
-    from .. import __version__
-
-    return {"slt_deploy": __version__, "torch": torch.__version__, "snntorch": snntorch.__version__}
+        return finish(self)
