@@ -557,3 +557,58 @@ def test_training_module_stays_a_compatible_name() -> None:
     assert training.DigitsTrainer is DigitsTrainer and training.digits_model is digits_model
     model = digits_model(hidden=16)
     assert [type(m).__name__ for m in model] == ["Linear", "Leaky", "Linear", "Leaky"]
+
+
+def test_a_plugged_in_method_gets_the_engine(tmp_path: Path, tiny) -> None:
+    """A new method is a SearchMethod subclass and a registry entry: training, masks decided by
+    rank 0, checkpoints, resume, the binary fine-tune and export come from the engine."""
+    import torch
+
+    from slt_deploy.search import register_method
+    from slt_deploy.search.methods import _REGISTRY
+    from slt_deploy.search.methods.base import SearchMethod
+
+    class RandomTicket(SearchMethod):
+        """Train dense, keep a random half of every layer (drawn once, on rank 0), retrain."""
+
+        name, title = "random-half", "Random half"
+
+        def start(self, ctx):
+            ctx.saved["init"] = ctx.snapshot()
+            return "dense"
+
+        def phase_dense(self, ctx):
+            seconds = ctx.fit(1, ctx.cfg.timesteps, ("dense",), "dense")
+            gen = torch.Generator().manual_seed(ctx.cfg.seed)
+            ctx.masks = ctx.share_masks(lambda: {n: torch.rand(w.shape, generator=gen) < 0.5
+                                                 for n, w in ctx.model.named_parameters() if w.ndim > 1})
+            acc, ev = ctx.evaluate(ctx.cfg.timesteps)
+            ctx.state["phase"] = "sparse"
+            return ctx.entry("dense", ctx.cfg.timesteps, 1, seconds, acc, ev)
+
+        def phase_sparse(self, ctx):
+            ctx.model.load_state_dict(ctx.saved["init"])
+            seconds = ctx.fit(1, ctx.cfg.timesteps, ("sparse",), "sparse")
+            acc, ev = ctx.evaluate(ctx.cfg.timesteps)
+            ctx.state["phase"] = ctx.after_ticket()
+            return ctx.entry("sparse", ctx.cfg.timesteps, 1, seconds, acc, ev)
+
+    with pytest.raises(ValueError, match="lower-case identifier"):
+        register_method("Random half", RandomTicket)
+    register_method("random_half", RandomTicket)
+    try:
+        def stop(index: int, entry: dict) -> None:
+            if index == 0:
+                raise _Stop
+
+        with pytest.raises(_Stop):
+            _run(tmp_path, tiny, method="random_half", binary=True, on_round=stop)
+        result = _run(tmp_path, tiny, method="random_half", binary=True, resume=True)
+    finally:
+        _REGISTRY.pop("random_half")
+    assert [r["stage"] for r in result.log["rounds"]] == ["dense", "sparse", "binary"]
+    assert result.log["resumed_after_round"] == 0 and 0.45 < result.log["ticket"]["sparsity"] < 0.55
+    assert all(layer.weights.kind == "binary" for layer in result.ticket.synapse_layers())
+    assert result.log["rounds"][1]["ranks"]["mask_sha256"] == result.log["rounds"][2]["ranks"]["mask_sha256"]
+    with pytest.raises(SltSearchError, match="unknown search method 'random_half'"):
+        SearchConfig(method="random_half")
