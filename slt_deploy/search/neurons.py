@@ -63,6 +63,9 @@ class SpikingLIF(nn.Module):
         self.threshold = float(threshold)
         self.alpha = float(alpha)
         self.v: torch.Tensor | None = None
+        # τ as a 0-dim float32 tensor that moves with the module: CUDA divides by a python scalar
+        # through its reciprocal (another rounding), and a tensor made per call would copy to the GPU
+        self.register_buffer("tau_tensor", torch.tensor(self.tau, dtype=torch.float32), persistent=False)
 
     def extra_repr(self) -> str:
         return f"tau={self.tau:.6g}, threshold={self.threshold:g}, reset=0, surrogate=ATan(alpha={self.alpha:g})"
@@ -75,9 +78,7 @@ class SpikingLIF(nn.Module):
         v = self.v
         if v is None or v.shape != x.shape:
             v = torch.zeros_like(x)
-        # a 0-dim tensor, not a python float: CUDA divides by a python scalar through its reciprocal
-        tau = torch.tensor(self.tau, dtype=x.dtype, device=x.device)
-        h = v + (x - v) / tau
+        h = v + (x - v) / self.tau_tensor
         spike = _ATanSpike.apply(h - self.threshold, self.alpha)
         s = spike.detach()
         self.v = (1.0 - s) * h + s * 0.0
