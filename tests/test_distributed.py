@@ -36,10 +36,10 @@ OPTIONS = ["--data", "digits", "--rounds", "2", "--epochs", "2", "--hidden", "64
 
 
 def torchrun(cwd: Path, args: list[str], entry: list[str] | None = None, env: dict[str, str] | None = None,
-             timeout: int = 600) -> subprocess.CompletedProcess[str]:
+             timeout: int = 600, restarts: int = 0) -> subprocess.CompletedProcess[str]:
     """``torchrun --standalone --nproc-per-node 2 -m slt_deploy search ARGS`` (or another entry)."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           *(entry or ["-m", "slt_deploy"]), "search", *args]
+           "--max-restarts", str(restarts), *(entry or ["-m", "slt_deploy"]), "search", *args]
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", **(env or {})}
     return subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
 
@@ -106,6 +106,21 @@ def test_two_processes_search_like_one(tmp_path: Path, ddp_imp, method: str) -> 
     assert alone["distributed"]["world_size"] == 1 and alone["rounds"][1]["throughput"]["scaling_efficiency"] is None
     assert abs(log["ticket"]["accuracy_reference"] - alone["ticket"]["accuracy_reference"]) <= NOISE, \
         (log["ticket"]["accuracy_reference"], alone["ticket"]["accuracy_reference"])
+
+
+@pytest.mark.slow
+def test_torchrun_restarts_resume_by_themselves(tmp_path: Path, ddp_imp) -> None:
+    """With --max-restarts, the restarted workers continue from the last completed round on their own."""
+    out = tmp_path / "imp.slt"
+    kill = {"SLT_TEST_KILL_RANK": "0", "SLT_TEST_KILL_STAGE": "round 2/", "SLT_TEST_KILL_STEP": "5"}
+    res = torchrun(tmp_path, ["--method", "imp", *OPTIONS, "--out", str(out)],
+                   entry=[str(TESTS / "distributed_kill.py")], env=kill, restarts=1)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "resuming after round 1" in res.stdout and "restarted by torchrun" in res.stdout
+    log = json.loads(out.with_suffix(".json").read_text())
+    assert log["resumed_after_round"] == 1
+    full_res, full_out = ddp_imp
+    assert out.read_bytes() == full_out.read_bytes()  # the same ticket as the uninterrupted search
 
 
 @pytest.mark.slow

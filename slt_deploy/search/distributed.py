@@ -163,9 +163,13 @@ class World:
         backend = "nccl" if dev.type == "cuda" else "gloo"
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
-            dist.init_process_group(backend, device_id=dev)
-        else:
-            dist.init_process_group(backend)
+        # the store torchrun's agent keeps lives across restarts (--max-restarts): without a prefix per
+        # attempt, a restarted rank can read a dead rank's address and fail to connect
+        store, _, _ = next(dist.rendezvous("env://"))
+        attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or "0"
+        store = dist.PrefixStore(f"slt-search/attempt-{attempt}/", store)
+        options: dict[str, Any] = {"device_id": dev} if dev.type == "cuda" else {}
+        dist.init_process_group(backend, store=store, rank=rank, world_size=size, **options)
         return cls(rank, size, local, dev, backend, owns_group=True)
 
     def close(self) -> None:
