@@ -491,6 +491,7 @@ def test_early_bird_resumes_with_its_mask_history_and_optimiser(tmp_path: Path, 
     (["--check-samples", "0"], "--check-samples must be an integer >= 1"),
     (["--workers", "-1"], "--workers must be an integer >= 0"),
     (["--arch", "vgg16"], "--arch vgg16 needs images whose height and width are multiples of 32"),
+    (["--arch", "resnet19", "--ann-twin"], "--ann-twin trains the ReLU twin of --arch mlp or conv"),
 ])
 def test_cli_bad_input_is_one_line_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
     from typer.testing import CliRunner

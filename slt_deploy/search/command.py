@@ -143,6 +143,9 @@ def search(
     )
     if binary_from != "ticket" and not binary:
         raise SltSearchError("--binary-from applies to binary tickets; add --binary")
+    if ann_twin and (arch not in ("mlp", "conv") or encoding != "direct"):
+        raise SltSearchError("--ann-twin trains the ReLU twin of --arch mlp or conv on directly encoded data; "
+                             f"it has no twin for --arch {arch} --encoding {encoding}")
     try:
         import snntorch  # noqa: F401
         import torch  # noqa: F401
