@@ -34,6 +34,7 @@ bench: bootstrap
 	$(PY) benchmarks/runtime.py --json $(RESULTS)/runtime.json --markdown $(RESULTS)/runtime.md
 	$(PY) benchmarks/c_export.py --json $(RESULTS)/c_export.json --markdown $(RESULTS)/c_export.md
 	$(PY) benchmarks/search.py --out $(RESULTS)
+	$(PY) benchmarks/search_scaling.py --out $(RESULTS)
 
 lint:
 	@if [ -x $(VENV)/bin/ruff ]; then $(VENV)/bin/ruff check .; \
