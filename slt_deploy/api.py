@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from . import registry
-from .errors import SltError
+from .errors import SltError, SltInputError
 from .ir.graph import Ticket
 from .result import Result
 
@@ -27,13 +27,60 @@ def load(path: str | os.PathLike[str]) -> Ticket:
     return read_slt(path)
 
 
-def load_any(path: str | os.PathLike[str]) -> Ticket:
-    """Load a ticket from a .slt file, or import a .nir graph (by file suffix)."""
-    suffix = os.fspath(path).lower().rsplit(".", 1)[-1] if "." in os.fspath(path) else ""
-    if suffix == "nir":
+_MAGIC = {b"\x89HDF\r\n\x1a\n": "hdf5", b"\x93NUMPY": "npy", b"PK\x03\x04": "zip"}
+
+
+def source_kind(path: str | os.PathLike[str]) -> str:
+    """What a user's file is, from its first bytes and its name: ``slt``, ``nir``, ``netx``, ``onnx``,
+    ``npy``, ``npz``, ``pytorch`` (a torch.save zip) or ``unknown`` (a missing file is ``unknown``)."""
+    name = os.fspath(path).lower()
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError:
+        head = b""
+    magic = next((kind for sig, kind in _MAGIC.items() if head.startswith(sig)), None)
+    if magic == "hdf5":
+        return "netx" if name.endswith(".h5") else "nir"
+    if magic == "npy":
+        return "npy"
+    if magic == "zip":
+        return "npz" if name.endswith(".npz") else "pytorch"
+    if len(head) >= 9 and head[8:9] == b"{":
+        return "slt"  # safetensors: 8-byte little-endian header length, then the JSON header
+    for suffix, kind in ((".slt", "slt"), (".nir", "nir"), (".onnx", "onnx"), (".net.h5", "netx"), (".npy", "npy"),
+                         (".npz", "npz"), (".pt", "pytorch"), (".pth", "pytorch"), (".ckpt", "pytorch")):
+        if name.endswith(suffix):
+            return kind
+    return "unknown"
+
+
+def load_any(path: str | os.PathLike[str], *, timesteps: int | None = None) -> Ticket:
+    """A ticket from any file that holds one: a .slt, a NIR graph, or a lava-dl netx network.
+
+    Files that hold no ticket get a one-line error saying what they are and what takes them
+    (an exported ONNX model runs with ``slt run``; a NumPy array is an input; a checkpoint is
+    imported with ``slt pack``). ``timesteps`` is needed for a netx file that does not state T.
+    """
+    kind = source_kind(path)
+    where = os.fspath(path)
+    if kind == "nir":
         from .exporters.nir import import_nir
 
         return import_nir(path)
+    if kind == "netx":
+        from .exporters.netx import import_netx
+
+        return import_netx(path, timesteps=timesteps)
+    if kind == "onnx":
+        raise SltInputError(f"{where}: an exported ONNX model holds no ticket; run it with `slt run {where}` "
+                            "(ONNX Runtime), or give the .slt it was exported from")
+    if kind in ("npy", "npz"):
+        raise SltInputError(f"{where}: a NumPy file, not a ticket; give the ticket (.slt or .nir) first and the "
+                            "array with --input")
+    if kind == "pytorch":
+        raise SltInputError(f"{where}: a PyTorch checkpoint, not a ticket; import it with `slt pack {where} "
+                            "--arch package.module:callable -o t.slt`")
     return load(path)
 
 

@@ -60,6 +60,7 @@ def run_demo(out: Path = Path("slt-demo"), retrain: bool = False, ticket_path: P
     ticket, layers, source = _ticket_step(out, slt_path, retrain, ticket_path, rounds, epochs, seed, console,
                                           say, summary)
     _, _, x_test, y_test = load_digits_split(0)
+    x_test = _shaped_for(ticket, x_test)
     np.save(out / "digits_test_x.npy", x_test)
     np.save(out / "digits_test_y.npy", y_test)
     _inspect_step(out, slt_path, layers, say, summary)
@@ -75,6 +76,15 @@ def run_demo(out: Path = Path("slt-demo"), retrain: bool = False, ticket_path: P
     say(f"   slt verify {slt_path} --input {out / 'digits_test_x.npy'} --targets reference,cpu,onnxruntime")
     say(f"   slt energy {slt_path} --input {out / 'digits_test_x.npy'} --convention memory-aware")
     return summary
+
+
+def _shaped_for(ticket: Any, x: np.ndarray) -> np.ndarray:
+    """The 8x8 digits as the ticket takes them: 64 features, or an image such as (1, 8, 8)."""
+    shape = tuple(ticket.input_shape)
+    if int(np.prod(shape)) != x.shape[1] or ticket.encoding.kind == "spikes":
+        raise SltError(f"--ticket: the demo feeds scikit-learn's 8x8 digits (64 values per sample, direct or rate "
+                       f"input); this ticket takes {ticket.encoding.kind} input of shape {shape}")
+    return np.ascontiguousarray(x.reshape(len(x), *shape))
 
 
 def _write_json(path: Path, payload: Any) -> None:

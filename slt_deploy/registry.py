@@ -179,6 +179,8 @@ _ALLOW_APPROX = Option("allow_approximate", "--allow-approximate", "write constr
 _FRAC_BITS = Option("input_frac_bits", "--input-frac-bits", "direct (analog) input on Loihi: graded spikes "
                     "round(x*2^s); s is chosen from the input unless given", kind="int")
 
+_PROGRESS = Option("progress", None, "callable(done, total) called as a long simulation advances", kind="callable")
+
 TARGETS: dict[str, TargetSpec] = {}
 EXPORTERS: dict[str, ExporterSpec] = {}
 
@@ -236,14 +238,14 @@ LAVA = register_target(TargetSpec(
     extra="lava", requires=("lava",), fixed={"mode": "fixed_pt"},
     semantics="slt_deploy.targets.lava:fixed_semantics", options=(
         Option("synapse", "--synapse", "Lava synapse processes: auto, dense or sparse",
-               choices=("auto", "dense", "sparse")), _FRAC_BITS)))
+               choices=("auto", "dense", "sparse")), _FRAC_BITS, _PROGRESS)))
 LAVA_FLOAT = register_target(TargetSpec(
     "lava-float", "lava-nc floating-point models of the same processes (float64, Lava's operation order)",
     Arithmetic.APPROXIMATE, "slt_deploy.targets.lava:run", "slt_deploy.fixed_point.plan:HANDLERS",
     extra="lava", requires=("lava",), fixed={"mode": "floating_pt"},
     semantics="slt_deploy.targets.lava:float_semantics", options=(
         Option("synapse", "--synapse", "Lava synapse processes: auto, dense or sparse",
-               choices=("auto", "dense", "sparse")),)))
+               choices=("auto", "dense", "sparse")), _PROGRESS)))
 FIXED_REFERENCE = register_target(TargetSpec(
     "fixed-reference", "numpy simulator of Loihi's integers: predicts Lava fixed point exactly",
     Arithmetic.FIXED_POINT, "slt_deploy.fixed_point:simulate_fixed", "slt_deploy.fixed_point.plan:HANDLERS",

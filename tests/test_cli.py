@@ -201,3 +201,60 @@ def test_console_script_usage_errors_are_one_line() -> None:
         proc = subprocess.run([sys.executable, "-m", "slt_deploy.cli", *args], capture_output=True, text=True)
         assert proc.returncode == 2
         assert len(proc.stderr.strip().splitlines()) == 1 and text in proc.stderr, proc.stderr
+
+
+def test_every_command_says_what_a_non_ticket_file_is(ticket_file: Path, tmp_path: Path) -> None:
+    x = tmp_path / "x.npy"
+    np.save(x, np.zeros((2, 16), np.float32))
+    onnx_path = tmp_path / "t.onnx"
+    assert runner.invoke(app, ["export", str(ticket_file), "--to", "onnx", "-o", str(onnx_path)]).exit_code == 0
+    for command in (["inspect"], ["verify", "--input", str(x)], ["energy", "--input", str(x)],
+                    ["bench", "--input", str(x)], ["export", "--to", "nir", "-o", str(tmp_path / "o.nir")]):
+        res = runner.invoke(app, [command[0], str(onnx_path), *command[1:]])
+        assert res.exit_code == 2 and "an exported ONNX model holds no ticket" in res.stderr, (command, res.output)
+        res = runner.invoke(app, [command[0], str(x), *command[1:]])
+        assert res.exit_code == 2 and "a NumPy file, not a ticket" in res.stderr, (command, res.output)
+
+
+def test_inspect_takes_a_nir_graph(ticket_file: Path, tmp_path: Path) -> None:
+    pytest.importorskip("nir")
+    nir_path = tmp_path / "t.nir"
+    ok = runner.invoke(app, ["export", str(ticket_file), "--to", "nir", "-o", str(nir_path), "--allow-approximate"])
+    assert ok.exit_code == 0, ok.output
+    res = runner.invoke(app, ["inspect", str(nir_path), "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert [r["name"] for r in doc["layers"]] == ["fc1", "fc2"] and doc["timesteps"] == 6
+
+
+def test_lava_run_states_what_it_equals_and_reports_progress(tmp_path: Path) -> None:
+    pytest.importorskip("lava")
+    from slt_deploy.targets import lava
+
+    ticket = small_ticket()  # beta 0.875 and alpha not on Loihi's grid: no proof of float equality
+    slt.save(ticket, tmp_path / "t.slt")
+    x = np.random.default_rng(3).random((2, 16)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    res = runner.invoke(app, ["run", str(tmp_path / "t.slt"), "--input", str(tmp_path / "x.npy"), "--target", "lava",
+                              "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["target"] == "lava" and "slt verify" in doc["exactness"] and "reference,lava" in doc["exactness"]
+    calls: list[tuple[int, int]] = []
+    lava.run(ticket, x, progress=lambda done, total: calls.append((done, total)))
+    assert calls and calls[-1][0] == calls[-1][1] >= ticket.timesteps
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+
+def test_demo_feeds_digits_in_the_tickets_input_shape() -> None:
+    from slt_deploy.demo import _shaped_for
+    from slt_deploy.errors import SltError
+    from slt_deploy.ir import Conv2d, Flatten
+
+    x = np.random.default_rng(0).random((5, 64))
+    w = BinaryWeights(np.ones((2, 1, 3, 3), bool), np.zeros((2, 1, 3, 3), bool), np.float32(0.5))
+    conv = sequential((1, 8, 8), [Conv2d("c", w, padding=1), LIF("l", shape=(2, 8, 8)), Flatten("f")], 4)
+    assert _shaped_for(conv, x).shape == (5, 1, 8, 8)
+    assert _shaped_for(small_ticket(), np.zeros((5, 16))).shape == (5, 16)
+    with pytest.raises(SltError, match="--ticket"):
+        _shaped_for(conv, np.zeros((5, 16)))

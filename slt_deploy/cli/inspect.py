@@ -10,13 +10,19 @@ from .io import console, emit_json, fmt, table
 
 
 def inspect(
-    path: Path = typer.Argument(..., help="The .slt file."),
+    path: Path = typer.Argument(..., help="The ticket: a .slt file, or a .nir / netx .net.h5 graph (sizes shown as "
+                                "they would be packed into a .slt)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON: ticket summary and a 'layers' list."),
 ) -> None:
     """Show each layer's encoding, size and bits per synapse against the entropy bound."""
-    from ..format import inspect_file
+    from .. import api
+    from ..format import inspect_file, layer_report
 
-    ticket, layers = inspect_file(path)
+    if api.source_kind(path) in ("slt", "unknown"):
+        ticket, layers = inspect_file(path)
+    else:
+        ticket = api.load_any(path)
+        layers = layer_report(ticket)
     summary = {
         "path": str(path),
         "file_bytes": path.stat().st_size,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,10 @@ def run(
     """Run a ticket on inputs and save output spikes (T, batch, *out) and counts."""
     flags = {"--precision": precision, "--backend": backend, "--threads": threads, "--kernel": kernel,
              "--device": device, "--synapse": synapse, "--input-frac-bits": input_frac_bits}
-    result, shapes = _run(path, load_npy(input), target, flags)
+    x = load_npy(input)
+    with _progress(target, show=not as_json) as progress:
+        result, shapes = _run(path, x, target, flags, progress)
+    caveat = _caveat(path, input, x, result.target)
     if output is not None:
         arrays = {"counts": result.counts, "output": result.output}
         if result.spikes is not None:
@@ -50,15 +55,48 @@ def run(
         "predictions": result.predictions().tolist(),
         "spike_counts": {k: v.tolist() for k, v in result.spike_counts.items()},
         "diagnostics": result.diagnostics.to_dict(),
+        "exactness": caveat,
         "saved": str(output) if output else None,
     }
     if as_json:
         emit_json(summary)
         return
     _print_summary(summary, result, shapes, output)
+    if caveat:
+        console.print(f"[yellow]{caveat}[/]")
 
 
-def _run(path: Path, x: np.ndarray, target: str | None, flags: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+@contextlib.contextmanager
+def _progress(target: str | None, show: bool) -> Iterator[Any]:
+    """A progress bar for targets that report progress (Lava's simulation); None otherwise."""
+    spec = registry.TARGETS.get(target or "")
+    if not show or spec is None or spec.option("progress") is None:
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn(f"{spec.name}: simulated steps"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeRemainingColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("run", total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def _caveat(path: Path, input_path: Path, x: np.ndarray, name: str) -> str | None:
+    """For a target that is not float32-exact by design: what its run provably equals, in one line."""
+    spec = registry.TARGETS.get(name)
+    if spec is None or spec.arithmetic is registry.Arithmetic.FLOAT32_EXACT:
+        return None
+    from .. import api
+
+    semantics, _ = spec.semantics_for(api.load_any(path), x)
+    if registry.FLOAT32 in semantics:
+        return None
+    return (f"{name} ({spec.arithmetic.value}): its conversion report does not prove these spikes equal to the float32 "
+            f"reference; measure the agreement with `slt verify {path} --input {input_path} --targets reference,{name}`")
+
+
+def _run(path: Path, x: np.ndarray, target: str | None, flags: dict[str, Any],
+         progress: Any = None) -> tuple[Any, dict[str, Any]]:
     """Run ``path`` on ``x``; returns the result and the ticket's node shapes (empty for a bare .onnx)."""
     from .. import api
 
@@ -78,6 +116,8 @@ def _run(path: Path, x: np.ndarray, target: str | None, flags: dict[str, Any]) -
         result = spec.load_file_runner()(str(path), x, record=False, **options)
         result.target = spec.name
     else:
+        if progress is not None:
+            options["progress"] = progress
         result = api.run(ticket, x, target=spec.name, record=False, **options)
     return result, dict(ticket.shapes)
 

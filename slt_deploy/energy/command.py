@@ -47,7 +47,7 @@ def open_npy(path: Path, flag: str) -> Any:
 
 
 def energy(
-    path: Path = typer.Argument(..., help="The .slt ticket."),
+    path: Path = typer.Argument(..., help="The ticket: a .slt file (or a .nir graph)."),
     input: Path = typer.Option(..., "--input", "-i",
                                help=".npy input: (batch, *features), or (T, batch, *features) for spike trains."),
     profile: str = typer.Option("cmos45-fp32", help="Energy profile: cmos45-fp32, cmos45-fp16, cmos45-int8, "
@@ -89,7 +89,7 @@ def energy(
             import matplotlib  # noqa: F401
         except ImportError:
             raise SltError("--figures needs matplotlib: pip install 'slt-deploy[report]'") from None
-    ticket = api.load(path)
+    ticket = api.load_any(path)
     x = open_npy(input, "--input")
     xa = open_npy(ann_input, "--ann-input") if ann_input is not None else None
     with _progress(quiet=as_json) as progress:

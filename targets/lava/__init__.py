@@ -21,6 +21,7 @@ target runs T + depth steps and returns the T aligned steps (docs/targets-lava.m
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -36,7 +37,8 @@ MODES = ("fixed_pt", "floating_pt")
 
 
 def run(ticket: Ticket, x: np.ndarray, mode: str = "fixed_pt", synapse: str = "auto", record: bool = True,
-        input_frac_bits: int | None = None, **options: Any) -> Result:
+        input_frac_bits: int | None = None, progress: Callable[[int, int], None] | None = None,
+        **options: Any) -> Result:
     """Run ``ticket`` on ``x`` with lava-nc on Loihi2SimCfg.
 
     ``mode``: ``fixed_pt`` (Loihi integers) or ``floating_pt``. ``synapse``: ``auto``
@@ -45,6 +47,7 @@ def run(ticket: Ticket, x: np.ndarray, mode: str = "fixed_pt", synapse: str = "a
     (for the energy model); otherwise only the output. ``input_frac_bits``: fixed_pt with
     direct (analog) input sends ``round(x·2^s)``; s is chosen from ``x`` unless given here
     (give the value a netx export reports to get the exported network's spikes).
+    ``progress(done, total)``: called as the simulation advances, in simulated steps.
     """
     if options:
         raise SltInputError(f"unknown option(s) for the Lava target: {', '.join(sorted(options))}")
@@ -52,7 +55,8 @@ def run(ticket: Ticket, x: np.ndarray, mode: str = "fixed_pt", synapse: str = "a
         raise SltInputError(f"mode must be one of {MODES}, got {mode!r}")
     from ._network import run_network
 
-    return run_network(ticket, x, mode, synapse=synapse, record=record, input_frac_bits=input_frac_bits)
+    return run_network(ticket, x, mode, synapse=synapse, record=record, input_frac_bits=input_frac_bits,
+                       progress=progress)
 
 
 def conversion_report(ticket: Ticket, mode: str = "fixed_pt", x: np.ndarray | None = None,

@@ -21,6 +21,7 @@ warm-up steps in which the input has not arrived yet.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,8 +74,11 @@ class _Layer:
     readout: Any = None          # fixed LI: V -> value
 
 
+PROGRESS_CHUNKS = 50  # progress reports per run when a callback is given
+
+
 def run_network(ticket: Ticket, x: np.ndarray, mode: str, synapse: str = "auto", record: bool = True,
-                input_frac_bits: int | None = None) -> Result:
+                input_frac_bits: int | None = None, progress: Callable[[int, int], None] | None = None) -> Result:
     """Run ``ticket`` on Lava (``mode`` ``fixed_pt`` or ``floating_pt``); see the module docstring."""
     if synapse not in SYNAPSES:
         raise SltInputError(f"synapse must be one of {SYNAPSES}, got {synapse!r}")
@@ -92,7 +96,7 @@ def run_network(ticket: Ticket, x: np.ndarray, mode: str, synapse: str = "auto",
         report = {"mode": "floating_pt", "delay_steps": plan.depth}
     else:
         raise SltInputError(f"mode must be 'fixed_pt' or 'floating_pt', got {mode!r}")
-    values, used_conv = _run(plan, layers, inputs, mode, synapse, record)
+    values, used_conv = _run(plan, layers, inputs, mode, synapse, record, progress)
     report = dict(report)
     report["processes"] = used_conv
     name = LAVA.name if mode == "fixed_pt" else LAVA_FLOAT.name
@@ -160,8 +164,8 @@ def _float_inputs(ticket: Ticket, x: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ Lava network
-def _run(plan: Plan, layers: list[_Layer], inputs: np.ndarray, mode: str, synapse: str,
-         record: bool) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+def _run(plan: Plan, layers: list[_Layer], inputs: np.ndarray, mode: str, synapse: str, record: bool,
+         progress: Callable[[int, int], None] | None = None) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     lava = import_lava()
     from ._processes import MODELS, SltLIF
 
@@ -217,8 +221,13 @@ def _run(plan: Plan, layers: list[_Layer], inputs: np.ndarray, mode: str, synaps
                 if layer.depth == d and np.any(layer.bias):
                     bias = np.tile(layer.bias, batch)
                     neurons[layer.name].bias_mant.set(bias.astype(np.int32) if fixed else bias.astype(np.float64))
-        if steps > done:
-            source.run(condition=lava.RunSteps(num_steps=steps - done), run_cfg=cfg)
+        chunk = steps - done if progress is None else max(1, -(-(steps - done) // PROGRESS_CHUNKS))
+        while steps > done:  # in chunks when someone watches the progress (Lava runs them back to back)
+            n = min(chunk, steps - done)
+            source.run(condition=lava.RunSteps(num_steps=n), run_cfg=cfg)
+            done += n
+            if progress is not None:
+                progress(done, steps)
         raw = {name: np.asarray(sink.data.get()) for name, sink in sinks.items()}
     finally:
         try:
