@@ -91,8 +91,9 @@ def _caveat(path: Path, input_path: Path, x: np.ndarray, name: str) -> str | Non
     semantics, _ = spec.semantics_for(api.load_any(path), x)
     if registry.FLOAT32 in semantics:
         return None
+    verify = f"slt verify {path} --input {input_path} --targets reference,{name}"
     return (f"{name} ({spec.arithmetic.value}): its conversion report does not prove these spikes equal to the float32 "
-            f"reference; measure the agreement with `slt verify {path} --input {input_path} --targets reference,{name}`")
+            f"reference; measure the agreement with `{verify}`")
 
 
 def _run(path: Path, x: np.ndarray, target: str | None, flags: dict[str, Any],
