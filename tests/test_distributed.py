@@ -87,7 +87,8 @@ def test_two_processes_search_like_one(tmp_path: Path, ddp_imp, method: str) -> 
     assert res.returncode == 0, res.stderr[-3000:]
     folder = out.parent
     assert sorted(p.name for p in folder.iterdir() if p.suffix == ".slt") == [out.name]  # one ticket, by rank 0
-    assert not (folder / f"{out.name}.search").exists()  # checkpoints removed after success
+    leftover = folder / f"{out.name}.search"  # after success only the extension checkpoint stays
+    assert sorted(p.name for p in leftover.iterdir()) == ["extend.pt"]
     log = json.loads(out.with_suffix(".json").read_text())
     check_ranks_agree(log)
     stages = [r["stage"] for r in log["rounds"]]

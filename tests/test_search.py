@@ -434,10 +434,65 @@ def test_resume_continues_after_the_last_completed_round(tmp_path: Path, tiny) -
                    on_round=lambda i, e: seen.append(i))
     assert seen == [2, 3, 4] and resumed.log["resumed_after_round"] == 1
     assert [r["stage"] for r in resumed.log["rounds"]] == ["dense", "prune", "prune", "prune", "binary"]
-    assert not folder.exists()  # removed after success
+    assert sorted(p.name for p in folder.iterdir()) == ["extend.pt"]  # only the last pruning round is kept
     for name, w in resumed.model.state_dict().items():  # same result as the uninterrupted search
         assert torch.equal(w, full.model.state_dict()[name]), name
     assert resumed.log["ticket"]["correct_reference"] == full.log["ticket"]["correct_reference"]
+
+
+def test_a_finished_search_grows_with_more_rounds(tmp_path: Path, tiny) -> None:
+    # `slt search ... --resume --rounds 3` after a 2-round search: the same ticket as a 3-round search
+    import torch
+
+    full = _run(tmp_path, tiny, "full.slt", method="imp", rounds=3, epochs=1, binary=True)
+    _run(tmp_path, tiny, "grow.slt", method="imp", rounds=2, epochs=1, binary=True)
+    with pytest.raises(SltSearchError, match="give --rounds larger than 2"):
+        _run(tmp_path, tiny, "grow.slt", method="imp", rounds=2, epochs=1, binary=True, resume=True)
+    seen: list[int] = []
+    grown = _run(tmp_path, tiny, "grow.slt", method="imp", rounds=3, epochs=1, binary=True, resume=True,
+                 on_round=lambda i, e: seen.append(i))
+    assert seen == [3, 4]  # round 3 of the ladder, then the binary fine-tune again
+    assert [r["stage"] for r in grown.log["rounds"]] == ["dense", "prune", "prune", "prune", "binary"]
+    for name, w in grown.model.state_dict().items():
+        assert torch.equal(w, full.model.state_dict()[name]), name
+    with pytest.raises(SltSearchError, match="made with epochs=1"):
+        _run(tmp_path, tiny, "grow.slt", method="imp", rounds=4, epochs=2, binary=True, resume=True)
+
+
+def test_sigterm_stops_the_search_like_ctrl_c(tmp_path: Path, tiny) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    np.savez(tmp_path / "d.npz", x=tiny.x_train, y=tiny.y_train, x_test=tiny.x_test, y_test=tiny.y_test)
+    cmd = [sys.executable, "-m", "slt_deploy", "search", "--method", "imp", "--data", str(tmp_path / "d.npz"),
+           "--rounds", "6", "--epochs", "3", "--hidden", "32", "-T", "4", "--out", str(tmp_path / "t.slt")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    folder = tmp_path / "t.slt.search"
+    deadline = time.monotonic() + 240
+    while not list(folder.glob("round-*.pt")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert err.strip().startswith("slt: terminated (SIGTERM):") and "--resume" in err and "Traceback" not in err
+
+
+def test_interrupt_before_any_round_says_nothing_was_kept(tmp_path: Path, tiny, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from slt_deploy.cli import app
+    from slt_deploy.search import engine
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, "run_search", interrupted)
+    np.savez(tmp_path / "d.npz", x=tiny.x_train, y=tiny.y_train, x_test=tiny.x_test, y_test=tiny.y_test)
+    res = CliRunner().invoke(app, ["search", "--data", str(tmp_path / "d.npz"), "--out", str(tmp_path / "t.slt")])
+    assert res.exit_code == 130 and "nothing was kept" in res.stderr and "kept in" not in res.stderr
 
 
 # ============================================================ CLI

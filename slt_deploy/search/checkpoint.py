@@ -52,14 +52,39 @@ def save_round(folder: Path, index: int, payload: dict[str, Any], log: dict[str,
     return path
 
 
+EXTEND = "extend.pt"  # the last pruning round of a finished search, kept so --rounds can grow it
+
+
+def keep_for_extension(folder: Path, index: int) -> None:
+    """After a search finished: keep round ``index`` (its last pruning round) as ``extend.pt``, drop the rest."""
+    for i, p in completed_rounds(folder):
+        if i == index:
+            os.replace(p, folder / EXTEND)
+    remove(folder, keep_extension=True)
+
+
+def load_extension(folder: Path, config: SearchConfig) -> dict[str, Any] | None:
+    """The kept last pruning round of a finished search, if any, for ``--resume`` with more ``--rounds``."""
+    path = folder / EXTEND
+    if not path.is_file():
+        return None
+    return _load(path, folder, config, extending=True)
+
+
 def load_latest(folder: Path, config: SearchConfig) -> dict[str, Any] | None:
     """The payload of the last completed round, checked against ``config``; None if there is none."""
-    import torch
-
     rounds = completed_rounds(folder)
     if not rounds:
         return None
     index, path = rounds[-1]
+    payload = _load(path, folder, config, extending=False)
+    payload["index"] = index
+    return payload
+
+
+def _load(path: Path, folder: Path, config: SearchConfig, extending: bool) -> dict[str, Any]:
+    import torch
+
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is a one-line user error
@@ -71,19 +96,27 @@ def load_latest(folder: Path, config: SearchConfig) -> dict[str, Any] | None:
     saved = json.loads(payload["config"])
     now = config.to_dict()
     for key in now:
-        if saved.get(key) != now[key]:
+        if saved.get(key) != now[key] and not (extending and key == "rounds"):
             raise SltSearchError(
                 f"cannot resume: the search in {folder} was made with {key}={saved.get(key)!r}, this command asks "
                 f"for {key}={now[key]!r}; use the same options, or delete the folder to start over")
-    payload["index"] = index
+    if extending and now["rounds"] <= saved["rounds"]:
+        raise SltSearchError(f"nothing to resume: the search in {folder} finished its {saved['rounds']} rounds; "
+                             f"give --rounds larger than {saved['rounds']} with --resume to extend it")
+    if extending:
+        payload["saved_rounds"] = saved["rounds"]
     return payload
 
 
-def remove(folder: Path) -> None:
-    """Delete the round files and log this search wrote, then the folder if it is empty."""
+def remove(folder: Path, keep_extension: bool = False) -> None:
+    """Delete the round files and log this search wrote (and the extension checkpoint unless
+    ``keep_extension``), then the folder if it is empty."""
     for _, p in completed_rounds(folder):
         with contextlib.suppress(OSError):
             p.unlink()
+    if not keep_extension:
+        with contextlib.suppress(OSError):
+            (folder / EXTEND).unlink()
     with contextlib.suppress(OSError):
         (folder / "log.json").unlink()
     with contextlib.suppress(OSError):

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -156,20 +158,37 @@ def search(
     from . import checkpoint
     from .engine import run_search
 
+    previous = signal.signal(signal.SIGTERM, _terminated) if threading.current_thread() is threading.main_thread() \
+        else None
     try:
         result = run_search(config, out, log_path=log, console=None if as_json or rank else console, resume=resume,
                             keep_checkpoints=keep_checkpoints, threads=threads, device=device, amp=amp,
                             workers=workers, check_samples=check_samples)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if rank == 0:
+            how = "terminated (SIGTERM)" if isinstance(exc, _Terminated) else "interrupted"
             folder = checkpoint.checkpoint_dir(out)
             done = len(checkpoint.completed_rounds(folder))
-            print(f"slt: interrupted: {done} completed round(s) kept in {folder}; rerun the same command with "
-                  "--resume to continue", file=sys.stderr)
-        raise typer.Exit(130) from None
+            if done:
+                print(f"slt: {how}: {done} completed round(s) kept in {folder}; rerun the same command with "
+                      "--resume to continue", file=sys.stderr)
+            else:
+                print(f"slt: {how} before the first round completed; nothing was kept", file=sys.stderr)
+        raise typer.Exit(143 if isinstance(exc, _Terminated) else 130) from None
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     if ann_twin and rank == 0:  # rank 0 holds the ticket; the twin trains there, in one process
         from .ann_twin import train_ann_twin
 
         result.log["ann_twin"] = train_ann_twin(config, result.ticket, out, console=None if as_json else console)
     if as_json and rank == 0:
         emit_json(result.log)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler, torchrun, `kill`): stop like Ctrl-C, keeping the completed rounds."""
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise _Terminated()

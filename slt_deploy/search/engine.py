@@ -84,6 +84,12 @@ def run_search(config: SearchConfig, out: str | os.PathLike[str], *, log_path: s
             world.close()
 
 
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else (f"{minutes}m{secs:02d}s" if minutes else f"{secs}s")
+
+
 def _clone(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in state.items()}
 
@@ -197,6 +203,8 @@ class _Search:
                     f"{self.folder} holds {len(existing)} completed round(s) of an earlier search; pass --resume to "
                     "continue it, or delete the folder to start over")
             payload = ckpt.load_latest(self.folder, self.cfg) if self.resume else None
+            if payload is None and self.resume and self.method.extendable:
+                payload = ckpt.load_extension(self.folder, self.cfg)  # a finished search, grown by --rounds
             holder.append(payload)
             return payload is not None
 
@@ -214,7 +222,9 @@ class _Search:
                      + (f", mixed precision {str(self.amp).removeprefix('torch.')}" if self.amp else ""))
         elif self.amp is not None:
             self.say(f"   mixed precision {str(self.amp).removeprefix('torch.')} for training ({world.device})")
-        if payload is not None:
+        if payload is not None and "saved_rounds" in payload:
+            self._extend(payload)
+        elif payload is not None:
             self._restore(payload)
             self.say(f"   resuming after round {self.resumed_from} ({self.folder})"
                      + (" (restarted by torchrun)" if self.restarted else ""))
@@ -222,12 +232,33 @@ class _Search:
             if self.resume:
                 self.say(f"   nothing to resume in {self.folder}; starting from round 0")
             self._fresh()
+        self.started = time.perf_counter()
+        self.phases_run = 0
         while self.state["phase"] != "done":
             phase = self.state["phase"]
             self.trainer.reset_throughput()
             entry = self.method.phase(phase)(self)
             self._commit(entry)
+            self.phases_run += 1
+            self._overall()
         return self._finish()
+
+    def _extend(self, payload: dict[str, Any]) -> None:
+        """Grow a finished search: restore its last pruning round and prune on to the new ``--rounds``."""
+        self._restore({**payload, "index": len(json.loads(payload["state"])["rounds"]) - 1})
+        self.state["phase"] = self.method.extend(self)
+        self.say(f"   extending the finished search from {payload['saved_rounds']} to {self.cfg.rounds} rounds "
+                 f"(after its round {self.resumed_from}, {self.folder})")
+
+    def _overall(self) -> None:
+        """One line after each phase: phases done, time so far, and the ETA where the method can tell."""
+        remaining = self.method.remaining_phases(self) if self.state["phase"] != "done" else 0
+        elapsed = time.perf_counter() - self.started
+        if remaining is None or self.state["phase"] == "done":
+            return
+        eta = elapsed / max(self.phases_run, 1) * remaining
+        self.say(f"            overall: {self.phases_run} phase(s) done, {remaining} to go; elapsed "
+                 f"{_duration(elapsed)}, ETA {_duration(eta)}")
 
     def _fresh(self) -> None:
         self.state = {"phase": None, "rounds": [], "dense_accuracy": None, "data_sha256": self.data.sha256,

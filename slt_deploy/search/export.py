@@ -128,7 +128,11 @@ def finish(search: Any) -> SearchResult:
     }
     atomic_write_bytes(search.log_path, (json.dumps(log, indent=2) + "\n").encode())
     if not search.keep:
-        ckpt.remove(search.folder)
+        last_prune = [r["round"] for r in rounds if r["stage"] == "prune"]
+        if last_prune and search.method.extendable:
+            ckpt.keep_for_extension(search.folder, last_prune[-1])  # so --resume --rounds N can grow the ladder
+        else:
+            ckpt.remove(search.folder)
     dense = log["dense_accuracy"]
     search.say(f"   ticket: {log['ticket']['sparsity']:.1%} sparse, accuracy {correct / search.check_samples:.4f} "
              f"on the reference simulator ({correct}/{search.check_samples}"

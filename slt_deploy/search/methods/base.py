@@ -89,6 +89,16 @@ class SearchMethod:
 
     name: ClassVar[str] = ""
     title: ClassVar[str] = ""
+    extendable: ClassVar[bool] = False  # a finished search can grow: ``extend`` continues its last pruning round
+
+    def extend(self, ctx: SearchContext) -> str:
+        """Continue a finished search from its last pruning round (restored) with more ``cfg.rounds``;
+        return the phase to run next. Only called when ``extendable``."""
+        raise NotImplementedError
+
+    def remaining_phases(self, ctx: SearchContext) -> int | None:
+        """How many phases are still to run (for the overall ETA), or None when unknown."""
+        return None
 
     def start(self, ctx: SearchContext) -> str:
         """Set up a fresh search; return the first phase."""

@@ -34,6 +34,23 @@ class IMP(SearchMethod):
     name = "imp"
     title = "IMP"
     final_from_init = False  # the final phase retrains from the rewound weights (ET) or the initialisation (EB)
+    extendable = True
+
+    def extend(self, ctx: SearchContext) -> str:
+        return "prune"
+
+    def remaining_phases(self, ctx: SearchContext) -> int | None:
+        phase = ctx.state["phase"]
+        after = self._after_phases(ctx)
+        if phase == "dense":
+            return 1 + ctx.cfg.rounds + after
+        if phase == "prune":
+            return ctx.cfg.rounds - ctx.state["imp_round"] + after
+        return {"final": 1 + int(ctx.after_ticket() == "binary"), "binary": 1}.get(phase, 0)
+
+    def _after_phases(self, ctx: SearchContext) -> int:
+        """Phases after the last pruning round: the binary fine-tune, if any."""
+        return int(ctx.after_ticket() == "binary")
 
     def start(self, ctx: SearchContext) -> str:
         ctx.state["imp_round"] = 0
@@ -105,6 +122,9 @@ class EarlyTime(IMP):
     def after_last_round(self, ctx: SearchContext) -> str:
         return "final"
 
+    def _after_phases(self, ctx: SearchContext) -> int:
+        return 1 + int(ctx.after_ticket() == "binary")  # the final ticket at the full T, then the fine-tune
+
     def phase_dense(self, ctx: SearchContext) -> dict[str, Any]:
         cfg = ctx.cfg
         T = cfg.timesteps
@@ -136,6 +156,10 @@ class EarlyBird(IMP):
     name = "eb"
     title = "Early-Bird"
     final_from_init = True
+    extendable = False  # it stops when the masks settle, not after a number of rounds
+
+    def remaining_phases(self, ctx: SearchContext) -> int | None:
+        return None
 
     def start(self, ctx: SearchContext) -> str:
         ctx.state["search_timesteps"] = ctx.cfg.timesteps
