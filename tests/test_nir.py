@@ -7,7 +7,11 @@
   sums exact), and reading only the standard NIR fields gives the same ticket semantics;
 - snnTorch models exported by ``snntorch.export_nir.export_to_nir`` import into slt and
   reproduce snnTorch's own spikes;
-- what NIR or snnTorch cannot state is refused (or reported with allow_approximate);
+- snnTorch ``Leaky`` MLP and conv nets with snnTorch's defaults (nn.Linear/Conv2d biases, float
+  weights) trained-like on real digits: with reset_mechanism="zero" they export exactly and
+  snnTorch's ``import_from_nir`` fires every spike of the reference; with the default subtract
+  reset the export is refused with a message naming snnTorch's reader and --allow-approximate;
+- what NIR or snnTorch cannot state is refused (or reported with --allow-approximate);
 - damaged or hostile files give one typed, one-line error; the CLI exits 2 on them.
 
 Norse is not tested: ``pip install norse`` pulls torch 2.15, torchvision and CUDA here.
@@ -344,7 +348,8 @@ def test_subtract_reset_is_refused_and_snntorch_would_read_it_as_zero(tmp_path: 
     with pytest.raises(SltUnsupportedError) as info:
         export_nir(ticket, tmp_path / "s.nir")
     assert "'lif'" in one_line(info.value) and "subtract_delayed" in str(info.value)
-    assert "allow_approximate" in str(info.value)
+    assert "--allow-approximate" in str(info.value) and "allow_approximate=" not in str(info.value)
+    assert "snnTorch import_from_nir" in str(info.value)  # the consumer that cannot run the exact form
     report = export_nir(ticket, tmp_path / "s.nir", allow_approximate=True)
     assert report["exact"] is False and "subtract_delayed" in report["approximations"][0]
     assert tickets_equal(ticket, import_nir(tmp_path / "s.nir"))
@@ -396,6 +401,83 @@ def test_constructs_nir_cannot_state(variant: str, tmp_path: Path) -> None:
         with pytest.raises(SltUnsupportedError):
             export_nir(ticket, tmp_path / "x.nir", allow_approximate=True)
         assert not (tmp_path / "x.nir").exists()
+
+
+# ====================================================================== snnTorch defaults, real data
+def digits_images(n: int) -> np.ndarray:
+    """The first ``n`` scikit-learn digits as images in [0, 1] (pixels/16), float32 (n, 1, 8, 8)."""
+    from sklearn.datasets import load_digits
+
+    return (load_digits().images[:n] / 16).astype(np.float32)[:, None]
+
+
+def snntorch_default_net(arch: str, reset: str, beta: float) -> Any:
+    """An snnTorch net as users write it: torch's default init and biases, scalar beta, threshold 1."""
+    need_snntorch()
+    import snntorch as snn
+    import torch
+    from torch import nn
+
+    torch.manual_seed(3)
+
+    def leaky(**kw: Any) -> Any:
+        return snn.Leaky(beta=beta, init_hidden=True, reset_mechanism=reset, **kw)
+
+    if arch == "mlp":
+        layers = [nn.Flatten(), nn.Linear(64, 48), leaky(), nn.Linear(48, 10), leaky(output=True)]
+    else:
+        layers = [nn.Conv2d(1, 6, 3, padding=1), leaky(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(96, 10),
+                  leaky(output=True)]
+    model = nn.Sequential(*layers)
+    with torch.no_grad():  # scale up so that every layer fires on digits at T = 12 (an untrained net barely does)
+        for m in model.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d)):
+                m.weight.mul_(3.0)
+    return model.eval()
+
+
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+@pytest.mark.parametrize("beta", [0.9, 0.875, 0.5])
+def test_snntorch_default_nets_with_zero_reset_reach_snntorch_exactly(arch: str, beta: float, tmp_path: Path) -> None:
+    """nn.Linear / nn.Conv2d biases and float weights as torch initialises them, digits images in [0, 1]:
+    slt -> NIR -> snnTorch's own import_from_nir fires every spike of the reference."""
+    import torch
+
+    model = snntorch_default_net(arch, "zero", beta)
+    x = digits_images(40 if arch == "mlp" else 12)
+    ticket = slt.from_torch(model, torch.from_numpy(x[:1]), timesteps=T)
+    assert all(n.bias is not None for n in ticket.synapse_layers())
+    report = export_nir(ticket, tmp_path / "m.nir")
+    assert report["exact"] and report["approximations"] == []
+    module = snntorch_from_nir(nir.read(tmp_path / "m.nir", type_check=False))
+    ref = simulate(ticket, x)
+    names = [n.name for n in ticket.neuron_layers()]
+    # snnTorch builds Flatten(0, -1) for NIR's Flatten, so graphs with a Flatten run one sample at a time
+    got: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    for sample in x:
+        for name, spikes_ in run_graph_module(module, np.repeat(sample[None, None], T, axis=0)).items():
+            got[name].append(spikes_.reshape(T, 1, -1))
+    for name in names:
+        want = ref.layers[name].reshape(T, len(x), -1)
+        assert np.array_equal(np.concatenate(got[name], axis=1), want), name
+        assert 0 < want.sum() < want.size, name  # neither silent nor saturated
+
+
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+def test_snntorch_default_subtract_reset_is_refused_naming_snntorch(arch: str, tmp_path: Path) -> None:
+    """snnTorch's default Leaky (reset_mechanism="subtract", reset_delay=True) has no NIR form that
+    import_from_nir runs: the refusal says so, names the CLI flag, and writes nothing."""
+    import torch
+
+    model = snntorch_default_net(arch, "subtract", 0.9)
+    ticket = slt.from_torch(model, torch.from_numpy(digits_images(1)), timesteps=T)
+    assert {n.reset for n in ticket.neuron_layers()} == {"subtract_delayed"}
+    with pytest.raises(SltUnsupportedError) as info:
+        export_nir(ticket, tmp_path / "s.nir")
+    message = one_line(info.value)
+    assert "snnTorch import_from_nir" in message and "reset_mechanism='zero'" in message
+    assert "--allow-approximate" in message and "allow_approximate=" not in message
+    assert not (tmp_path / "s.nir").exists()
 
 
 # ====================================================================== snnTorch models -> slt
@@ -682,6 +764,7 @@ def test_cli_export_pack_round_trip_and_bad_file(tmp_path: Path) -> None:
     slt.save(lossy, tmp_path / "l.slt")
     res = runner.invoke(app, ["export", str(tmp_path / "l.slt"), "--to", "nir", "-o", str(tmp_path / "l.nir")])
     assert res.exit_code == 2 and res.stderr.startswith("slt: error: ") and res.stderr.count("\n") == 1
+    assert "--allow-approximate" in res.stderr and "allow_approximate" not in res.stderr  # the CLI's own flag
     res = runner.invoke(app, ["export", str(tmp_path / "l.slt"), "--to", "nir", "-o", str(tmp_path / "l.nir"),
                               "--allow-approximate", "--dt", "1e-3"])
     assert res.exit_code == 0, res.output
