@@ -34,7 +34,7 @@ nir = pytest.importorskip("nir")
 h5py = pytest.importorskip("h5py")
 
 from slt_deploy.exporters.nir import export_nir, from_nir_graph, import_nir, to_nir_graph  # noqa: E402
-from slt_deploy.exporters.nir._common import beta_from_tau, tau_for_beta  # noqa: E402
+from slt_deploy.exporters.nir._common import beta_from_tau, tau64_for_beta, tau_for_beta  # noqa: E402
 from strategies import tickets  # noqa: E402
 
 import slt_deploy as slt  # noqa: E402
@@ -279,16 +279,37 @@ def test_beta_parametrisation_is_exact_in_float32_where_possible() -> None:
     assert (beta_from_tau(naive, 1e-4) != beta[:-1]).mean() > 0.2
 
 
-def test_unreachable_beta_is_refused_unless_approximate(tmp_path: Path) -> None:
-    beta = np.float32(0.04097352)
-    assert not tau_for_beta(np.array([beta]), 1e-4)[1][0]
+def test_betas_without_a_float32_tau_are_written_with_a_float64_tau(tmp_path: Path) -> None:
+    """snnTorch computes 1 - dt/tau in the file's dtype and rounds to float32 once: a float64 tau reaches
+    every float32 beta in [0, 1), so the layers whose betas have no float32 tau are written in float64."""
+    rng = np.random.default_rng(5)
+    beta = np.concatenate([rng.random(2000), [0.0, 0.04097352, 0.1, 0.2, 0.4, 1e-8, 0.99999994]]).astype(np.float32)
+    assert not tau_for_beta(beta, 1e-4)[1].all()
+    tau, exact = tau64_for_beta(beta, 1e-4)
+    assert tau.dtype == np.float64 and exact.all() and np.array_equal(beta_from_tau(tau, 1e-4), beta)
+    n = 4
+    ticket = sequential((3,), [Linear("fc", weights("float32", np.random.default_rng(0), (n, 3))),
+                               LIF("lif", shape=(n,), beta=np.array([0.04097352, 0.2, 0.5, 0.9], np.float32)),
+                               Linear("fc2", weights("float32", np.random.default_rng(1), (2, n))),
+                               LIF("lif2", shape=(2,), beta=0.875)], 4)
+    report = export_nir(ticket, tmp_path / "b.nir")
+    assert report["exact"] and report["approximations"] == []
+    graph = nir.read(tmp_path / "b.nir", type_check=False)
+    assert graph.nodes["lif"].tau.dtype == np.float64 and graph.nodes["lif2"].tau.dtype == np.float32
+    assert tickets_equal(ticket, import_nir(tmp_path / "b.nir"))
+    foreign = from_nir_graph(strip(graph), timesteps=4)  # the standard fields alone give beta back too
+    assert foreign.node("lif").beta.tobytes() == ticket.node("lif").beta.tobytes()
+
+
+def test_beta_one_inside_a_leaky_layer_is_refused_unless_approximate(tmp_path: Path) -> None:
     ticket = sequential((3,), [Linear("fc", weights("float32", np.random.default_rng(0), (2, 3))),
-                               LIF("lif", shape=(2,), beta=beta)], 4)
-    with pytest.raises(SltUnsupportedError, match="lif.*beta"):
+                               LIF("lif", shape=(2,), beta=np.array([1.0, 0.5], np.float32))], 4)
+    with pytest.raises(SltUnsupportedError, match="lif.*beta = 1") as info:
         export_nir(ticket, tmp_path / "b.nir")
+    assert "--allow-approximate" in one_line(info.value) and "snnTorch import_from_nir" in str(info.value)
     assert not (tmp_path / "b.nir").exists()
     report = export_nir(ticket, tmp_path / "b.nir", allow_approximate=True)
-    assert not report["exact"] and "beta" in report["approximations"][0]
+    assert not report["exact"] and "beta = 1" in report["approximations"][0]
     assert tickets_equal(ticket, import_nir(tmp_path / "b.nir"))  # slt.beta keeps the exact value
 
 
@@ -310,19 +331,21 @@ def test_snntorch_import_from_nir_fires_the_reference_spikes(build: Any, kind: s
         assert 0 < want.sum() < want.size  # neither silent nor saturated
 
 
-def test_snntorch_reads_beta_bit_for_bit_where_the_report_says_exact(tmp_path: Path) -> None:
+def test_snntorch_reads_every_beta_bit_for_bit(tmp_path: Path) -> None:
+    """Random betas in [0, 1), float32 tau where one exists and float64 tau otherwise: snnTorch's
+    import_from_nir gets each beta back bit for bit and fires the reference's spikes."""
     rng = np.random.default_rng(11)
-    beta = (0.5 + rng.random(64) / 2).astype(np.float32)
-    beta = beta[tau_for_beta(beta, 1e-4)[1]]
-    n = beta.size
-    ticket = sequential((n,), [Linear("fc", FloatWeights(np.eye(n, dtype=bool), np.eye(n, dtype=np.float32))),
-                               LIF("lif", shape=(n,), beta=beta, threshold=0.5)], T, Encoding("spikes"))
-    assert export_nir(ticket, tmp_path / "m.nir")["exact"]
-    module = snntorch_from_nir(nir.read(tmp_path / "m.nir", type_check=False))
-    got = module.get_submodule("lif").beta.detach().numpy()
-    assert got.dtype == np.float32 and got.tobytes() == beta.tobytes()
-    x = spikes((T, 2, n), 3, p=0.8)
-    assert np.array_equal(run_graph_module(module, x)["lif"], simulate(ticket, x).layers["lif"])
+    beta = np.concatenate([rng.random(60), [0.04097352, 0.2, 0.4, 0.0]]).astype(np.float32)
+    for part in (beta[tau_for_beta(beta, 1e-4)[1]], beta):  # one layer with float32 tau, one with float64
+        n = part.size
+        ticket = sequential((n,), [Linear("fc", FloatWeights(np.eye(n, dtype=bool), np.eye(n, dtype=np.float32))),
+                                   LIF("lif", shape=(n,), beta=part, threshold=0.5)], T, Encoding("spikes"))
+        assert export_nir(ticket, tmp_path / "m.nir")["exact"]
+        module = snntorch_from_nir(nir.read(tmp_path / "m.nir", type_check=False))
+        got = module.get_submodule("lif").beta.detach().numpy()
+        assert got.dtype == np.float32 and got.tobytes() == part.tobytes()
+        x = spikes((T, 2, n), 3, p=0.8)
+        assert np.array_equal(run_graph_module(module, x)["lif"], simulate(ticket, x).layers["lif"])
 
 
 def test_standard_fields_alone_give_the_same_spikes(tmp_path: Path) -> None:
@@ -432,12 +455,12 @@ def snntorch_default_net(arch: str, reset: str, beta: float) -> Any:
     with torch.no_grad():  # scale up so that every layer fires on digits at T = 12 (an untrained net barely does)
         for m in model.modules():
             if isinstance(m, (nn.Linear, nn.Conv2d)):
-                m.weight.mul_(3.0)
+                m.weight.mul_(5.0)
     return model.eval()
 
 
 @pytest.mark.parametrize("arch", ["mlp", "conv"])
-@pytest.mark.parametrize("beta", [0.9, 0.875, 0.5])
+@pytest.mark.parametrize("beta", [0.9, 0.875, 0.5, 0.2])
 def test_snntorch_default_nets_with_zero_reset_reach_snntorch_exactly(arch: str, beta: float, tmp_path: Path) -> None:
     """nn.Linear / nn.Conv2d biases and float weights as torch initialises them, digits images in [0, 1]:
     slt -> NIR -> snnTorch's own import_from_nir fires every spike of the reference."""

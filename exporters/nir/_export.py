@@ -22,6 +22,7 @@ from ._common import (
     TICKET_KEY,
     VERSION,
     encode_weights,
+    tau64_for_beta,
     tau_for_beta,
     unit_resistance,
 )
@@ -219,19 +220,21 @@ def _neuron_meta(node: NeuronLayer, meta: dict[str, Any]) -> None:
 
 
 def _leak(b: _Build, node: NeuronLayer, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(tau, r)`` for a leaky layer, recording the approximations of the parametrisation."""
+    """``(tau, r)`` for a leaky layer: float32 tau where every β has one, else float64 (see _common)."""
     tau, exact = tau_for_beta(beta, b.dt)
     if not exact.all():
-        worst = int(np.flatnonzero(~exact.reshape(-1))[0])
+        tau, exact = tau64_for_beta(beta, b.dt)
+    if not exact[beta < 1].all():
+        worst = int(np.flatnonzero(~exact.reshape(-1) & (beta.reshape(-1) < 1))[0])
         b.approximations.append(
-            f"node '{node.name}': beta of {int((~exact).sum())} neuron(s) (e.g. {beta.reshape(-1)[worst]!r}) is not "
-            f"float32(1) - float32(dt)/tau for any float32 tau at dt={b.dt:g}, which is how {_SNNTORCH} and slt read "
-            "a NIR LIF back (a float64 tau would make snnTorch run the layer in float64); the nearest tau is "
-            "written (slt.beta keeps the exact value). Betas of the form 1 - 2^-k, or in [0.5, 1) mostly, have one"
+            f"node '{node.name}': beta of {int((~exact & (beta < 1)).sum())} neuron(s) (e.g. "
+            f"{beta.reshape(-1)[worst]!r}) is not 1 - dt/tau for any float32 or float64 tau at dt={b.dt:g}, which is "
+            f"how {_SNNTORCH} and slt read a NIR LIF back; the nearest tau is written (slt.beta keeps the exact value)"
         )
     if np.any(beta == 1):
         b.approximations.append(
-            f"node '{node.name}': some neurons have beta = 1 inside a leaky layer; NIR needs tau = r = inf for them"
+            f"node '{node.name}': some neurons have beta = 1 inside a leaky layer; NIR needs tau = r = inf for them, "
+            f"which {_SNNTORCH} reads as a NaN gain"
         )
     return tau, unit_resistance(tau, b.dt)
 
