@@ -6,11 +6,22 @@ exactly those of :func:`slt_deploy.fixed_point.to_fixed` for :data:`~slt_deploy.
 -- the integers the slt Lava target runs -- written the way netx maps them back: ``vth =
 vThMant``, ``du = iDecay − 1``, ``dv = vDecay``, ``bias_mant = bias`` with ``bias_exp = 6``.
 
+Biases. Every ``Dense``/``Conv`` sends the previous step's accumulation, so the layer at depth
+d first sees the input at Lava step ``1 + d``, while netx applies ``bias_mant`` from step 1: on
+its own the bias would integrate for d extra steps. netx states the exact form with its
+loader's periodic reset: ``netx.hdf5.Network(..., reset_interval=T, reset_offset=1)`` builds
+``LIFReset`` neurons and resets the layer at depth d (netx counts ``reset_offset + d``) to
+``u = v = 0`` at the start of step ``1 + d + k·T`` -- its first real step -- so whatever the bias
+did before is wiped, and each T steps the next sample starts clean. A spike a layer fires on
+its bias alone before that step reaches the next layer before *its* reset, so only a recurrent
+layer (whose own early spike would arrive after the reset) is refused when a bias at or before
+it can make it fire early. The report lists these loader options under ``lava_dl_options``.
+
 Node kinds: :data:`HANDLERS` is the fixed-point plan's table (:data:`slt_deploy.fixed_point.plan.HANDLERS`)
 with netx's own refusals. Configurations netx cannot express are refused per layer, naming
-the node (graphs that are not a chain of layers, all-zero layers), or with
-``allow_approximate=True`` written approximately and listed in the report (resets other than
-zero, per-neuron decays, biases).
+the node (graphs that are not a chain of layers, all-zero layers, a conv bias that varies
+within a channel), or with ``--allow-approximate`` written approximately and listed in the
+report (resets other than zero, per-neuron decays).
 """
 
 from __future__ import annotations
@@ -33,6 +44,7 @@ from slt_deploy.ir.neurons import LI
 CHIP = LOIHI2                   # netx describes Loihi (2) CUBA neurons
 I_DECAY = CHIP.du_full + 1      # netx: du = iDecay − 1
 REF_DELAY = 1
+RESET_OFFSET = 1                # netx resets its i-th layer at steps ≡ reset_offset + i (mod reset_interval)
 FORMAT_TAG = "slt-deploy netx 1"
 DIRECT_FRAC_BITS = 8            # direct (analog) input: graded spikes round(x · 2^8) unless told otherwise
 
@@ -88,6 +100,7 @@ def _report(ticket: Ticket, fixed: FixedNetwork, layers: list[dict[str, Any]], n
     graded = ticket.encoding.kind == "direct"
     blocks = [spec for spec in layers if spec["type"] != "flatten"]
     exact = fixed.report["spikes_equal_reference"]
+    options = _loader_options(ticket, graded)
     return {
         "format": "netx",
         "layers": len(blocks),
@@ -95,12 +108,13 @@ def _report(ticket: Ticket, fixed: FixedNetwork, layers: list[dict[str, Any]], n
         "delay_steps": len(blocks),
         "input_message_bits": 24 if graded else 0,
         "input_frac_bits": fixed.input_frac_bits,
+        "lava_dl_options": options,
         "load": ("lava.lib.dl.netx.hdf5.Network(net_config=PATH"
-                 + (", input_message_bits=24)" if graded else ")")
+                 + "".join(f", {k}={v}" for k, v in options.items()) + ")"
                  + "; feed " + (f"round(x·2^{fixed.input_frac_bits}) as graded spikes" if graded else "spikes")
                  + (" in (W, H, C) order" if blocks and blocks[0]["type"] == "conv" else " flattened in C order")
                  + f"; the output of ticket step t is {len(blocks)} steps late (sink buffer index t + "
-                 + f"{len(blocks)})"),
+                 + f"{len(blocks)}); samples may follow each other every {ticket.timesteps} steps"),
         "same_as_lava_target": not notes,
         "lava_target_options": {"input_frac_bits": fixed.input_frac_bits} if graded else {},
         "spikes_equal_reference": False if notes else exact,
@@ -108,6 +122,13 @@ def _report(ticket: Ticket, fixed: FixedNetwork, layers: list[dict[str, Any]], n
         "warnings": warnings,
         "conversion": fixed.report,
     }
+
+
+def _loader_options(ticket: Ticket, graded: bool) -> dict[str, int]:
+    """The keyword arguments of ``netx.hdf5.Network`` the file is exact with (see the module docstring)."""
+    options = {"input_message_bits": 24} if graded else {}
+    options.update(reset_interval=int(ticket.timesteps), reset_offset=RESET_OFFSET)
+    return options
 
 
 def _netx_layers(fixed: FixedNetwork,
@@ -118,16 +139,24 @@ def _netx_layers(fixed: FixedNetwork,
 
     def approx(msg: str) -> None:
         if not allow_approximate:
-            raise SltUnsupportedError(f"netx: {msg}; pass allow_approximate=True to export it approximately")
+            raise SltUnsupportedError(f"netx: {msg}; pass --allow-approximate (slt export) to write it "
+                                      "approximately")
         notes.append(msg)
 
     specs: list[dict[str, Any]] = []
     prev_name = fixed.plan.input_name
     prev_kind = "conv" if len(fixed.plan.input_shape) == 3 else "dense"
     prev_written = "input"
+    biased_so_far = False
     for layer in fixed.layers:
         syn, rec = _chain_inputs(layer, prev_name)
         _approximations(layer, approx)
+        biased_so_far = biased_so_far or bool(np.any(layer.bias_mant))
+        if rec and biased_so_far:
+            raise SltUnsupportedError(
+                f"netx: node '{layer.name}' is recurrent and a bias at or before it can make it fire before its "
+                "input arrives; netx's reset (reset_interval) clears the membrane at the layer's first step but not "
+                "that early spike on its way back, so the bias has no exact netx form here")
         if not np.any(syn.W.vals) and not rec:
             raise SltUnsupportedError(f"netx: node '{layer.name}' has no nonzero weight; netx's loader cannot "
                                       "scale an all-zero weight matrix")
@@ -169,9 +198,6 @@ def _approximations(layer: FixedLayer, approx: Callable[[str], None]) -> None:
         approx(f"node '{layer.name}' uses the {layer.reset!r} reset; netx's CUBA neuron resets to zero")
     if not layer.uniform_dv:
         approx(f"node '{layer.name}' has per-neuron decays; netx stores one vDecay per layer (the median is used)")
-    if np.any(layer.bias_mant):
-        approx(f"node '{layer.name}' has a bias; netx applies it from the first Lava step, before the input "
-               f"reaches layer {layer.depth}, so it acts {layer.depth} step(s) early")
 
 
 def _neuron(layer: FixedLayer) -> dict[str, Any]:
@@ -188,10 +214,12 @@ def _conv_block(layer: FixedLayer, conv: ConvSpec) -> dict[str, Any]:
                                 outChannels=conv.out_shape[0])
     if np.any(layer.bias_mant):
         per_channel = layer.bias_mant.reshape(conv.out_shape[0], -1)
-        if np.all(per_channel == per_channel[:, :1]):
-            spec["bias"] = per_channel[:, 0].astype(np.float32)
-        else:
-            spec["bias"] = layer.bias_mant.reshape(conv.out_shape).astype(np.float32)
+        if not np.all(per_channel == per_channel[:, :1]):
+            raise SltUnsupportedError(
+                f"netx: node '{layer.name}' has a bias that varies within a channel; netx 0.6.0 reads a per-neuron "
+                "conv bias in (W, H, C) order against a layer shape stored as (C, H, W), so write one bias per "
+                "channel (a Conv2d bias) or export to NIR, ONNX or C")
+        spec["bias"] = per_channel[:, 0].astype(np.float32)
     return spec
 
 

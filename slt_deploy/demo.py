@@ -139,7 +139,7 @@ def _export_step(ticket: Any, out: Path, say: Any) -> dict[str, Any]:
         try:
             report = api.export(ticket, target, to=fmt, **options)
             exports[fmt] = {"path": str(target), "exact": True, "report": report}
-            say(f"   {fmt:>5}: {target}")
+            say(f"   {fmt:>5}: {target}{_how_to_read(fmt, report)}")
         except SltUnsupportedError as exc:
             reason = str(exc).splitlines()[0]
             exports[fmt] = {"path": None, "exact": False, "refused": reason}
@@ -155,6 +155,20 @@ def _export_step(ticket: Any, out: Path, say: Any) -> dict[str, Any]:
             exports[fmt] = {"path": None, "exact": False, "error": str(exc).splitlines()[0]}
             say(f"   {fmt:>5}: [yellow]not exported[/]: {_short(str(exc))}")
     return exports
+
+
+def _how_to_read(fmt: str, report: Any) -> str:
+    """What a reader of the exported file must know to get the ticket's spikes (empty when nothing)."""
+    if not isinstance(report, dict):
+        return ""
+    if fmt == "netx" and report.get("lava_dl_options"):
+        options = ", ".join(f"{k}={v}" for k, v in report["lava_dl_options"].items())
+        return f" (exact; load with netx.hdf5.Network(..., {options}))"
+    if fmt == "nir":
+        notes = report.get("consumer_notes") or []
+        return (f" (exact; {len(notes)} note(s) on how snnTorch's import_from_nir reads it in summary.json)" if notes
+                else " (exact; snnTorch's import_from_nir reads it as written)")
+    return ""
 
 
 def _verify_step(ticket: Any, out: Path, x_test: np.ndarray, y_test: np.ndarray, console: Any, say: Any,

@@ -23,7 +23,23 @@ from slt_deploy.exporters.netx import export_netx, import_netx, read_netx
 from slt_deploy import api
 from slt_deploy.errors import SltFormatError, SltUnsupportedError
 from slt_deploy.fixed_point import simulate_fixed, to_fixed
-from slt_deploy.ir import IF, LI, LIF, BinaryWeights, Conv2d, Encoding, Flatten, Linear, MaxPool2d, sequential
+from slt_deploy.ir import (
+    IF,
+    LI,
+    LIF,
+    Add,
+    BinaryWeights,
+    Conv2d,
+    Edge,
+    Encoding,
+    Flatten,
+    Input,
+    Linear,
+    MaxPool2d,
+    Output,
+    Ticket,
+    sequential,
+)
 from slt_deploy.reference import simulate
 
 h5py = pytest.importorskip("h5py")
@@ -57,6 +73,31 @@ def direct_mlp() -> object:
     return sequential((6,), [Linear("fc1", binary(rng, (8, 6), 0.5)), LIF("l1", (8,), threshold=1.0),
                              Linear("fc2", binary(rng, (3, 8), 0.5)), LIF("l2", (3,), threshold=0.5)],
                       5, Encoding("direct"))
+
+
+def biased_mlp() -> object:
+    """Three layers with biases on the synapses (nn.Linear's default) and on the neurons, some strong enough
+    to fire on the bias alone: without netx's reset the deeper layers would integrate them early."""
+    rng = np.random.default_rng(5)
+    return sequential((6,), [
+        Linear("fc1", binary(rng, (8, 6), 0.5), bias=(rng.integers(-4, 5, 8) / 8).astype(np.float32)),
+        LIF("l1", (8,), beta=0.75, threshold=1.0),
+        Linear("fc2", binary(rng, (6, 8), 0.5), bias=np.linspace(-0.5, 1.25, 6).astype(np.float32)),
+        LIF("l2", (6,), beta=0.875, threshold=0.5),
+        Linear("fc3", binary(rng, (3, 6), 0.5)),
+        LIF("l3", (3,), threshold=0.5, bias=np.float32(0.25))], 6, Encoding("direct"))
+
+
+def biased_conv() -> object:
+    """A conv net like the search's: per-channel conv bias (BatchNorm folded), max pool of spikes, biased readout."""
+    rng = np.random.default_rng(6)
+    conv = Conv2d("conv", binary(rng, (3, 2, 3, 3), 0.5, 0.7), bias=np.array([0.25, -0.5, 0.75], np.float32),
+                  padding=(1, 1))
+    shape = conv.out_shape([(2, 4, 4)])
+    return sequential((2, 4, 4), [conv, LIF("l1", shape, beta=0.5, threshold=0.5), MaxPool2d("mp", kernel_size=2),
+                                  Flatten("flat"),
+                                  Linear("fc", binary(rng, (4, 12), 0.5), bias=np.full(4, 0.5, np.float32)),
+                                  LIF("l2", (4,), threshold=0.5)], 5, Encoding("spikes"))
 
 
 def spikes(ticket, batch: int = 1, seed: int = 1) -> np.ndarray:
@@ -104,14 +145,54 @@ def test_import_back_computes_the_fixed_point_spikes(tmp_path: Path, make) -> No
 
 
 def test_what_netx_cannot_express_is_refused_or_reported(tmp_path: Path) -> None:
-    with pytest.raises(SltUnsupportedError, match="subtract"):
+    with pytest.raises(SltUnsupportedError, match="subtract") as info:
         export_netx(mlp(reset="subtract"), tmp_path / "a.h5")
-    with pytest.raises(SltUnsupportedError, match="bias"):
-        export_netx(mlp(bias=np.float32(0.25)), tmp_path / "b.h5")
-    report = export_netx(mlp(bias=np.float32(0.25)), tmp_path / "b.h5", allow_approximate=True)
+    assert "--allow-approximate" in str(info.value) and "allow_approximate=" not in str(info.value)
+    report = export_netx(mlp(reset="subtract"), tmp_path / "a.h5", allow_approximate=True)
     assert not report["same_as_lava_target"] and report["spikes_equal_reference"] is False
-    assert "acts 1 step(s) early" in report["approximations"][0]
-    assert not os.path.exists(tmp_path / "a.h5")
+    assert "'subtract' reset" in report["approximations"][0]
+    assert not os.path.exists(tmp_path / "b.h5")
+
+
+def test_biases_are_exact_with_netxs_reset_and_written_as_bias_mant(tmp_path: Path) -> None:
+    for make, name in ((biased_mlp, "m.h5"), (biased_conv, "c.h5"), (lambda: mlp(bias=np.float32(0.25)), "b.h5")):
+        ticket = make()
+        report = export_netx(ticket, tmp_path / name)
+        assert report["same_as_lava_target"] and report["approximations"] == []
+        assert report["lava_dl_options"]["reset_interval"] == ticket.timesteps
+        assert report["lava_dl_options"]["reset_offset"] == 1
+        assert f"reset_interval={ticket.timesteps}, reset_offset=1" in report["load"]
+        fixed = to_fixed(ticket, input_frac_bits=report["input_frac_bits"])
+        with h5py.File(tmp_path / name, "r") as f:
+            blocks = [f[f"layer/{i}"] for i in range(1, len(f["layer"])) if f[f"layer/{i}/type"][0] != b"flatten"]
+            for layer, g in zip(fixed.layers, blocks, strict=True):
+                if not np.any(layer.bias_mant):
+                    assert "bias" not in g
+                elif g["type"][0] == b"conv":  # one bias_mant per channel, as netx broadcasts it
+                    np.testing.assert_array_equal(g["bias"][()], layer.bias_mant.reshape(g["bias"].shape[0], -1)[:, 0])
+                else:
+                    np.testing.assert_array_equal(g["bias"][()], layer.bias_mant)
+    assert any(np.any(layer.bias_mant) for layer in to_fixed(biased_mlp()).layers[1:])  # deep layers have biases
+
+
+def test_bias_forms_netx_cannot_state_are_refused_with_the_reason(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    rec = Ticket(
+        (Input("in", shape=(4,)), Linear("fc", binary(rng, (5, 4), 0.5), bias=np.full(5, 0.25, np.float32)),
+         Linear("rec", binary(rng, (5, 5), 0.25)), Add("add"), LIF("l1", (5,), threshold=0.5), Output("out")),
+        (Edge("in", "fc"), Edge("fc", "add"), Edge("rec", "add"), Edge("add", "l1"), Edge("l1", "rec", True),
+         Edge("l1", "out")), 4, Encoding("spikes"))
+    for approximate in (False, True):
+        with pytest.raises(SltUnsupportedError, match="node 'l1' is recurrent and a bias") as info:
+            export_netx(rec, tmp_path / "r.h5", allow_approximate=approximate)
+        assert "\n" not in str(info.value)
+    conv = Conv2d("conv", binary(rng, (2, 1, 3, 3), 0.5, 0.7), padding=(1, 1))
+    varying = sequential((1, 3, 3), [conv, LIF("l1", (2, 3, 3), threshold=0.5,
+                                               bias=np.arange(18, dtype=np.float32).reshape(2, 3, 3) / 8)],
+                         3, Encoding("spikes"))
+    with pytest.raises(SltUnsupportedError, match="varies within a channel"):
+        export_netx(varying, tmp_path / "v.h5")
+    assert not (tmp_path / "r.h5").exists() and not (tmp_path / "v.h5").exists()
 
 
 def test_the_netx_handler_table_is_the_plans_with_netxs_refusals(tmp_path: Path) -> None:
@@ -255,10 +336,13 @@ def netx(request):
             sys.modules[name] = old
 
 
-def run_netx(netx, path: Path, x: np.ndarray, report: dict) -> np.ndarray:
-    """Run the netx Network on one sample ``x`` (T, *in) in fixed_pt; output (T, n) aligned like slt."""
+def run_netx(netx, path: Path, x: np.ndarray, report: dict, options: dict | None = None) -> np.ndarray:
+    """Run the netx Network on samples ``x`` (T·k, *in) back to back in fixed_pt; output (T·k, n) aligned like slt.
+
+    ``options``: netx.hdf5.Network's keyword arguments (default: the report's ``lava_dl_options``).
+    """
     lava = netx.lava
-    net = netx.hdf5.Network(net_config=str(path), input_message_bits=report["input_message_bits"])
+    net = netx.hdf5.Network(net_config=str(path), **(report["lava_dl_options"] if options is None else options))
     T, D = x.shape[0], report["delay_steps"]
     if report["input_message_bits"]:
         x = np.round(x * (1 << report["input_frac_bits"]))  # graded spikes
@@ -283,7 +367,7 @@ def run_netx(netx, path: Path, x: np.ndarray, report: dict) -> np.ndarray:
 
 
 @pytest.mark.lava
-@pytest.mark.parametrize("make", [mlp, conv_net, direct_mlp])
+@pytest.mark.parametrize("make", [mlp, conv_net, direct_mlp, biased_mlp, biased_conv])
 def test_lava_dl_netx_loads_the_file_and_fires_like_the_slt_lava_target(tmp_path: Path, netx, make) -> None:
     from slt_deploy.targets import lava as lava_target
 
@@ -301,3 +385,28 @@ def test_lava_dl_netx_loads_the_file_and_fires_like_the_slt_lava_target(tmp_path
     assert ours.sum() > 0
     np.testing.assert_array_equal(theirs, ours)
     np.testing.assert_array_equal(theirs, simulate(ticket, x).output.reshape(ticket.timesteps, -1))
+
+
+def direct_per_step(ticket, seed: int, batch: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Direct input on the 1/256 grid (exact as graded spikes) and the same repeated per step."""
+    x = (np.random.default_rng(seed).integers(-64, 384, (batch, *ticket.input_shape)) / 256).astype(np.float32)
+    return x, np.repeat(x[None], ticket.timesteps, axis=0)
+
+
+@pytest.mark.lava
+def test_netx_streams_biased_samples_back_to_back_and_needs_its_reset(tmp_path: Path, netx) -> None:
+    """Three samples fed one after another (every T steps) give each sample's own spikes: the reset at each
+    layer's first step makes the bias exact; loaded without it, the deep layers integrate their bias early."""
+    ticket = biased_mlp()
+    path = tmp_path / "net.h5"
+    report = export_netx(ticket, path)
+    x, _ = direct_per_step(ticket, 21, batch=3)
+    want = simulate(ticket, x).output  # (T, 3, n)
+    T = ticket.timesteps
+    stream = np.concatenate([np.repeat(x[b][None], T, axis=0) for b in range(3)])
+    got = run_netx(netx, path, stream, report).reshape(3, T, -1).transpose(1, 0, 2)
+    assert 0 < want.sum() < want.size
+    np.testing.assert_array_equal(got, want.reshape(T, 3, -1))
+    plain = {k: v for k, v in report["lava_dl_options"].items() if not k.startswith("reset")}
+    early = run_netx(netx, path, stream[:T], report, options=plain)
+    assert not np.array_equal(early, want[:, 0].reshape(T, -1))

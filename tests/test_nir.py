@@ -7,7 +7,11 @@
   sums exact), and reading only the standard NIR fields gives the same ticket semantics;
 - snnTorch models exported by ``snntorch.export_nir.export_to_nir`` import into slt and
   reproduce snnTorch's own spikes;
-- what NIR or snnTorch cannot state is refused (or reported with allow_approximate);
+- snnTorch ``Leaky`` MLP and conv nets with snnTorch's defaults (nn.Linear/Conv2d biases, float
+  weights) trained-like on real digits: with reset_mechanism="zero" they export exactly and
+  snnTorch's ``import_from_nir`` fires every spike of the reference; with the default subtract
+  reset the export is refused with a message naming snnTorch's reader and --allow-approximate;
+- what NIR or snnTorch cannot state is refused (or reported with --allow-approximate);
 - damaged or hostile files give one typed, one-line error; the CLI exits 2 on them.
 
 Norse is not tested: ``pip install norse`` pulls torch 2.15, torchvision and CUDA here.
@@ -30,7 +34,7 @@ nir = pytest.importorskip("nir")
 h5py = pytest.importorskip("h5py")
 
 from slt_deploy.exporters.nir import export_nir, from_nir_graph, import_nir, to_nir_graph  # noqa: E402
-from slt_deploy.exporters.nir._common import beta_from_tau, tau_for_beta  # noqa: E402
+from slt_deploy.exporters.nir._common import beta_from_tau, tau64_for_beta, tau_for_beta  # noqa: E402
 from strategies import tickets  # noqa: E402
 
 import slt_deploy as slt  # noqa: E402
@@ -275,16 +279,37 @@ def test_beta_parametrisation_is_exact_in_float32_where_possible() -> None:
     assert (beta_from_tau(naive, 1e-4) != beta[:-1]).mean() > 0.2
 
 
-def test_unreachable_beta_is_refused_unless_approximate(tmp_path: Path) -> None:
-    beta = np.float32(0.04097352)
-    assert not tau_for_beta(np.array([beta]), 1e-4)[1][0]
+def test_betas_without_a_float32_tau_are_written_with_a_float64_tau(tmp_path: Path) -> None:
+    """snnTorch computes 1 - dt/tau in the file's dtype and rounds to float32 once: a float64 tau reaches
+    every float32 beta in [0, 1), so the layers whose betas have no float32 tau are written in float64."""
+    rng = np.random.default_rng(5)
+    beta = np.concatenate([rng.random(2000), [0.0, 0.04097352, 0.1, 0.2, 0.4, 1e-8, 0.99999994]]).astype(np.float32)
+    assert not tau_for_beta(beta, 1e-4)[1].all()
+    tau, exact = tau64_for_beta(beta, 1e-4)
+    assert tau.dtype == np.float64 and exact.all() and np.array_equal(beta_from_tau(tau, 1e-4), beta)
+    n = 4
+    ticket = sequential((3,), [Linear("fc", weights("float32", np.random.default_rng(0), (n, 3))),
+                               LIF("lif", shape=(n,), beta=np.array([0.04097352, 0.2, 0.5, 0.9], np.float32)),
+                               Linear("fc2", weights("float32", np.random.default_rng(1), (2, n))),
+                               LIF("lif2", shape=(2,), beta=0.875)], 4)
+    report = export_nir(ticket, tmp_path / "b.nir")
+    assert report["exact"] and report["approximations"] == []
+    graph = nir.read(tmp_path / "b.nir", type_check=False)
+    assert graph.nodes["lif"].tau.dtype == np.float64 and graph.nodes["lif2"].tau.dtype == np.float32
+    assert tickets_equal(ticket, import_nir(tmp_path / "b.nir"))
+    foreign = from_nir_graph(strip(graph), timesteps=4)  # the standard fields alone give beta back too
+    assert foreign.node("lif").beta.tobytes() == ticket.node("lif").beta.tobytes()
+
+
+def test_beta_one_inside_a_leaky_layer_is_refused_unless_approximate(tmp_path: Path) -> None:
     ticket = sequential((3,), [Linear("fc", weights("float32", np.random.default_rng(0), (2, 3))),
-                               LIF("lif", shape=(2,), beta=beta)], 4)
-    with pytest.raises(SltUnsupportedError, match="lif.*beta"):
+                               LIF("lif", shape=(2,), beta=np.array([1.0, 0.5], np.float32))], 4)
+    with pytest.raises(SltUnsupportedError, match="lif.*beta = 1") as info:
         export_nir(ticket, tmp_path / "b.nir")
+    assert "--allow-approximate" in one_line(info.value) and "snnTorch import_from_nir" in str(info.value)
     assert not (tmp_path / "b.nir").exists()
     report = export_nir(ticket, tmp_path / "b.nir", allow_approximate=True)
-    assert not report["exact"] and "beta" in report["approximations"][0]
+    assert not report["exact"] and "beta = 1" in report["approximations"][0]
     assert tickets_equal(ticket, import_nir(tmp_path / "b.nir"))  # slt.beta keeps the exact value
 
 
@@ -306,19 +331,21 @@ def test_snntorch_import_from_nir_fires_the_reference_spikes(build: Any, kind: s
         assert 0 < want.sum() < want.size  # neither silent nor saturated
 
 
-def test_snntorch_reads_beta_bit_for_bit_where_the_report_says_exact(tmp_path: Path) -> None:
+def test_snntorch_reads_every_beta_bit_for_bit(tmp_path: Path) -> None:
+    """Random betas in [0, 1), float32 tau where one exists and float64 tau otherwise: snnTorch's
+    import_from_nir gets each beta back bit for bit and fires the reference's spikes."""
     rng = np.random.default_rng(11)
-    beta = (0.5 + rng.random(64) / 2).astype(np.float32)
-    beta = beta[tau_for_beta(beta, 1e-4)[1]]
-    n = beta.size
-    ticket = sequential((n,), [Linear("fc", FloatWeights(np.eye(n, dtype=bool), np.eye(n, dtype=np.float32))),
-                               LIF("lif", shape=(n,), beta=beta, threshold=0.5)], T, Encoding("spikes"))
-    assert export_nir(ticket, tmp_path / "m.nir")["exact"]
-    module = snntorch_from_nir(nir.read(tmp_path / "m.nir", type_check=False))
-    got = module.get_submodule("lif").beta.detach().numpy()
-    assert got.dtype == np.float32 and got.tobytes() == beta.tobytes()
-    x = spikes((T, 2, n), 3, p=0.8)
-    assert np.array_equal(run_graph_module(module, x)["lif"], simulate(ticket, x).layers["lif"])
+    beta = np.concatenate([rng.random(60), [0.04097352, 0.2, 0.4, 0.0]]).astype(np.float32)
+    for part in (beta[tau_for_beta(beta, 1e-4)[1]], beta):  # one layer with float32 tau, one with float64
+        n = part.size
+        ticket = sequential((n,), [Linear("fc", FloatWeights(np.eye(n, dtype=bool), np.eye(n, dtype=np.float32))),
+                                   LIF("lif", shape=(n,), beta=part, threshold=0.5)], T, Encoding("spikes"))
+        assert export_nir(ticket, tmp_path / "m.nir")["exact"]
+        module = snntorch_from_nir(nir.read(tmp_path / "m.nir", type_check=False))
+        got = module.get_submodule("lif").beta.detach().numpy()
+        assert got.dtype == np.float32 and got.tobytes() == part.tobytes()
+        x = spikes((T, 2, n), 3, p=0.8)
+        assert np.array_equal(run_graph_module(module, x)["lif"], simulate(ticket, x).layers["lif"])
 
 
 def test_standard_fields_alone_give_the_same_spikes(tmp_path: Path) -> None:
@@ -344,7 +371,8 @@ def test_subtract_reset_is_refused_and_snntorch_would_read_it_as_zero(tmp_path: 
     with pytest.raises(SltUnsupportedError) as info:
         export_nir(ticket, tmp_path / "s.nir")
     assert "'lif'" in one_line(info.value) and "subtract_delayed" in str(info.value)
-    assert "allow_approximate" in str(info.value)
+    assert "--allow-approximate" in str(info.value) and "allow_approximate=" not in str(info.value)
+    assert "snnTorch import_from_nir" in str(info.value)  # the consumer that cannot run the exact form
     report = export_nir(ticket, tmp_path / "s.nir", allow_approximate=True)
     assert report["exact"] is False and "subtract_delayed" in report["approximations"][0]
     assert tickets_equal(ticket, import_nir(tmp_path / "s.nir"))
@@ -396,6 +424,83 @@ def test_constructs_nir_cannot_state(variant: str, tmp_path: Path) -> None:
         with pytest.raises(SltUnsupportedError):
             export_nir(ticket, tmp_path / "x.nir", allow_approximate=True)
         assert not (tmp_path / "x.nir").exists()
+
+
+# ====================================================================== snnTorch defaults, real data
+def digits_images(n: int) -> np.ndarray:
+    """The first ``n`` scikit-learn digits as images in [0, 1] (pixels/16), float32 (n, 1, 8, 8)."""
+    from sklearn.datasets import load_digits
+
+    return (load_digits().images[:n] / 16).astype(np.float32)[:, None]
+
+
+def snntorch_default_net(arch: str, reset: str, beta: float) -> Any:
+    """An snnTorch net as users write it: torch's default init and biases, scalar beta, threshold 1."""
+    need_snntorch()
+    import snntorch as snn
+    import torch
+    from torch import nn
+
+    torch.manual_seed(3)
+
+    def leaky(**kw: Any) -> Any:
+        return snn.Leaky(beta=beta, init_hidden=True, reset_mechanism=reset, **kw)
+
+    if arch == "mlp":
+        layers = [nn.Flatten(), nn.Linear(64, 48), leaky(), nn.Linear(48, 10), leaky(output=True)]
+    else:
+        layers = [nn.Conv2d(1, 6, 3, padding=1), leaky(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(96, 10),
+                  leaky(output=True)]
+    model = nn.Sequential(*layers)
+    with torch.no_grad():  # scale up so that every layer fires on digits at T = 12 (an untrained net barely does)
+        for m in model.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d)):
+                m.weight.mul_(5.0)
+    return model.eval()
+
+
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+@pytest.mark.parametrize("beta", [0.9, 0.875, 0.5, 0.2])
+def test_snntorch_default_nets_with_zero_reset_reach_snntorch_exactly(arch: str, beta: float, tmp_path: Path) -> None:
+    """nn.Linear / nn.Conv2d biases and float weights as torch initialises them, digits images in [0, 1]:
+    slt -> NIR -> snnTorch's own import_from_nir fires every spike of the reference."""
+    import torch
+
+    model = snntorch_default_net(arch, "zero", beta)
+    x = digits_images(40 if arch == "mlp" else 12)
+    ticket = slt.from_torch(model, torch.from_numpy(x[:1]), timesteps=T)
+    assert all(n.bias is not None for n in ticket.synapse_layers())
+    report = export_nir(ticket, tmp_path / "m.nir")
+    assert report["exact"] and report["approximations"] == []
+    module = snntorch_from_nir(nir.read(tmp_path / "m.nir", type_check=False))
+    ref = simulate(ticket, x)
+    names = [n.name for n in ticket.neuron_layers()]
+    # snnTorch builds Flatten(0, -1) for NIR's Flatten, so graphs with a Flatten run one sample at a time
+    got: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    for sample in x:
+        for name, spikes_ in run_graph_module(module, np.repeat(sample[None, None], T, axis=0)).items():
+            got[name].append(spikes_.reshape(T, 1, -1))
+    for name in names:
+        want = ref.layers[name].reshape(T, len(x), -1)
+        assert np.array_equal(np.concatenate(got[name], axis=1), want), name
+        assert 0 < want.sum() < want.size, name  # neither silent nor saturated
+
+
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+def test_snntorch_default_subtract_reset_is_refused_naming_snntorch(arch: str, tmp_path: Path) -> None:
+    """snnTorch's default Leaky (reset_mechanism="subtract", reset_delay=True) has no NIR form that
+    import_from_nir runs: the refusal says so, names the CLI flag, and writes nothing."""
+    import torch
+
+    model = snntorch_default_net(arch, "subtract", 0.9)
+    ticket = slt.from_torch(model, torch.from_numpy(digits_images(1)), timesteps=T)
+    assert {n.reset for n in ticket.neuron_layers()} == {"subtract_delayed"}
+    with pytest.raises(SltUnsupportedError) as info:
+        export_nir(ticket, tmp_path / "s.nir")
+    message = one_line(info.value)
+    assert "snnTorch import_from_nir" in message and "reset_mechanism='zero'" in message
+    assert "--allow-approximate" in message and "allow_approximate=" not in message
+    assert not (tmp_path / "s.nir").exists()
 
 
 # ====================================================================== snnTorch models -> slt
@@ -682,6 +787,7 @@ def test_cli_export_pack_round_trip_and_bad_file(tmp_path: Path) -> None:
     slt.save(lossy, tmp_path / "l.slt")
     res = runner.invoke(app, ["export", str(tmp_path / "l.slt"), "--to", "nir", "-o", str(tmp_path / "l.nir")])
     assert res.exit_code == 2 and res.stderr.startswith("slt: error: ") and res.stderr.count("\n") == 1
+    assert "--allow-approximate" in res.stderr and "allow_approximate" not in res.stderr  # the CLI's own flag
     res = runner.invoke(app, ["export", str(tmp_path / "l.slt"), "--to", "nir", "-o", str(tmp_path / "l.nir"),
                               "--allow-approximate", "--dt", "1e-3"])
     assert res.exit_code == 0, res.output

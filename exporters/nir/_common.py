@@ -5,11 +5,14 @@ The discretisation (forward Euler at step ``dt``, the one snnTorch uses)::
     NIR LIF   tau·dv/dt = (v_leak − v) + r·I    with v_leak = 0, r = tau/dt
     slt LIF   v[t] = β·v[t−1] + I[t]             β = 1 − dt/tau
 
-``β`` is computed from ``tau`` in float32 exactly as snnTorch's ``import_from_nir`` does:
-``β = float32(1) − float32(dt) / tau`` with ``tau`` a float32 array (two float32
-roundings). The exporter searches the float32 ``tau`` next to ``dt/(1 − β)`` for one that
-gives ``β`` back bit for bit; about one β in five (mostly β < 0.5) has none, and that is
-reported as an approximation.
+``β`` is computed from ``tau`` exactly as snnTorch's ``import_from_nir`` does: ``1 − dt/tau``
+in the dtype of the file's ``tau`` (numpy), then rounded to float32 (nirtorch loads every
+module in float32). A float32 ``tau`` gives ``β = float32(1) − float32(dt) / tau`` (two float32
+roundings); a float64 ``tau`` gives ``β = float32(1 − dt/tau)`` computed in float64 (one
+rounding at the end). The exporter searches the float32 ``tau`` next to ``dt/(1 − β)`` for one
+that gives ``β`` back bit for bit; about one β in five (mostly β < 0.5) has none, and then
+the layer is written with float64 ``tau`` (:func:`tau64_for_beta`), which reaches every float32
+β in [0, 1). Only β = 1 inside a leaky layer stays unreachable (it needs ``tau = r = inf``).
 """
 
 from __future__ import annotations
@@ -65,10 +68,37 @@ def tau_for_beta(beta: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
     return best.astype(np.float32), exact
 
 
-def unit_resistance(tau: np.ndarray, dt: float) -> np.ndarray:
-    """``r = tau/dt`` in float32 (unit input gain ``r·dt/tau``), as snnTorch's exporter writes it."""
+def tau64_for_beta(beta: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    """float64 ``tau`` with ``beta_from_tau(tau, dt) == beta`` (the float64 reading); ``(tau, exact)`` as above.
+
+    ``1 − β`` is exact in float64 for a float32 β, so ``dt/(1 − β)`` comes back within a few
+    float64 ulps of β, far inside β's float32 rounding interval; the neighbours are tried too.
+    """
+    beta = np.asarray(beta, dtype=np.float32)
     with np.errstate(all="ignore"):
-        return (np.asarray(tau, np.float32) / np.float32(dt)).astype(np.float32)
+        start = dt / (1.0 - beta.astype(np.float64))
+    start = np.where(beta == 1, np.inf, start)
+    best = start.copy()
+    exact = (beta_from_tau(start, dt) == beta) & (beta < 1)
+    up = down = start
+    for _ in range(_SEARCH_ULPS):
+        if exact[beta < 1].all():
+            break
+        up, down = np.nextafter(up, np.inf), np.nextafter(down, 0.0)
+        for cand in (up, down):
+            hit = ~exact & (beta < 1) & (beta_from_tau(cand, dt) == beta) & np.isfinite(cand) & (cand > 0)
+            best = np.where(hit, cand, best)
+            exact |= hit
+    return best, exact
+
+
+def unit_resistance(tau: np.ndarray, dt: float) -> np.ndarray:
+    """``r = tau/dt`` (unit input gain ``r·dt/tau``), as snnTorch's exporter writes it; float32 or float64 like tau."""
+    tau = np.asarray(tau)
+    with np.errstate(all="ignore"):
+        if tau.dtype == np.float64:
+            return tau / dt
+        return (tau.astype(np.float32) / np.float32(dt)).astype(np.float32)
 
 
 # ------------------------------------------------------------------ bits

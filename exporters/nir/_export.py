@@ -22,6 +22,7 @@ from ._common import (
     TICKET_KEY,
     VERSION,
     encode_weights,
+    tau64_for_beta,
     tau_for_beta,
     unit_resistance,
 )
@@ -72,8 +73,7 @@ def build_graph(ticket: Ticket, dt: float = DEFAULT_DT, allow_approximate: bool 
         more = f" (and {len(b.approximations) - 1} more)" if len(b.approximations) > 1 else ""
         raise SltUnsupportedError(
             f"{b.approximations[0]}{more}; NIR consumers would compute something else. "
-            "Pass allow_approximate=True (slt export --allow-approximate) to export anyway; "
-            "slt itself reads the file back exactly"
+            "Pass --allow-approximate (slt export) to write it anyway; slt itself reads the file back exactly"
         )
     metadata = {DT_KEY: b.dt, TICKET_KEY: _ticket_document(ticket)}
     try:
@@ -220,18 +220,21 @@ def _neuron_meta(node: NeuronLayer, meta: dict[str, Any]) -> None:
 
 
 def _leak(b: _Build, node: NeuronLayer, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(tau, r)`` for a leaky layer, recording the approximations of the parametrisation."""
+    """``(tau, r)`` for a leaky layer: float32 tau where every β has one, else float64 (see _common)."""
     tau, exact = tau_for_beta(beta, b.dt)
     if not exact.all():
-        worst = int(np.flatnonzero(~exact.reshape(-1))[0])
+        tau, exact = tau64_for_beta(beta, b.dt)
+    if not exact[beta < 1].all():
+        worst = int(np.flatnonzero(~exact.reshape(-1) & (beta.reshape(-1) < 1))[0])
         b.approximations.append(
-            f"node '{node.name}': beta of {int((~exact).sum())} neuron(s) (e.g. {beta.reshape(-1)[worst]!r}) is not "
-            f"float32(1) - float32(dt)/tau for any float32 tau at dt={b.dt:g}; the nearest tau is written "
-            "(slt.beta keeps the exact value)"
+            f"node '{node.name}': beta of {int((~exact & (beta < 1)).sum())} neuron(s) (e.g. "
+            f"{beta.reshape(-1)[worst]!r}) is not 1 - dt/tau for any float32 or float64 tau at dt={b.dt:g}, which is "
+            f"how {_SNNTORCH} and slt read a NIR LIF back; the nearest tau is written (slt.beta keeps the exact value)"
         )
     if np.any(beta == 1):
         b.approximations.append(
-            f"node '{node.name}': some neurons have beta = 1 inside a leaky layer; NIR needs tau = r = inf for them"
+            f"node '{node.name}': some neurons have beta = 1 inside a leaky layer; NIR needs tau = r = inf for them, "
+            f"which {_SNNTORCH} reads as a NaN gain"
         )
     return tau, unit_resistance(tau, b.dt)
 
@@ -245,10 +248,7 @@ def _export_lif(b: _Build, node: LIF, meta: dict[str, Any]) -> Any:
     zeros = np.zeros(node.shape, np.float32)
     theta = node.threshold.astype(np.float32)
     if node.reset != "zero":
-        b.approximations.append(
-            f"node '{node.name}': reset {node.reset!r} cannot be stated in NIR (a NIR LIF/IF sets v to v_reset "
-            "after a spike, i.e. reset 'zero'); written with v_reset = 0, slt.reset keeps the exact mode"
-        )
+        b.approximations.append(_reset_reason(node))
     if node.charge != "leaky":
         tau_steps = node.tau.astype(np.float32)  # type: ignore[union-attr]
         meta["slt.tau"] = tau_steps.copy()
@@ -263,6 +263,25 @@ def _export_lif(b: _Build, node: LIF, meta: dict[str, Any]) -> Any:
         return nir.IF(r=np.ones(node.shape, np.float32), v_threshold=theta, v_reset=zeros, metadata=meta)
     tau, r = _leak(b, node, node.beta)
     return nir.LIF(tau=tau, r=r, v_leak=zeros, v_threshold=theta, v_reset=zeros.copy(), metadata=meta)
+
+
+def _reset_reason(node: LIF) -> str:
+    """Why a non-zero reset has no NIR form that a NIR reader runs exactly (tests/test_nir.py checks the claims)."""
+    if node.reset == "none":
+        form = (f"its NIR form, an LI followed by a Threshold, is not read by {_SNNTORCH} (it maps neither LI nor "
+                "Threshold and reads every LIF as a zero reset)")
+    else:
+        slt = "(beta*v + I) - theta*s" if node.reset == "subtract_delayed" else "beta*(v - theta*s) + I"
+        form = (f"the decomposition into LI, Threshold and a recurrent Affine(-theta) is not read by {_SNNTORCH} "
+                "(it maps neither LI nor Threshold and reads every LIF as a zero reset), and a reader that sums the "
+                f"edges into the LI computes beta*v + (I - theta*s) where slt computes {slt}")
+    what = {"subtract_delayed": " (snnTorch's default subtract reset)", "subtract": " (subtract at the spike)",
+            "none": ""}[node.reset]
+    return (
+        f"node '{node.name}': reset {node.reset!r}{what} has no NIR form a NIR reader runs exactly: a NIR LIF sets "
+        f"v to v_reset after a spike (reset 'zero'); {form}. Train with reset_mechanism='zero' (slt search's "
+        "default) for an exact export; the file written anyway has v_reset = 0 and slt.reset keeps the exact mode"
+    )
 
 
 def _export_li(b: _Build, node: LI, meta: dict[str, Any]) -> Any:

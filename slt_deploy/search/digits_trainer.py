@@ -1,7 +1,7 @@
 """The small trainer behind ``slt demo`` (kept API of the former ``slt_deploy.training``).
 
 A thin layer over :mod:`slt_deploy.search`: the network is the search's ``mlp``
-(``Linear(64, H) → Leaky(zero) → Linear(H, 10) → Leaky(subtract)``), training, pruning to
+(``Linear(64, H) → Leaky → Linear(H, 10) → Leaky``, zero resets), training, pruning to
 the ladder and the binary straight-through fine-tune are the search's own. What it adds is
 the demo's calling convention: one model object carried through ``fit → imp → binarize``,
 with ``torch.nn.utils.prune`` hooks on the returned model (so its ``state_dict`` holds

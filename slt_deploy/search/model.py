@@ -1,12 +1,18 @@
 """The networks the search trains: snnTorch ``Leaky`` neurons in an ``nn.Sequential``, so
 that :func:`slt_deploy.from_torch` imports them operation for operation.
 
-- ``mlp``: ``[Flatten] → Linear(F, hidden) → Leaky(reset zero) → Linear(hidden, classes)
-  → Leaky(reset subtract)`` (the ``slt demo`` network for F = 64, hidden = 128).
+- ``mlp``: ``[Flatten] → Linear(F, hidden) → Leaky → Linear(hidden, classes) → Leaky``
+  (the ``slt demo`` network for F = 64, hidden = 128).
 - ``conv``: ``Conv2d(C, c1, 3, pad 1) → BatchNorm2d → Leaky → MaxPool2d(2) → Conv2d(c1, c2,
-  3, pad 1) → BatchNorm2d → Leaky → MaxPool2d(2) → Flatten → Linear → Leaky(subtract)``.
+  3, pad 1) → BatchNorm2d → Leaky → MaxPool2d(2) → Flatten → Linear → Leaky``.
   BatchNorm is folded into the convolution at export; max pooling of spikes is still a
   spike (OR over the window), so every layer after the first receives binary input.
+
+Every ``Leaky`` resets to zero (the ECCV 2022 setup's hard reset; snnTorch's default subtract
+reset has no NIR form that snnTorch's own NIR reader runs, and netx's CUBA neuron resets to
+zero), with the defaults β = 0.875 = 1 − 512/4096 and θ = 1: NIR states β exactly through
+τ (snnTorch's ``1 − dt/τ`` in float32 gives it back bit for bit) and Loihi's 12-bit decay
+exactly (``dv = 512``). docs/search.md says how other values fare.
 
 Direct encoding: the analog sample is the input at every step; the loss is the
 cross-entropy of the output spike counts over T steps. The surrogate gradient is
@@ -24,6 +30,7 @@ import torch
 from torch import nn
 
 SURROGATE_SLOPE = 10.0
+RESET = "zero"  # snnTorch reset_mechanism of every Leaky (see the module docstring)
 
 
 def leaky(beta: float, threshold: float, reset: str) -> nn.Module:
@@ -50,16 +57,16 @@ def build_model(arch: str, input_shape: tuple[int, ...], classes: int, hidden: i
         for s in input_shape:
             features *= int(s)
         layers = [nn.Flatten()] if len(input_shape) > 1 else []
-        layers += [nn.Linear(features, hidden), leaky(beta, threshold, "zero"),
-                   nn.Linear(hidden, classes), leaky(beta, threshold, "subtract")]
+        layers += [nn.Linear(features, hidden), leaky(beta, threshold, RESET),
+                   nn.Linear(hidden, classes), leaky(beta, threshold, RESET)]
     elif arch == "conv":
         c, h, w = input_shape
         c1, c2 = channels
-        layers = [nn.Conv2d(c, c1, 3, padding=1), nn.BatchNorm2d(c1), leaky(beta, threshold, "zero"),
+        layers = [nn.Conv2d(c, c1, 3, padding=1), nn.BatchNorm2d(c1), leaky(beta, threshold, RESET),
                   nn.MaxPool2d(2),
-                  nn.Conv2d(c1, c2, 3, padding=1), nn.BatchNorm2d(c2), leaky(beta, threshold, "zero"),
+                  nn.Conv2d(c1, c2, 3, padding=1), nn.BatchNorm2d(c2), leaky(beta, threshold, RESET),
                   nn.MaxPool2d(2), nn.Flatten(),
-                  nn.Linear(c2 * (h // 4) * (w // 4), classes), leaky(beta, threshold, "subtract")]
+                  nn.Linear(c2 * (h // 4) * (w // 4), classes), leaky(beta, threshold, RESET)]
     else:  # SearchConfig validates arch; this guards direct callers
         raise ValueError(f"unknown architecture {arch!r}")
     return nn.Sequential(*layers)
