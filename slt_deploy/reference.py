@@ -41,7 +41,7 @@ from .numerics import (
     summed_codes,
 )
 from .registry import REFERENCE
-from .result import Result, build_result, check_input, encode_step, rate_rng, stack_steps
+from .result import Result, build_result, check_input, encode_step, rate_coder, stack_steps
 
 Step = Callable[[list[np.ndarray], int], np.ndarray]  # (inputs of this step, t) -> output
 
@@ -52,7 +52,7 @@ class _Run:
     def __init__(self, ticket: Ticket, x: np.ndarray, dtype: type) -> None:
         self.ticket, self.x, self.dtype = ticket, x, dtype
         self.batch = x.shape[1] if ticket.encoding.kind == "spikes" else x.shape[0]
-        self.rng = rate_rng(ticket)
+        self.coder = rate_coder(ticket, x)
 
 
 def simulate(ticket: Ticket, x: np.ndarray, dtype: Any = np.float32, record: bool = True) -> Result:
@@ -98,7 +98,7 @@ def _working_dtype(dtype: object) -> type:
 
 # ------------------------------------------------------------------ one step function per node kind
 def _input(node: Input, run: _Run) -> Step:
-    return lambda ins, t: encode_step(run.ticket, run.x, t, run.rng, run.dtype)
+    return lambda ins, t: encode_step(run.ticket, run.x, t, run.coder, run.dtype)
 
 
 def _neuron(node: LIF | LI, run: _Run) -> Step:

@@ -10,6 +10,7 @@ import numpy as np
 
 from .errors import SltInputError
 from .ir.graph import Ticket
+from .ratecode import RateCoder
 
 
 @dataclass(frozen=True)
@@ -155,19 +156,21 @@ def check_input(ticket: Ticket, x: np.ndarray) -> np.ndarray:
     return x
 
 
-def encode_step(ticket: Ticket, x: np.ndarray, t: int, rng: np.random.Generator | None, dtype: type) -> np.ndarray:
-    """The input values of step ``t`` (see :mod:`slt_deploy.ir.graph` for the encodings)."""
+def encode_step(ticket: Ticket, x: np.ndarray, t: int, coder: RateCoder | None, dtype: type) -> np.ndarray:
+    """The input values of step ``t`` (see :mod:`slt_deploy.ir.graph` for the encodings);
+    ``coder``: :func:`rate_coder` of the same ``x`` for a rate-coded ticket."""
     kind = ticket.encoding.kind
     if kind == "direct":
         return x.astype(dtype)
     if kind == "spikes":
         return x[t].astype(dtype)
-    assert rng is not None
-    return (rng.random(x.shape) < x).astype(dtype)
+    assert coder is not None
+    return coder.step(t).astype(dtype)
 
 
-def rate_rng(ticket: Ticket) -> np.random.Generator | None:
-    """The generator of the rate code: ``Generator(PCG64(seed))``, or None for other encodings."""
+def rate_coder(ticket: Ticket, x: np.ndarray) -> RateCoder | None:
+    """The rate code of the checked batch ``x`` (:class:`slt_deploy.ratecode.RateCoder`), or None
+    for other encodings. Each sample's spikes depend only on the sample, the seed and the step."""
     if ticket.encoding.kind != "rate":
         return None
-    return np.random.Generator(np.random.PCG64(ticket.encoding.seed))
+    return RateCoder.of(ticket.encoding, x)

@@ -32,8 +32,9 @@ import numpy as np
 
 from ..errors import SltError, SltFormatError, SltInputError
 from ..ir.graph import Encoding, Ticket
+from ..ratecode import LEGACY_RATE_CODE
 from ..registry import ONNXRUNTIME
-from ..result import OutputInfo, Result, build_result, check_input, encode_step, rate_rng
+from ..result import OutputInfo, Result, build_result, check_input, encode_step, rate_coder
 
 _NEEDS_ORT = "target 'onnxruntime' needs onnx and onnxruntime: pip install 'slt-deploy[onnx]'"
 MAX_FILE_BYTES = 2**31 - 1
@@ -160,7 +161,8 @@ class _Info:
             kind = props[META["encoding"]]
             seed_text = props.get(META["seed"], "")
             seed = int(seed_text) if seed_text else None
-            encoding = Encoding(kind, seed)
+            code = props.get(META["rate_code"]) or (LEGACY_RATE_CODE if kind == "rate" else None)  # unnamed: old file
+            encoding = Encoding(kind, seed, code)
             shape = json.loads(props[META["input_shape"]])
             out_shape = json.loads(props[META["output_shape"]])
             records_raw = json.loads(props[META["records"]])
@@ -269,8 +271,8 @@ class OrtProgram:
         x = check_input(self.info, x)  # type: ignore[arg-type]  # reads input_shape/encoding/timesteps
         if not self.info.per_step_input:
             return np.ascontiguousarray(encode_step(self.info, x, 0, None, np.float32))  # type: ignore[arg-type]
-        rng = rate_rng(self.info)  # type: ignore[arg-type]
-        steps = [encode_step(self.info, x, t, rng, np.float32) for t in range(self.info.timesteps)]  # type: ignore[arg-type]
+        coder = rate_coder(self.info, x)  # type: ignore[arg-type]
+        steps = [encode_step(self.info, x, t, coder, np.float32) for t in range(self.info.timesteps)]  # type: ignore[arg-type]
         return np.ascontiguousarray(np.stack(steps))
 
     def run(self, x: np.ndarray, record: bool = True) -> Result:

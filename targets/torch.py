@@ -41,7 +41,7 @@ from slt_deploy.numerics import (
     torch_ops,
 )
 from slt_deploy.registry import TORCH
-from slt_deploy.result import Result, build_result, check_input, encode_step, rate_rng
+from slt_deploy.result import Result, build_result, check_input, encode_step, rate_coder
 
 _NEEDS_TORCH = "this target needs PyTorch: pip install 'slt-deploy[torch]'"
 Step = Callable[[list[Any], int], Any]
@@ -78,7 +78,7 @@ class _Run:
         self.torch, self.ticket, self.x = torch, ticket, x
         self.dtype, self.npdtype, self.device = tdtype, npdtype, device
         self.batch = x.shape[1] if ticket.encoding.kind == "spikes" else x.shape[0]
-        self.rng = rate_rng(ticket)
+        self.coder = rate_coder(ticket, x)
         self.ops = torch_ops(torch)
 
     def tensor(self, a: np.ndarray, dtype: Any = None) -> Any:
@@ -132,7 +132,7 @@ def _input(node: Input, r: _Run) -> Step:
     # The reference's own encoder (float64 -> working dtype, rate draws from the documented
     # numpy generator), then moved to the device unchanged.
     def step(ins: list[Any], t: int) -> Any:
-        return r.torch.from_numpy(np.ascontiguousarray(encode_step(r.ticket, r.x, t, r.rng, r.npdtype))).to(r.device)
+        return r.torch.from_numpy(np.ascontiguousarray(encode_step(r.ticket, r.x, t, r.coder, r.npdtype))).to(r.device)
 
     return step
 

@@ -76,8 +76,6 @@ def state_bytes(info: dict[str, Any], word: int) -> int:
         total += 4 * info["float_arena"]
     if info.get("word_arena"):
         total = -(-total // (word // 8)) * (word // 8) + (word // 8) * info["word_arena"]
-    if info.get("encoding") == "rate":
-        total = -(-total // 8) * 8 + 32
     total += 4
     return -(-total // 8) * 8
 

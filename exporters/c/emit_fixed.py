@@ -35,6 +35,7 @@ from slt_deploy.ir.graph import Ticket
 from slt_deploy.ir.weights import Int8Weights
 
 from . import layers as L
+from . import rate
 from .gen import Gen, c_array, c_format, flit
 from .plan import check_fixed
 from .runtime import helper_source
@@ -160,8 +161,6 @@ def _state(net: _Net, enc: str, n_in: int) -> tuple[list[str], list[tuple[str, s
                 copies.append((syn.src, f"s->p_{p}", f"s->s_{p}", net.nwords(src.size)))
     n_max = max(layer.size for layer in layers)
     fields.append(f"    uint32_t a[{n_max}];   /* synaptic input of the layer being updated (mod 2^32) */")
-    if enc == "rate":
-        fields.append("    uint64_t rng[4];      /* PCG64 state (hi, lo), increment (hi, lo) */")
     fields.append("    uint32_t t;           /* steps since reset */")
     return fields, copies
 
@@ -169,11 +168,7 @@ def _state(net: _Net, enc: str, n_in: int) -> tuple[list[str], list[tuple[str, s
 def _input_code(net: _Net, enc: str, n_in: int) -> list[str]:
     """This step's input spikes: drawn from the rate code, or 32-bit halves joined into 64-bit words."""
     if enc == "rate":
-        net.g.helpers.update({"pcg64", "rate_fire"})
-        return ["{   /* input: rate code, u < p with u from numpy's PCG64 stream */", "    uint32_t i;",
-                f"    memset(s->in_bits, 0, sizeof(W_T) * {net.nwords(n_in)}u);",
-                f"    for (i = 0; i < {n_in}u; ++i)",
-                "        if (rate_fire(pcg64_next(s->rng), x[i])) s->in_bits[i >> WSH] |= (W_T)1 << (i & WM);", "}"]
+        return rate.input_block(net.g, "s->in_bits", n_in, net.nwords(n_in))
     if enc == "spikes" and net.word == 64:
         return ["{   /* input: 32-bit halves -> 64-bit words */", "    uint32_t j;",
                 f"    for (j = 0; j < {net.nwords(n_in)}u; ++j) s->in_bits[j] = (uint64_t)x[2u * j] | "
@@ -401,7 +396,7 @@ def _header(ticket: Ticket, net: _Net, P: str, io: _FixedIo, fields: list[str]) 
             f"#define {P.upper()}_INFER_IN_LEN {in_len * T if enc == 'spikes' else in_len}u",
             f"#define {P.upper()}_OUT_LEN {out_len}u", f"#define {P.upper()}_SPIKING_OUTPUT {int(spiking_out)}",
             f'#define {P.upper()}_ENCODING "{enc}"', f"#define {P.upper()}_WORD_BITS {word}",
-            f"#define {P.upper()}_FIXED_POINT 1",
+            f"#define {P.upper()}_FIXED_POINT 1", *rate.header_macros(ticket, P),
             f"#define {P.upper()}_INPUT_FRAC_BITS {s_bits}   /* direct input: x_int = round(x * 2^{s_bits}) */", "",
             f"typedef {in_t} {P}_input_t;", f"typedef {out_t} {P}_output_t;", f"typedef int32_t {P}_count_t;", "",
             f"typedef struct {P}_state {{", *fields, f"}} {P}_state;", "", *readout_decl,
@@ -433,12 +428,6 @@ def _api_functions(net: _Net, P: str, io: _FixedIo, body: list[str], out_layer: 
         best = (f"    for (i = 1; i < {n_out}u; ++i) if ((float)counts[i] * {P}_readout_scale[i] > "
                 f"(float)counts[best] * {P}_readout_scale[best]) best = (int)i;")
     reset = [f"void {P}_reset({P}_state *s)", "{", "    memset(s, 0, sizeof(*s));"]
-    if io.enc == "rate":
-        st = np.random.PCG64(net.fixed.ticket.encoding.seed).state["state"]
-        sv, inc = int(st["state"]), int(st["inc"])
-        m64 = (1 << 64) - 1
-        reset += [f"    s->rng[0] = 0x{sv >> 64:016x}ull; s->rng[1] = 0x{sv & m64:016x}ull;",
-                  f"    s->rng[2] = 0x{inc >> 64:016x}ull; s->rng[3] = 0x{inc & m64:016x}ull;"]
     reset += ["}", ""]
     advance = f" + t * {io.in_len}u" if io.enc == "spikes" else ""
     step = [f"void {P}_step({P}_state *s, const {P}_input_t *x, {P}_output_t *out)", "{",
@@ -477,8 +466,6 @@ def _state_field_info(fields: list[str]) -> list[tuple[str, str, int]]:
     state_fields = []
     for f in fields:
         decl = f.strip().split("/*")[0].strip().rstrip(";")
-        if decl.startswith("uint64_t rng"):
-            continue  # counted by state_bytes for the rate code
         ctype, rest = decl.split(" ", 1)
         name, _, count = rest.rstrip("]").partition("[")
         state_fields.append(("W" if ctype in ("uint32_t", "uint64_t") and name.startswith(("s_", "p_", "in_bits"))

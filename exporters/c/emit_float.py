@@ -22,10 +22,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
-
 from slt_deploy.ir.graph import Ticket
 
+from . import rate
 from .gen import Gen, c_array, c_format
 from .plan import HANDLERS, Plan, make_plan
 from .runtime import helper_source
@@ -36,7 +35,7 @@ HEADER_DOC = """\
  * {summary}
  *
  * API (no malloc; all state lives in the caller's {P}_state, e.g. a static global):
- *   void {P}_reset({P}_state *s);      zero membranes and spikes (and reseed the rate code)
+ *   void {P}_reset({P}_state *s);      zero membranes, spikes and the step counter
  *   void {P}_step({P}_state *s, const {P}_input_t *x, {P}_output_t *out);
  *        one time step: x = {in_doc};
  *        out = {out_doc}
@@ -54,8 +53,7 @@ HEADER_DOC = """\
  * and without -ffast-math (refused). Synaptic and pool sums are computed exactly with
  * integers (spike counts; int64 sums on a common exponent grid when the span allows, else a
  * multi-word exact accumulator) and rounded once, so outputs are bit-identical to the
- * reference on any IEEE-754 float32 target with round-to-nearest and no flush-to-zero.
- * Rate-coded input draws numpy's PCG64 stream of a batch-1 reference run.
+ * reference on any IEEE-754 float32 target with round-to-nearest and no flush-to-zero.{rate_doc}
  */
 """
 
@@ -134,10 +132,16 @@ def _state_fields(plan: Plan, word: int, enc: str) -> list[str]:
     if plan.word_arena:
         wtype = "uint32_t" if word == 32 else "uint64_t"
         fields.append(f"    {wtype} w[{plan.word_arena}];   /* scratch bit vectors */")
-    if enc == "rate":
-        fields.append("    uint64_t rng[4];      /* PCG64 state (hi, lo), increment (hi, lo) */")
     fields.append("    uint32_t t;           /* steps since reset */")
     return fields
+
+
+def _rate_doc(P: str, enc: str) -> str:  # noqa: N803 - the C prefix
+    if enc != "rate":
+        return ""
+    return (f"\n * Rate-coded input: the rate code {P.upper()}_RATE_CODE (slt_deploy/ratecode.py), keyed by each"
+            f"\n * step's x, {P.upper()}_RATE_SEED and the step counter: a sample's spikes are those the"
+            "\n * reference draws for it in any batch.")
 
 
 def _header(ticket: Ticket, plan: Plan, P: str, word: int, io: _Io) -> list[str]:  # noqa: N803 - the C prefix
@@ -160,7 +164,7 @@ def _header(ticket: Ticket, plan: Plan, P: str, word: int, io: _Io) -> list[str]
     count_doc = ("spike counts over the steps" if spiking_out
                  else "output values summed over the steps in float32, in step order")
     return [HEADER_DOC.format(P=P, summary=summary, in_doc=in_doc, out_doc=out_doc, infer_doc=infer_doc,
-                              count_doc=count_doc, T=T, n_out=n_out, word=word),
+                              count_doc=count_doc, T=T, n_out=n_out, word=word, rate_doc=_rate_doc(P, enc)),
             f"#ifndef {P.upper()}_H", f"#define {P.upper()}_H", "", "#include <stdint.h>", "",
             "#ifdef __cplusplus", 'extern "C" {', "#endif", "",
             f"#define {P.upper()}_T {T}u                 /* time steps of {P}_infer */",
@@ -172,7 +176,7 @@ def _header(ticket: Ticket, plan: Plan, P: str, word: int, io: _Io) -> list[str]
             f"#define {P.upper()}_SPIKING_OUTPUT {int(spiking_out)}",
             f'#define {P.upper()}_ENCODING "{enc}"',
             f"#define {P.upper()}_WORD_BITS {word}",
-            f"#define {P.upper()}_FIXED_POINT 0", "",
+            f"#define {P.upper()}_FIXED_POINT 0", *rate.header_macros(ticket, P), "",
             f"typedef {in_t} {P}_input_t;", f"typedef {out_t} {P}_output_t;", f"typedef {count_t} {P}_count_t;", "",
             f"typedef struct {P}_state {{", *fields, f"}} {P}_state;", "",
             f"void {P}_reset({P}_state *s);",
@@ -211,13 +215,6 @@ def _api_functions(g: Gen, ticket: Ticket, plan: Plan, P: str, io: _Io, body: li
         count_line = f"for (i = 0; i < {n_out}u; ++i) counts[i] = counts[i] + {out_ref.expr}[i];"
 
     reset = [f"void {P}_reset({P}_state *s)", "{", "    memset(s, 0, sizeof(*s));"]
-    if io.enc == "rate":
-        st = np.random.PCG64(ticket.encoding.seed).state["state"]
-        sv, inc = int(st["state"]), int(st["inc"])
-        m64 = (1 << 64) - 1
-        reset += [f"    s->rng[0] = 0x{sv >> 64:016x}ull; s->rng[1] = 0x{sv & m64:016x}ull;",
-                  f"    s->rng[2] = 0x{inc >> 64:016x}ull; s->rng[3] = 0x{inc & m64:016x}ull;"
-                  f"  /* numpy PCG64(seed={ticket.encoding.seed}) */"]
     reset += ["}", ""]
     step = [f"void {P}_step({P}_state *s, const {P}_input_t *x, {P}_output_t *out)", "{",
             "    run_step(s, x, 0);", *copy_out, "}", ""]

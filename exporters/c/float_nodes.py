@@ -18,6 +18,7 @@ from slt_deploy.ir.neurons import LI, LIF
 from slt_deploy.ir.nodes import Add, AvgPool2d, Input, MaxPool2d, Node, SumPool2d
 
 from . import layers as L
+from . import rate
 from .gen import Gen, flit
 
 
@@ -42,13 +43,7 @@ def input_code(gen: Gen, node: Input) -> list[str]:
                 f"    for (j = 0; j < {nw}u; ++j)",
                 f"        {ref.expr}[j] = (uint64_t)x[2u * j] | ((uint64_t)x[2u * j + 1u] << 32);",
                 "}"]
-    gen.helpers.update({"pcg64", "rate_fire"})
-    return [f"{{   /* input '{name}': rate code, u < p with u from numpy's PCG64 stream */",
-            "    uint32_t i;",
-            f"    memset({ref.expr}, 0, sizeof(W_T) * {nw}u);",
-            f"    for (i = 0; i < {n}u; ++i)",
-            f"        if (rate_fire(pcg64_next(s->rng), x[i])) {ref.expr}[i >> WSH] |= (W_T)1 << (i & WM);",
-            "}"]
+    return rate.input_block(gen, ref.expr, n, nw)
 
 
 # ---------------------------------------------------------------------------- pools

@@ -17,6 +17,8 @@ no double-precision unit (a Cortex-M4F has none).
 
 from __future__ import annotations
 
+from slt_deploy import ratecode
+
 # name -> (C source, dependencies). Word-size dependent parts use W_T / WB / WSH / WM,
 # which the generated file defines before the helpers.
 HELPERS: dict[str, tuple[str, tuple[str, ...]]] = {}
@@ -292,65 +294,7 @@ static void xa_range(const float *x, uint32_t n, uint32_t *lo, uint32_t *hi)
 }
 """)
 
-_helper("pcg64", (), r"""
-/* numpy's PCG64 (XSL-RR 128/64): state <- state * M + inc, output from the new state.
- * r[0..1]: state (high, low), r[2..3]: increment (high, low). */
-static void mul64(uint64_t a, uint64_t b, uint64_t *hi, uint64_t *lo)
-{
-#if defined(__SIZEOF_INT128__)
-    __extension__ typedef unsigned __int128 u128;
-    const u128 p = (u128)a * b;
-    *lo = (uint64_t)p;
-    *hi = (uint64_t)(p >> 64);
-#else
-    const uint64_t a0 = a & 0xffffffffu, a1 = a >> 32, b0 = b & 0xffffffffu, b1 = b >> 32;
-    const uint64_t p00 = a0 * b0, p01 = a0 * b1, p10 = a1 * b0, p11 = a1 * b1;
-    const uint64_t mid = (p00 >> 32) + (p01 & 0xffffffffu) + (p10 & 0xffffffffu);
-    *lo = (mid << 32) | (p00 & 0xffffffffu);
-    *hi = p11 + (p01 >> 32) + (p10 >> 32) + (mid >> 32);
-#endif
-}
-
-static uint64_t pcg64_next(uint64_t *r)
-{
-    const uint64_t mh = 0x2360ed051fc65da4ull, ml = 0x4385df649fccf645ull;
-    uint64_t hi, lo, x;
-    uint32_t rot;
-    mul64(r[1], ml, &hi, &lo);
-    hi += r[0] * ml + r[1] * mh;
-    lo += r[3];
-    hi += r[2] + (lo < r[3]);
-    r[0] = hi;
-    r[1] = lo;
-    x = hi ^ lo;
-    rot = (uint32_t)(hi >> 58);
-    return (x >> rot) | (x << ((64u - rot) & 63u));
-}
-""")
-
-_helper("rate_fire", ("fbits",), r"""
-/* numpy's Generator.random() < p, without doubles: u = (r >> 11) * 2^-53 < p. */
-static uint32_t rate_fire(uint64_t r, float p)
-{
-    const uint64_t k = r >> 11;
-    const uint32_t b = fbits(p);
-    uint32_t ex = (b >> 23) & 0xffu;
-    uint64_t m = b & 0x7fffffu;
-    if (b >> 31) return 0u;                    /* p <= 0 (or -NaN) */
-    if (ex == 0xffu) return m == 0u;           /* +inf fires, NaN never */
-    if (ex) m |= 0x800000u; else { if (m == 0u) return 0u; ex = 1u; }
-    /* p = m * 2^(ex - 150): compare k < m * 2^(ex - 97) */
-    if (ex >= 97u) {
-        const uint32_t sh = ex - 97u;
-        return sh >= 30u ? 1u : (uint32_t)(k < (m << sh));
-    } else {
-        const uint32_t sh = 97u - ex;
-        if (k == 0u) return 1u;
-        if (sh >= 24u || k >= ((uint64_t)1 << 24)) return 0u;
-        return (uint32_t)((k << sh) < m);
-    }
-}
-""")
+_helper("rate_code", ("fbits",), ratecode.C_SOURCE)
 
 
 def helper_source(names: set[str]) -> str:

@@ -95,13 +95,22 @@ def build_graph(ticket: Ticket, dt: float = DEFAULT_DT, allow_approximate: bool 
     return graph, report
 
 
+def _encoding_document(ticket: Ticket) -> dict[str, Any]:
+    """``{"kind", "seed"}``, plus the rate code's name for a rate encoding (slt_deploy.ratecode)."""
+    enc = ticket.encoding
+    doc: dict[str, Any] = {"kind": enc.kind, "seed": enc.seed}
+    if enc.kind == "rate":
+        doc["code"] = enc.code
+    return doc
+
+
 def _ticket_document(ticket: Ticket) -> str:
     """The exact IR structure (node order, kinds, edges with recurrent flags, T, encoding, metadata)."""
     doc = {
         "format": FORMAT,
         "version": VERSION,
         "timesteps": ticket.timesteps,
-        "encoding": {"kind": ticket.encoding.kind, "seed": ticket.encoding.seed},
+        "encoding": _encoding_document(ticket),
         "metadata": dict(ticket.metadata),
         "nodes": [[n.name, n.kind] for n in ticket.nodes],
         "edges": [[e.src, e.dst, bool(e.recurrent)] for e in ticket.edges],

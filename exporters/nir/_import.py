@@ -25,6 +25,7 @@ from ...ir.graph import MAX_TIMESTEPS, Edge, Encoding, Ticket
 from ...ir.neurons import LI, LIF
 from ...ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, Node, Output, Shape, SumPool2d
 from ...ir.weights import FloatWeights
+from ...ratecode import LEGACY_RATE_CODE
 from ._common import (
     DEFAULT_DT,
     DEFAULT_TIMESTEPS,
@@ -188,7 +189,8 @@ def _from_slt(graph: Any, meta: dict[str, Any], timesteps: int | None) -> Ticket
     ticket = Ticket(
         tuple(ir_nodes), tuple(Edge(s, d, r) for s, d, r in doc["edges"]),
         _timesteps(doc["timesteps"] if timesteps is None else timesteps),
-        Encoding(enc["kind"], enc["seed"]), doc["metadata"],
+        Encoding(enc["kind"], enc["seed"], enc.get("code", LEGACY_RATE_CODE if enc["kind"] == "rate" else None)),
+        doc["metadata"],
     )
     try:
         again, _ = build_graph(ticket, dt, allow_approximate=True, notes=False)
@@ -219,7 +221,7 @@ def _document(raw: Any) -> dict[str, Any]:
         and isinstance(edges, list)
         and all(isinstance(e, list) and len(e) == 3 and isinstance(e[0], str) and isinstance(e[1], str)
                 and isinstance(e[2], bool) for e in edges)
-        and isinstance(enc, dict) and set(enc) == {"kind", "seed"}
+        and isinstance(enc, dict) and set(enc) in ({"kind", "seed"}, {"kind", "seed", "code"})
         and isinstance(md, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in md.items())
     )
     if not ok:

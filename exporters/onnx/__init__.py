@@ -8,9 +8,10 @@ values of every step, ``(T, batch, *out)``, with a symbolic ``batch`` dimension:
     output  (T, batch, *out)       float32 (0/1 spikes, or the LI membrane for a readout)
     rec_*   (T, batch, *shape)     per-node values (neuron layers by default), for spike counts
 
-Rate coding draws from numpy's ``Generator(PCG64(seed))`` (docs/semantics.md), which ONNX
-cannot express, so the caller encodes: :func:`slt_deploy.targets.onnxruntime.run_onnx_file`
-does it from the seed stored in the model's metadata.
+Rate coding keys its draws by the float32 bit patterns of each sample (slt_deploy.ratecode,
+docs/semantics.md), which ONNX cannot express (it has no bit cast), so the caller encodes:
+:func:`slt_deploy.targets.onnxruntime.run_onnx_file` does it with the seed and the rate
+code's name stored in the model's metadata.
 
 Exactness (the rounding contract of docs/semantics.md), operation by operation:
 

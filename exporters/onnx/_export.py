@@ -94,7 +94,7 @@ def export_onnx(ticket: Ticket, path: str | os.PathLike[str], mode: str = "loop"
         "record": record,
         "timesteps": ticket.timesteps,
         "input": {"name": INPUT_NAME, "shape": built.input_dims, "encoding": ticket.encoding.kind,
-                  "seed": ticket.encoding.seed,
+                  "seed": ticket.encoding.seed, "rate_code": ticket.encoding.code,
                   "note": INPUT_NOTES[ticket.encoding.kind]},
         "output": {"name": OUTPUT_NAME, "shape": built.output_dims, "spiking": ticket.output_is_spiking},
         "records": built.records,

@@ -25,6 +25,7 @@ META = {
     "timesteps": "slt_deploy.timesteps",
     "encoding": "slt_deploy.encoding",
     "seed": "slt_deploy.seed",
+    "rate_code": "slt_deploy.rate_code",
     "input_shape": "slt_deploy.input_shape",
     "output_shape": "slt_deploy.output_shape",
     "input_node": "slt_deploy.input_node",
@@ -36,7 +37,10 @@ META = {
 
 INPUT_NOTES = {
     "direct": "float32 (batch, *in), fed unchanged at every step",
-    "rate": "float32 (T, batch, *in) spikes: encode with u_t = Generator(PCG64(seed)).random(x.shape), x_t = u_t < x",
+    "rate": ("float32 (T, batch, *in) spikes of the rate code named in slt_deploy.rate_code (docs/semantics.md): "
+             "per sample K = mix(sum_i mix(S ^ (i<<32 | float32 bits of x_i))), S = mix(seed + 0x9E3779B97F4A7C15), "
+             "spike = (mix(K ^ mix(t<<32 | i)) >> 40) * 2^-24 < x_i, mix = splitmix64's finaliser; "
+             "slt_deploy.ratecode.spikes computes it"),
     "spikes": "float32 (T, batch, *in): the ticket's spike trains",
 }
 
@@ -72,6 +76,7 @@ def metadata(ticket: Ticket, records: list[dict[str, Any]]) -> dict[str, str]:
         META["timesteps"]: str(ticket.timesteps),
         META["encoding"]: ticket.encoding.kind,
         META["seed"]: "" if ticket.encoding.seed is None else str(int(ticket.encoding.seed)),
+        META["rate_code"]: ticket.encoding.code or "",
         META["input_shape"]: json.dumps(list(ticket.input_shape)),
         META["output_shape"]: json.dumps(list(ticket.output_shape)),
         META["input_node"]: ticket.input.name,

@@ -14,10 +14,9 @@ and per neuron layer ``spikes_t[t]`` and ``spikes_b[b]``. Every per-inference fi
 report is one of these divided by the number of samples ``N``; the spread (median,
 percentiles, histograms) comes from the per-sample totals.
 
-Batches: samples ``[a, b)`` of ``x`` (axis 1 of a spike train). A rate-coded ticket draws its
-input spikes from one generator for the whole run (``u_t = random((N, *input))`` for
-t = 0, 1, …); a batch advances the generator to its own draws (``PCG64.advance``), so the
-streamed counts equal those of one unbatched run exactly.
+Batches: samples ``[a, b)`` of ``x`` (axis 1 of a spike train). A rate-coded sample's input
+spikes depend only on the sample, the seed and the step (:mod:`slt_deploy.ratecode`), so the
+streamed counts equal those of one unbatched run exactly, whatever the batch size.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import SltInputError
-from ..ir.graph import Encoding, Ticket
+from ..ir.graph import Ticket
 from ..reference import simulate
 from ..result import check_input
 from .counting import RunCounts, count_run, dense_ops, first_layers, output_positions
@@ -238,22 +237,6 @@ def batch_size_for(ticket: Ticket, budget: int = BATCH_BYTES) -> int:
     return max(1, budget // max(per_sample, 1))
 
 
-def _rate_batch(ticket: Ticket, x: np.ndarray, start: int, stop: int, samples: int) -> np.ndarray:
-    """The rate code's input spikes ``(T, stop − start, *input)`` of samples ``[start, stop)``,
-    as one unbatched run of ``samples`` samples would draw them (see module docstring)."""
-    from ..result import rate_rng
-
-    per_sample = int(np.prod(ticket.input_shape))
-    chunk = check_input(ticket, x[start:stop])
-    out = np.empty((ticket.timesteps, *chunk.shape), np.float32)
-    for t in range(ticket.timesteps):
-        rng = rate_rng(ticket)
-        assert rng is not None
-        rng.bit_generator.advance((t * samples + start) * per_sample)
-        out[t] = rng.random(chunk.shape) < chunk
-    return out
-
-
 def batches(ticket: Ticket, x: np.ndarray, batch_size: int | None = None) -> tuple[int, list[tuple[int, int]]]:
     """``(N, [(start, stop), …])``: the batches :func:`collect` runs."""
     N = samples_of(ticket, x)
@@ -267,17 +250,10 @@ def collect(ticket: Ticket, x: np.ndarray, batch_size: int | None = None, progre
     """Run ``ticket`` on ``x`` batch by batch and reduce every batch's exact counts."""
     N, spans = batches(ticket, x, batch_size)
     builder = StatsBuilder(ticket, N)
-    spikes_twin = None
-    if ticket.encoding.kind == "rate":
-        spikes_twin = Ticket(ticket.nodes, ticket.edges, ticket.timesteps, Encoding("spikes"), ticket.metadata)
     done = 0
     for a, b in spans:
-        if spikes_twin is not None:
-            result = simulate(spikes_twin, _rate_batch(ticket, x, a, b, N), record=True)
-            counts = count_run(spikes_twin, result)
-        else:
-            part = x[:, a:b] if ticket.encoding.kind == "spikes" else x[a:b]
-            counts = count_run(ticket, simulate(ticket, np.asarray(part), record=True))
+        part = x[:, a:b] if ticket.encoding.kind == "spikes" else x[a:b]
+        counts = count_run(ticket, simulate(ticket, np.asarray(part), record=True))
         builder.add(counts, a)
         done += b - a
         if progress is not None:

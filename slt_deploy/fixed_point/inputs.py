@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import SltInputError
 from ..ir.graph import Ticket
-from ..result import check_input, encode_step, rate_rng
+from ..result import check_input, encode_step, rate_coder
 from .chip import LOIHI2, ChipSpec
 
 
@@ -60,12 +60,12 @@ def integer_inputs(ticket: Ticket, x: np.ndarray, s_bits: int, chip: ChipSpec = 
     """Per-step integer input ``(T, batch, n_in)``: the spikes (rate/spike trains) or round(x·2^s)."""
     x = check_input(ticket, x)
     T = ticket.timesteps
-    rng = rate_rng(ticket)
+    coder = rate_coder(ticket, x)
     kind = ticket.encoding.kind
     batch = x.shape[1] if kind == "spikes" else x.shape[0]
     steps = []
     for t in range(T):
-        step = encode_step(ticket, x, t, rng, np.float64).reshape(batch, -1)
+        step = encode_step(ticket, x, t, coder, np.float64).reshape(batch, -1)
         steps.append(step)
     out = np.stack(steps)
     if kind == "rate" or (kind == "spikes" and np.all((out == 0) | (out == 1))):

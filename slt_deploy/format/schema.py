@@ -3,7 +3,11 @@
 The JSON (stored as the ``graph`` metadata string) is::
 
     {"nodes": [node, ...], "edges": [{"src", "dst", "recurrent"}, ...],
-     "timesteps": T, "encoding": {"kind", "seed"}, "metadata": {str: str}}
+     "timesteps": T, "encoding": {"kind", "seed"[, "code"]}, "metadata": {str: str}}
+
+A rate encoding stores its ``code`` (the rate code's name, :mod:`slt_deploy.ratecode`); other
+encodings have no ``code`` key. A rate encoding without one was written before codes were
+named and reads as the retired ``pcg64-batch/0`` (refused when run; re-pack it).
 
 Nodes keep the ticket's declaration order, edges their order (Add sums in edge order).
 Every node has ``name`` and ``kind`` plus the keys of :data:`NODE_KEYS` (always all of
@@ -32,6 +36,7 @@ from ..errors import SltFormatError, SltUnsupportedError
 from ..ir.graph import Edge, Encoding, Ticket
 from ..ir.neurons import LI, LIF
 from ..ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, Node, Output, SumPool2d
+from ..ratecode import LEGACY_RATE_CODE, SEED_LIMIT
 from .encodings import (
     SCALE_FIELD,
     WEIGHT_KINDS,
@@ -60,12 +65,15 @@ def ticket_to_graph(ticket: Ticket) -> tuple[dict[str, Any], dict[str, np.ndarra
     """The graph JSON object of ``ticket`` and the tensors it references."""
     tensors: dict[str, np.ndarray] = {}
     nodes = [_node_to_json(node, tensors) for node in ticket.nodes]
-    seed = ticket.encoding.seed
+    enc = ticket.encoding
+    encoding: dict[str, Any] = {"kind": enc.kind, "seed": None if enc.seed is None else int(enc.seed)}
+    if enc.kind == "rate":
+        encoding["code"] = enc.code
     graph = {
         "nodes": nodes,
         "edges": [{"src": e.src, "dst": e.dst, "recurrent": bool(e.recurrent)} for e in ticket.edges],
         "timesteps": int(ticket.timesteps),
-        "encoding": {"kind": ticket.encoding.kind, "seed": None if seed is None else int(seed)},
+        "encoding": encoding,
         "metadata": dict(ticket.metadata),
     }
     return graph, tensors
@@ -217,10 +225,14 @@ def check_graph(graph: Any) -> int:
         if not isinstance(e["recurrent"], bool):
             _fail(f"edge #{i}.recurrent", "expected true or false")
     _int(g["timesteps"], "graph.timesteps", 1)
-    enc = _dict(g["encoding"], "graph.encoding", ("kind", "seed"))
+    enc = g["encoding"]
+    enc = _dict(enc, "graph.encoding", ("kind", "seed", "code") if isinstance(enc, dict) and "code" in enc
+                else ("kind", "seed"))
     _str(enc["kind"], "graph.encoding.kind")
     if enc["seed"] is not None:
-        _int(enc["seed"], "graph.encoding.seed", 0)
+        _int(enc["seed"], "graph.encoding.seed", 0, SEED_LIMIT - 1)
+    if "code" in enc:
+        _str(enc["code"], "graph.encoding.code")
     meta = g["metadata"]
     if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
         _fail("graph.metadata", "expected a JSON object of strings")
@@ -241,7 +253,8 @@ def graph_to_ticket(graph: dict[str, Any], take: TakeTensor) -> Ticket:
     nodes = tuple(_build_node(d, take) for d in graph["nodes"])
     edges = tuple(Edge(e["src"], e["dst"], e["recurrent"]) for e in graph["edges"])
     enc = graph["encoding"]
-    return Ticket(nodes, edges, graph["timesteps"], Encoding(enc["kind"], enc["seed"]), graph["metadata"])
+    code = enc.get("code", LEGACY_RATE_CODE if enc["kind"] == "rate" else None)
+    return Ticket(nodes, edges, graph["timesteps"], Encoding(enc["kind"], enc["seed"], code), graph["metadata"])
 
 
 # ===================================================================== one codec per node kind

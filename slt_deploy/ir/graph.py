@@ -7,8 +7,10 @@ t = 0). A recurrent edge must start at a neuron layer, so every cycle goes throu
 Input encodings (``Encoding.kind``):
 
 - ``direct``: analog ``x`` of shape ``(batch, *input)`` fed unchanged at every step.
-- ``rate``:   ``x`` in [0, 1]; at step t the input is ``u_t < x`` (1.0/0.0) with
-  ``u_t = Generator(PCG64(seed)).random((batch, *input))`` drawn for t = 0, 1, … in order.
+- ``rate``:   ``x`` in [0, 1] (firing probabilities); at step t feature i of a sample fires
+  (1.0, else 0.0) when ``u(t, i) · 2^-24 < float32(x_i)``, with ``u`` the 24-bit counter-based
+  draw of the rate code named by ``Encoding.code`` (:mod:`slt_deploy.ratecode`), keyed by the
+  seed and the sample's own values: a sample's spikes never depend on its batch.
 - ``spikes``: ``x`` of shape ``(T, batch, *input)`` given as is (values 0/1 or graded).
 """
 
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from ..errors import SltValidationError
+from ..ratecode import RATE_CODE, RATE_CODES, SEED_LIMIT
 from .neurons import LI, LIF, NeuronLayer
 from .nodes import Add, Conv2d, Flatten, Input, Linear, MaxPool2d, Node, Output, Shape
 from .weights import Weights, weights_equal
@@ -39,18 +42,42 @@ class Edge:
 
 @dataclass(frozen=True)
 class Encoding:
-    """How a batch of inputs becomes per-step input values (see module docstring)."""
+    """How a batch of inputs becomes per-step input values (see module docstring).
+
+    ``rate`` takes a ``seed`` in [0, 2^64) and names its ``code`` (default: the current one,
+    :data:`slt_deploy.ratecode.RATE_CODE`, ``splitmix64-keyed/1``). With ``S = mix(seed +
+    0x9E3779B97F4A7C15)``, ``b_i`` the float32 bit pattern of feature i (−0 read as +0) and
+    ``mix`` splitmix64's finaliser on 64-bit words (mod 2^64)::
+
+        K       = mix(Σ_i mix(S ^ (i·2^32 + b_i)))          one key per sample
+        u(t, i) = mix(K ^ mix(t·2^32 + i)) >> 40            spike(t, i) = u(t, i)·2^-24 < float32(x_i)
+
+    The code's name is stored with the ticket so that a stored ticket never silently changes
+    what it computes; ``pcg64-batch/0`` (files written before codes were named, batch-dependent)
+    is read but refused when run or exported, with a message saying how to re-pack.
+    """
 
     kind: str = "direct"
     seed: int | None = None
+    code: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ENCODINGS:
             raise SltValidationError(f"input encoding must be one of {ENCODINGS}, got {self.kind!r}")
-        if self.kind == "rate" and (not isinstance(self.seed, (int, np.integer)) or self.seed < 0):
-            raise SltValidationError("rate encoding needs a non-negative integer seed")
-        if self.kind != "rate" and self.seed is not None:
-            raise SltValidationError(f"encoding {self.kind!r} takes no seed")
+        if self.kind != "rate":
+            if self.seed is not None:
+                raise SltValidationError(f"encoding {self.kind!r} takes no seed (--seed applies to rate encoding)")
+            if self.code is not None:
+                raise SltValidationError(f"encoding {self.kind!r} takes no rate code")
+            return
+        seed = self.seed
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < SEED_LIMIT:
+            raise SltValidationError(f"rate encoding needs an integer seed in [0, 2^64) (--seed), got {seed!r}")
+        object.__setattr__(self, "seed", int(seed))
+        if self.code is None:
+            object.__setattr__(self, "code", RATE_CODE)
+        elif self.code not in RATE_CODES:
+            raise SltValidationError(f"unknown rate code {self.code!r}; this version knows {', '.join(RATE_CODES)}")
 
 
 @dataclass(frozen=True, eq=False)

@@ -28,7 +28,7 @@ from slt_deploy.ir.graph import Edge, Ticket
 from slt_deploy.ir.neurons import LI, LIF
 from slt_deploy.ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, Node, Output, SumPool2d
 from slt_deploy.registry import CPU
-from slt_deploy.result import Diagnostics, OutputInfo, Result, build_result, check_input, rate_rng
+from slt_deploy.result import Diagnostics, OutputInfo, Result, build_result, check_input
 
 from . import costmodel, ops
 from .neurons import NeuronOp
@@ -220,12 +220,12 @@ class Runtime:
 
     def _encode(self, x: np.ndarray) -> Value:
         kind, T = self.spec.encoding.kind, self.timesteps
-        if kind == "rate":
-            rng = rate_rng(self.spec)
-            data = np.empty((T, *x.shape), dtype=np.uint8)
-            for t in range(T):  # same draws, same order as the reference
-                data[t] = rng.random(x.shape) < x
-            return Value(data, static=False, binary=True)
+        if kind == "rate":  # slt_deploy.ratecode, compiled with the numba backend
+            if self.backend == "numba":
+                from .rate_numba import spikes
+            else:
+                from slt_deploy.ratecode import spikes
+            return Value(spikes(self.spec.encoding, x, T), static=False, binary=True)
         data = x[None] if kind == "direct" else x
         if self.kernels.is_binary(data):
             return Value(data.astype(np.uint8), static=kind == "direct", binary=True)

@@ -42,7 +42,7 @@ from slt_deploy.fixed_point import (
 )
 from slt_deploy.ir.graph import Ticket
 from slt_deploy.registry import LAVA, LAVA_FLOAT
-from slt_deploy.result import Diagnostics, Result, check_input, encode_step, rate_rng
+from slt_deploy.result import Diagnostics, Result, check_input, encode_step, rate_coder
 
 from ._compat import import_lava
 
@@ -157,9 +157,9 @@ def _float_layers(plan: Plan) -> list[_Layer]:
 
 def _float_inputs(ticket: Ticket, x: np.ndarray) -> np.ndarray:
     x = check_input(ticket, x)
-    rng = rate_rng(ticket)
+    coder = rate_coder(ticket, x)
     batch = x.shape[1] if ticket.encoding.kind == "spikes" else x.shape[0]
-    return np.stack([encode_step(ticket, x, t, rng, np.float32).astype(np.float64).reshape(batch, -1)
+    return np.stack([encode_step(ticket, x, t, coder, np.float32).astype(np.float64).reshape(batch, -1)
                      for t in range(ticket.timesteps)])
 
 
