@@ -117,7 +117,10 @@ def export(ticket: Ticket, path: str | os.PathLike[str], to: str = "nir", **opti
 
 def from_torch(module: Any, example_input: Any = None, timesteps: int = 8, binarize: bool = False,
                fold_bn: bool = True, **options: Any) -> Ticket:
-    """Import a PyTorch / snnTorch / SpikingJelly model (see docs/importers.md)."""
+    """Import a PyTorch / snnTorch / SpikingJelly model (see docs/importers.md).
+
+    Options include ``encoding`` (``"direct"``, ``"spikes"``, or ``"rate"`` with ``seed=S``, default 0).
+    """
     from .importers.torch import import_module
 
     return import_module(module, example_input, timesteps=timesteps, binarize=binarize, fold_bn=fold_bn, **options)

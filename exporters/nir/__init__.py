@@ -23,8 +23,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ...errors import SltError
-from ...ir.graph import Ticket
+from ...errors import SltError, SltImportError, SltValidationError
+from ...ir.graph import Encoding, Ticket, encoding_of
 from ._common import DEFAULT_DT, DEFAULT_TIMESTEPS
 
 __all__ = ["DEFAULT_DT", "DEFAULT_TIMESTEPS", "export_nir", "from_nir_graph", "import_nir", "to_nir_graph"]
@@ -60,12 +60,14 @@ def from_nir_graph(graph: Any, timesteps: int | None = None, dt: float | None = 
     return import_graph(graph, timesteps=timesteps, dt=dt, where="NIR graph")
 
 
-def import_nir(path_or_graph: Any, timesteps: int | None = None, dt: float | None = None) -> Ticket:
+def import_nir(path_or_graph: Any, timesteps: int | None = None, dt: float | None = None,
+               encoding: str | Encoding | None = None, seed: int | None = None) -> Ticket:
     """Ticket from a .nir file or a ``nir.NIRGraph``.
 
     A graph written by slt comes back exactly (``dt`` is then ignored). Other graphs are read
     with ``β = 1 − dt/τ`` where ``dt`` defaults to the graph metadata's ``dt``, else 1e-4
-    (snnTorch's); T defaults to the stored value, else 8; the input encoding is ``direct``.
+    (snnTorch's); T defaults to the stored value, else 8; the input encoding is the stored one,
+    else ``direct``, unless ``encoding`` (``"direct"``, ``"spikes"``, ``"rate"`` with ``seed``) is given.
     Any problem with the file is a one-line :class:`SltFormatError` / :class:`SltImportError`.
     """
     from ._file import read_graph
@@ -76,8 +78,15 @@ def import_nir(path_or_graph: Any, timesteps: int | None = None, dt: float | Non
     except ImportError:  # pragma: no cover - depends on the installation
         raise SltError("NIR support needs the 'nir' and 'h5py' packages: pip install 'slt-deploy[nir]'") from None
     if isinstance(path_or_graph, nir.NIRGraph):
-        return import_graph(path_or_graph, timesteps=timesteps, dt=dt, where="NIR graph")
-    if not isinstance(path_or_graph, (str, os.PathLike)):
+        ticket = import_graph(path_or_graph, timesteps=timesteps, dt=dt, where="NIR graph")
+    elif isinstance(path_or_graph, (str, os.PathLike)):
+        graph = read_graph(path_or_graph)
+        ticket = import_graph(graph, timesteps=timesteps, dt=dt, where=os.fspath(path_or_graph))
+    else:
         raise SltError(f"import_nir takes a path or a nir.NIRGraph, got {type(path_or_graph).__name__}")
-    graph = read_graph(path_or_graph)
-    return import_graph(graph, timesteps=timesteps, dt=dt, where=os.fspath(path_or_graph))
+    if encoding is None and seed is None:
+        return ticket
+    try:
+        return ticket.with_encoding(encoding_of(encoding or ticket.encoding.kind, seed, keep=ticket.encoding))
+    except SltValidationError as exc:
+        raise SltImportError(str(exc)) from None

@@ -28,6 +28,8 @@ def inspect(
         "file_bytes": path.stat().st_size,
         "timesteps": ticket.timesteps,
         "encoding": ticket.encoding.kind,
+        "seed": ticket.encoding.seed,
+        "rate_code": ticket.encoding.code,
         "input_shape": list(ticket.input_shape),
         "output_shape": list(ticket.output_shape),
         "nodes": [{"name": n.name, "kind": n.kind, "shape": list(ticket.shapes[n.name])} for n in ticket.nodes],
@@ -37,7 +39,9 @@ def inspect(
         emit_json(summary)
         return
     console.print(f"[bold]{path}[/]: {summary['file_bytes']:,} bytes, T={ticket.timesteps}, "
-                  f"{ticket.encoding.kind} input {tuple(ticket.input_shape)} -> {tuple(ticket.output_shape)}")
+                  f"{ticket.encoding.kind} input {tuple(ticket.input_shape)} -> {tuple(ticket.output_shape)}"
+                  + (f", rate code {ticket.encoding.code} seed {ticket.encoding.seed}"
+                     if ticket.encoding.kind == "rate" else ""))
     rows = table("layer", "kind", "shape", "density", "encoding", "bytes", "bits/syn", "H(p)+p", "x fp32", "x bound")
     for row in layers:
         rows.add_row(

@@ -20,7 +20,12 @@ def pack(
     binarize: bool = typer.Option(False, help="Binarize kept weights: sign x alpha (alpha = mean |w| per channel)."),
     timesteps: int | None = typer.Option(None, "-T", "--timesteps", help="Time steps per inference (default 8)."),
     input_shape: str | None = typer.Option(None, help="Per-sample input shape, e.g. '64' or '1,28,28'."),
-    encoding: str = typer.Option("direct", help="Input encoding: direct, rate or spikes."),
+    encoding: str | None = typer.Option(
+        None, help="Input encoding: direct (default for model imports), rate or spikes; for a .slt/.nir it "
+        "replaces the stored one."),
+    seed: int | None = typer.Option(
+        None, help="Seed of --encoding rate, an integer in [0, 2^64) (default: the stored seed, else 0); with a "
+        "rate .slt alone it re-keys it with the current rate code."),
     trust_pickle: bool = typer.Option(
         False, help="Allow checkpoints that are whole pickled modules (runs code from the file!)."
     ),
@@ -28,12 +33,15 @@ def pack(
 ) -> None:
     """Pack a trained ticket into the compact .slt format."""
     from .. import api
+    from ..ir.graph import encoding_of
 
     suffix = source.suffix.lower()
     if suffix in (".slt", ".nir"):
         ticket = api.load_any(source)
         if timesteps is not None or binarize:
             raise SltError("re-packing a .slt keeps its ticket as is; --timesteps/--binarize apply to model imports")
+        if encoding is not None or seed is not None:
+            ticket = ticket.with_encoding(encoding_of(encoding or ticket.encoding.kind, seed, keep=ticket.encoding))
     elif suffix in (".pt", ".pth", ".ckpt", ".bin") or arch:
         from ..importers.torch import build_from_arch, load_checkpoint
 
@@ -48,16 +56,18 @@ def pack(
             module, masks = checkpoint.module, checkpoint.masks
         shape = parse_shape(input_shape) if input_shape else None
         ticket = api.from_torch(module, None, timesteps=timesteps or 8, binarize=binarize, masks=masks,
-                                input_shape=shape, encoding=encoding)
+                                input_shape=shape, encoding=encoding_of(encoding or "direct", seed))
     else:
         raise SltError(
             f"{source}: unknown source type '{suffix}'; give a .slt or .nir file, or a PyTorch checkpoint with --arch"
         )
     api.save(ticket, output)
+    enc = ticket.encoding
     summary = {"output": str(output), "bytes": output.stat().st_size, "nodes": len(ticket.nodes),
-               "timesteps": ticket.timesteps}
+               "timesteps": ticket.timesteps, "encoding": enc.kind, "seed": enc.seed, "rate_code": enc.code}
     if as_json:
         emit_json(summary)
     else:
+        rate = f", rate code {enc.code} seed {enc.seed}" if enc.kind == "rate" else ""
         console.print(f"wrote [bold]{output}[/] ({summary['bytes']:,} bytes, {len(ticket.nodes)} nodes, "
-                      f"T={ticket.timesteps})")
+                      f"T={ticket.timesteps}, {enc.kind} input{rate})")

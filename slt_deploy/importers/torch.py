@@ -29,7 +29,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import SltImportError, SltValidationError
-from ..ir.graph import Encoding, Ticket
+from ..ir.graph import Encoding, Ticket, encoding_of
 from ..ir.nodes import Shape
 from ._convert import _Converter, _Options
 from ._trace import _first_line, _trace, _Tracer
@@ -41,20 +41,23 @@ _ARCH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 def import_module(module: Any, example_input: Any = None, timesteps: int = 8, binarize: bool = False,
                   fold_bn: bool = True, masks: Mapping[str, Any] | None = None,
                   alpha: float | Mapping[str, Any] | None = None, encoding: str | Encoding = "direct",
-                  input_shape: Shape | None = None, allow_reassociation: bool = False) -> Ticket:
+                  input_shape: Shape | None = None, allow_reassociation: bool = False,
+                  seed: int | None = None) -> Ticket:
     """Import one time step of ``module`` as a ticket run for ``timesteps`` steps.
 
     ``example_input`` (or ``input_shape``) gives the per-step input ``(batch, *features)``.
     ``masks`` maps a weight name (``"fc1.weight"``) or module path (``"fc1"``) to a keep
     mask; ``alpha`` is one binary scale for every layer, or such a mapping to a scale or
     per-output-channel scales. ``allow_reassociation`` imports snnTorch RLeaky although
-    its op order differs from the IR (see docs/importers.md). Raises
+    its op order differs from the IR (see docs/importers.md). ``encoding``: ``"direct"``,
+    ``"rate"`` (with ``seed``, default 0: slt_deploy.ratecode) or ``"spikes"``, or an
+    :class:`Encoding`. Raises
     :class:`SltImportError` / :class:`SltUnsupportedError` naming the module.
     """
     if not isinstance(module, nn.Module):
         raise SltImportError(f"expected a torch.nn.Module, got {type(module).__name__}")
     shape = _input_shape(example_input, input_shape)
-    enc = encoding if isinstance(encoding, Encoding) else _encoding(encoding)
+    enc = _encoding(encoding, seed)
     if _Tracer().is_leaf_module(module, ""):
         module = nn.Sequential(module)  # a bare layer or neuron: trace it as a one-layer network
     graph = _trace(module)
@@ -217,9 +220,9 @@ def _input_shape(example: Any, given: Shape | None) -> Shape:
     return shape
 
 
-def _encoding(kind: str) -> Encoding:
+def _encoding(kind: str | Encoding, seed: int | None) -> Encoding:
     try:
-        return Encoding(kind)
+        return encoding_of(kind, seed)
     except SltValidationError as exc:
         raise SltImportError(str(exc)) from None
 

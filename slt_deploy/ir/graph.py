@@ -80,6 +80,26 @@ class Encoding:
             raise SltValidationError(f"unknown rate code {self.code!r}; this version knows {', '.join(RATE_CODES)}")
 
 
+def encoding_of(kind: str | Encoding, seed: int | None = None, keep: Encoding | None = None) -> Encoding:
+    """The Encoding a user asked for by name (``"direct"``, ``"rate"``, ``"spikes"``) or as an Encoding.
+
+    A rate encoding's seed is ``seed``, else the seed of ``keep`` when that is a rate encoding too
+    (re-keying a stored ticket), else 0; the code is always the current one. A seed with any other
+    encoding is refused (the message names the CLI flags; the API keywords are ``encoding``/``seed``).
+    """
+    if isinstance(kind, Encoding):
+        if seed is not None and seed != kind.seed:
+            raise SltValidationError("give the rate seed either in the Encoding or as --seed, not both")
+        return kind
+    if kind != "rate":
+        if seed is not None:
+            raise SltValidationError(f"--seed applies to --encoding rate, not to {kind!r}")
+        return Encoding(kind)
+    if seed is None:
+        seed = keep.seed if keep is not None and keep.kind == "rate" else 0
+    return Encoding("rate", seed)
+
+
 @dataclass(frozen=True, eq=False)
 class Ticket:
     """A validated spiking network: nodes, edges, time steps T and the input encoding.
@@ -108,6 +128,10 @@ class Ticket:
         order, shapes = _validate(self.nodes, self.edges)
         object.__setattr__(self, "order", order)
         object.__setattr__(self, "shapes", shapes)
+
+    def with_encoding(self, encoding: Encoding) -> Ticket:
+        """The same network (nodes, edges, T, metadata) fed by another input encoding."""
+        return Ticket(self.nodes, self.edges, self.timesteps, encoding, self.metadata)
 
     # ----------------------------------------------------------------- lookups
     def node(self, name: str) -> Node:
