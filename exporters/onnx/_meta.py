@@ -70,13 +70,18 @@ def model_digest(model: Any) -> str:
 
 
 def metadata(ticket: Ticket, records: list[dict[str, Any]]) -> dict[str, str]:
-    """The ``slt_deploy.*`` metadata entries of the model of ``ticket`` (all but the digest)."""
+    """The ``slt_deploy.*`` metadata entries of the model of ``ticket`` (all but the digest).
+
+    A rate-coded ticket also names its rate code (``slt_deploy.rate_code``); a rate model without
+    one was written before codes were named and reads as the retired ``pcg64-batch/0``.
+    """
+    rate_code = {META["rate_code"]: ticket.encoding.code} if ticket.encoding.kind == "rate" else {}
     return {
         META["format"]: FORMAT_TAG,
         META["timesteps"]: str(ticket.timesteps),
         META["encoding"]: ticket.encoding.kind,
         META["seed"]: "" if ticket.encoding.seed is None else str(int(ticket.encoding.seed)),
-        META["rate_code"]: ticket.encoding.code or "",
+        **rate_code,
         META["input_shape"]: json.dumps(list(ticket.input_shape)),
         META["output_shape"]: json.dumps(list(ticket.output_shape)),
         META["input_node"]: ticket.input.name,
