@@ -33,6 +33,7 @@ RESULTS := benchmarks/results
 bench: bootstrap
 	$(PY) benchmarks/runtime.py --json $(RESULTS)/runtime.json --markdown $(RESULTS)/runtime.md
 	$(PY) benchmarks/c_export.py --json $(RESULTS)/c_export.json --markdown $(RESULTS)/c_export.md
+	$(PY) benchmarks/rate_encoding.py --json $(RESULTS)/rate_encoding.json --markdown $(RESULTS)/rate_encoding.md
 	$(PY) benchmarks/search.py --out $(RESULTS)
 	$(PY) benchmarks/search_scaling.py --out $(RESULTS)
 

@@ -83,6 +83,9 @@ def export_netx(ticket: Ticket, path: str | os.PathLike[str], allow_approximate:
         f.attrs["slt_deploy"] = FORMAT_TAG
         f.attrs["timesteps"] = ticket.timesteps
         f.attrs["input_encoding"] = ticket.encoding.kind
+        if ticket.encoding.kind == "rate":  # what the caller must feed: slt_deploy.ratecode.spikes(encoding, x, T)
+            f.attrs["input_rate_code"] = ticket.encoding.code
+            f.attrs["input_rate_seed"] = str(ticket.encoding.seed)
         f.attrs["input_frac_bits"] = fixed.input_frac_bits
         group = f.create_group("layer")
         _write_layer(group.create_group("0"), {"type": "input", "shape": np.array(fixed.plan.input_shape)})

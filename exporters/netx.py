@@ -39,7 +39,7 @@ import numpy as np
 
 from slt_deploy.errors import SltFormatError, SltImportError
 from slt_deploy.fixed_point import LOIHI2
-from slt_deploy.ir.graph import Edge, Encoding, Ticket
+from slt_deploy.ir.graph import Edge, Ticket, encoding_of
 from slt_deploy.ir.neurons import LIF
 from slt_deploy.ir.nodes import Add, Conv2d, Flatten, Input, Linear, Node, Output
 from slt_deploy.ir.weights import FloatWeights
@@ -285,13 +285,15 @@ class _Reader:
         return out
 
 
-def import_netx(path: str | os.PathLike[str], timesteps: int | None = None, encoding: str = "spikes") -> Ticket:
+def import_netx(path: str | os.PathLike[str], timesteps: int | None = None, encoding: str = "spikes",
+                seed: int | None = None) -> Ticket:
     """A ticket computing exactly what the netx file's CUBA layers compute (in weight units).
 
     Each layer becomes Linear/Conv2d with the integer weights (float32, exact) and an LIF
     with ``β = (4096 − vDecay)/4096``, threshold ``vThMant`` and bias ``bias`` -- Loihi's
     membrane divided by 64. CUBA layers whose current persists (iDecay < 4096) have no IR
-    equivalent and are refused.
+    equivalent and are refused. ``encoding``: spikes (default), direct, or rate with ``seed``
+    (default 0; slt_deploy.ratecode).
     """
     net = read_netx(path)
     T = timesteps if timesteps is not None else net.timesteps
@@ -344,7 +346,7 @@ def import_netx(path: str | os.PathLike[str], timesteps: int | None = None, enco
         raise SltFormatError(f"netx file '{os.fspath(path)}' has no neuron layer")
     nodes.append(Output("output"))
     edges.append(Edge(prev, "output"))
-    return Ticket(tuple(nodes), tuple(edges), int(T), Encoding(encoding), {"source": "netx"})
+    return Ticket(tuple(nodes), tuple(edges), int(T), encoding_of(encoding, seed), {"source": "netx"})
 
 
 __all__ = ["HANDLERS", "NetxLayer", "NetxNetwork", "export_netx", "import_netx", "read_netx"]

@@ -464,6 +464,15 @@ def test_onnx_metadata_names_the_code(tmp_path: Path) -> None:
     assert report["input"]["rate_code"] == ratecode.RATE_CODE
 
 
+def test_netx_file_names_the_code(tmp_path: Path) -> None:
+    h5py = pytest.importorskip("h5py")
+    ticket = TICKETS["mlp"]
+    slt.export(ticket, tmp_path / "m.net", to="netx", allow_approximate=True)
+    with h5py.File(tmp_path / "m.net", "r") as f:
+        assert f.attrs["input_encoding"] == "rate"
+        assert f.attrs["input_rate_code"] == ratecode.RATE_CODE and f.attrs["input_rate_seed"] == "7"
+
+
 # ============================================================================ API and CLI
 class _Net:
     @staticmethod
