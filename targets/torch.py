@@ -14,8 +14,8 @@ rules (docs/semantics.md):
 - Add in edge order; neuron updates as in :mod:`slt_deploy.ir.neurons`, one torch op per
   floating-point operation (no fused multiply-add), so every rounding matches.
 
-Rate-coded input uses the documented numpy generator (``Generator(PCG64(seed))``), so the
-input spikes are the reference's. torch is imported lazily: this module is only loaded by
+Rate-coded input uses the rate code of :mod:`slt_deploy.ratecode` (numpy, then moved to the
+device), so the input spikes are the reference's. torch is imported lazily: this module is only loaded by
 ``slt_deploy.run(..., target=...)`` with this target.
 """
 
@@ -129,8 +129,8 @@ def run(ticket: Ticket, x: np.ndarray, dtype: Any = "float32", device: Any = "cp
 
 # ------------------------------------------------------------------ one step function per node kind
 def _input(node: Input, r: _Run) -> Step:
-    # The reference's own encoder (float64 -> working dtype, rate draws from the documented
-    # numpy generator), then moved to the device unchanged.
+    # The reference's own encoder (float64 -> working dtype; rate spikes from slt_deploy.ratecode),
+    # then moved to the device unchanged.
     def step(ins: list[Any], t: int) -> Any:
         return r.torch.from_numpy(np.ascontiguousarray(encode_step(r.ticket, r.x, t, r.coder, r.npdtype))).to(r.device)
 
