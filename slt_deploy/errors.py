@@ -36,5 +36,9 @@ class SltEnergyError(SltError, ValueError):
     """The energy model cannot be applied as asked (unknown convention, mismatched dense model)."""
 
 
+class SltWarning(UserWarning):
+    """Something a user should know that does not stop the work (the CLI prints it as one line)."""
+
+
 class SltProfileError(SltEnergyError):
     """An energy profile is unknown, unreadable, or has a missing, negative or non-finite constant."""

@@ -22,7 +22,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -598,6 +600,69 @@ def test_snntorch_exporter_drops_the_subtract_reset(tmp_path: Path) -> None:
     x = spikes((T, 4, 6), 8, p=0.9)
     got = simulate(with_encoding(ticket, Encoding("spikes")), x).layers[ticket.neuron_layers()[0].name]
     assert not np.array_equal(got, _run_snntorch(model, x)["1"])
+
+
+def test_spike_trained_snntorch_model_through_nir_pack_and_run(tmp_path: Path) -> None:
+    # snnTorch -> export_to_nir -> `slt pack m.nir --encoding spikes -T 12` -> `slt run`: every output spike
+    need_snntorch()
+    import torch.nn as nn
+    from typer.testing import CliRunner
+
+    from slt_deploy.cli import app
+
+    model = _dyadic_(nn.Sequential(nn.Linear(10, 12), _leaky((12,), 0.75, 0.25), nn.Linear(12, 4),
+                                   _leaky((4,), 0.875, 0.125, output=True)), 3)
+    _export_snntorch(model, (10,), tmp_path / "m.nir")
+    runner = CliRunner()
+    packed = runner.invoke(app, ["pack", str(tmp_path / "m.nir"), "--encoding", "spikes", "-T", "12",
+                                 "-o", str(tmp_path / "m.slt"), "--json"])
+    assert packed.exit_code == 0, packed.output
+    info = json.loads(packed.stdout)
+    assert info["timesteps"] == 12 and info["encoding"] == "spikes"
+    x = spikes((12, 5, 10), 9, p=0.6)
+    np.save(tmp_path / "x.npy", x)
+    ran = runner.invoke(app, ["run", str(tmp_path / "m.slt"), "--input", str(tmp_path / "x.npy"),
+                              "-o", str(tmp_path / "y.npz"), "--json"])
+    assert ran.exit_code == 0, ran.output
+    want = _run_snntorch(model, x)
+    last = [n for n in want if n != "1"][0]  # the output Leaky
+    with np.load(tmp_path / "y.npz") as y:
+        assert np.array_equal(y["spikes"], want[last]) and 0 < want[last].sum() < want[last].size
+
+
+def test_pack_takes_t_encoding_and_dt_for_nir_and_refuses_what_does_not_apply(tmp_path: Path, good: Path) -> None:
+    from typer.testing import CliRunner
+
+    from slt_deploy.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "o.slt"
+    ok = runner.invoke(app, ["pack", str(good), "-T", "5", "--encoding", "spikes", "-o", str(out), "--json"])
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.stdout)["timesteps"] == 5 and slt.load(out).encoding.kind == "spikes"
+    for args, message in ((["-T", "0"], "-T/--timesteps must be an integer in [1"),
+                          (["--binarize"], "--binarize does not apply to a NIR graph"),
+                          (["--input-shape", "4"], "--input-shape does not apply to a NIR graph")):
+        res = runner.invoke(app, ["pack", str(good), *args, "-o", str(out)])
+        assert res.exit_code == 2 and message in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.output
+    res = runner.invoke(app, ["pack", str(out), "--dt", "0.001", "-o", str(tmp_path / "p.slt")])
+    assert res.exit_code == 2 and "--dt does not apply to a .slt file" in res.stderr
+
+
+def test_foreign_graphs_with_lif_warn_that_exporters_may_have_lost_the_reset(tmp_path: Path) -> None:
+    need_snntorch()
+    import torch.nn as nn
+
+    from slt_deploy.errors import SltWarning
+
+    model = _dyadic_(nn.Sequential(nn.Linear(6, 5), _leaky((5,), 0.75, 0.25)), 2)
+    _export_snntorch(model, (6,), tmp_path / "s.nir")
+    with pytest.warns(SltWarning, match="export_to_nir writes a Leaky with its default subtract reset"):
+        import_nir(tmp_path / "s.nir", timesteps=T)
+    export_nir(mlp("binary", timesteps=3), tmp_path / "own.nir")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SltWarning)
+        import_nir(tmp_path / "own.nir")  # slt's own graphs state the reset exactly: no warning
 
 
 # ====================================================================== bad files

@@ -21,9 +21,10 @@ docs/targets-nir.md has the mapping table and how snnTorch reads these files.
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
-from ...errors import SltError, SltImportError, SltValidationError
+from ...errors import SltError, SltImportError, SltValidationError, SltWarning
 from ...ir.graph import Encoding, Ticket, encoding_of
 from ._common import DEFAULT_DT, DEFAULT_TIMESTEPS
 
@@ -60,6 +61,21 @@ def from_nir_graph(graph: Any, timesteps: int | None = None, dt: float | None = 
     return import_graph(graph, timesteps=timesteps, dt=dt, where="NIR graph")
 
 
+def _warn_lost_reset(ticket: Ticket) -> None:
+    """A graph from another tool states a zero reset for every nir.LIF; snnTorch's exporter writes its
+    (default) subtract-reset Leaky that way too, so say so once: the import is exact to the file, the
+    file may not be to the model it came from."""
+    from ...ir.neurons import LIF
+
+    if ticket.metadata.get("source") != "nir" or not any(isinstance(n, LIF) for n in ticket.nodes):
+        return
+    warnings.warn(
+        "this NIR graph states a zero reset for its LIF layers (NIR's LIF resets v to v_reset); snnTorch's "
+        "export_to_nir writes a Leaky with its default subtract reset the same way, so if the model used the "
+        "subtract reset the file (and this ticket) fire differently from it; see docs/importers.md",
+        SltWarning, stacklevel=3)
+
+
 def import_nir(path_or_graph: Any, timesteps: int | None = None, dt: float | None = None,
                encoding: str | Encoding | None = None, seed: int | None = None) -> Ticket:
     """Ticket from a .nir file or a ``nir.NIRGraph``.
@@ -84,6 +100,7 @@ def import_nir(path_or_graph: Any, timesteps: int | None = None, dt: float | Non
         ticket = import_graph(graph, timesteps=timesteps, dt=dt, where=os.fspath(path_or_graph))
     else:
         raise SltError(f"import_nir takes a path or a nir.NIRGraph, got {type(path_or_graph).__name__}")
+    _warn_lost_reset(ticket)
     if encoding is None and seed is None:
         return ticket
     try:

@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     from typer.exceptions import TyperException
 
     os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
+    _one_line_warnings()
     try:
         code = app(args=argv, prog_name="slt", standalone_mode=False)
     except typer.Abort:
@@ -64,6 +65,23 @@ def main(argv: list[str] | None = None) -> None:
               f"(see '{where} --help')", file=sys.stderr)
         sys.exit(getattr(exc, "exit_code", 2))
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _one_line_warnings() -> None:
+    """:class:`~slt_deploy.errors.SltWarning` prints as ``slt: warning: ...`` (one line, no source line)."""
+    import warnings
+
+    from ..errors import SltWarning
+
+    default = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> None:
+        if issubclass(category, SltWarning):
+            print(f"slt: warning: {message}", file=sys.stderr)
+        else:
+            default(message, category, *args, **kwargs)  # type: ignore[arg-type]
+
+    warnings.showwarning = show
 
 
 __all__ = ["app", "console", "emit_json", "load_npy", "main", "user_errors"]

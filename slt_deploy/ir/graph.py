@@ -133,6 +133,10 @@ class Ticket:
         """The same network (nodes, edges, T, metadata) fed by another input encoding."""
         return Ticket(self.nodes, self.edges, self.timesteps, encoding, self.metadata)
 
+    def with_timesteps(self, timesteps: int) -> Ticket:
+        """The same network run for another number of time steps T."""
+        return Ticket(self.nodes, self.edges, timesteps, self.encoding, self.metadata)
+
     # ----------------------------------------------------------------- lookups
     def node(self, name: str) -> Node:
         for n in self.nodes:
