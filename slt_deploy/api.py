@@ -121,6 +121,16 @@ def from_torch(module: Any, example_input: Any = None, timesteps: int = 8, binar
 
     Options include ``encoding`` (``"direct"``, ``"spikes"``, or ``"rate"`` with ``seed=S``, default 0).
     """
+    import difflib
+    import inspect
+
+    from .errors import SltImportError
     from .importers.torch import import_module
 
+    known = [p for p in inspect.signature(import_module).parameters if p not in ("module", "example_input")]
+    for key in options:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise SltImportError(f"from_torch has no option {key!r}{hint} (options: {', '.join(known)})")
     return import_module(module, example_input, timesteps=timesteps, binarize=binarize, fold_bn=fold_bn, **options)

@@ -258,3 +258,27 @@ def test_demo_feeds_digits_in_the_tickets_input_shape() -> None:
     assert _shaped_for(small_ticket(), np.zeros((5, 16))).shape == (5, 16)
     with pytest.raises(SltError, match="--ticket"):
         _shaped_for(conv, np.zeros((5, 16)))
+
+
+def test_redirected_output_is_never_cut(ticket_file: Path, tmp_path: Path) -> None:
+    # stdout to a file (not a terminal): tables print at their natural width, nothing ends in '…'
+    x = tmp_path / "x.npy"
+    np.save(x, np.random.default_rng(0).random((3, 16)).astype(np.float32))
+    long_name = tmp_path / ("a_very_long_folder_name_" * 4)
+    long_name.mkdir()
+    deep = long_name / "ticket_with_a_long_name.slt"
+    deep.write_bytes(ticket_file.read_bytes())
+    commands = [["inspect", str(deep)], ["run", str(deep), "--input", str(x), "--target", "cpu"],
+                ["verify", str(deep), "--input", str(x), "--targets", "reference,cpu,fixed-reference"],
+                ["energy", str(deep), "--input", str(x)], ["bench", str(deep), "--input", str(x), "--repeats", "2"],
+                ["export", str(deep), "--to", "onnx", "-o", str(tmp_path / "t.onnx")]]
+    for args in commands:
+        out = tmp_path / "out.txt"
+        with open(out, "w") as fh:
+            proc = subprocess.run([sys.executable, "-m", "slt_deploy.cli", *args], stdout=fh, stderr=subprocess.PIPE,
+                                  text=True, env={**__import__("os").environ, "COLUMNS": "60"})
+        text = out.read_text()
+        assert proc.returncode in (0, 1), (args, proc.stderr)
+        assert "…" not in text, (args, [ln for ln in text.splitlines() if "…" in ln][:3])
+        named = {"inspect": str(deep), "export": str(tmp_path / "t.onnx")}.get(args[0])
+        assert named is None or named in text, (args, text[:400])  # a path the command prints is printed whole

@@ -185,6 +185,12 @@ class _Converter:
         if node.op == "call_method":
             return self._method(node)
         if node.op == "get_attr":
+            owner = str(node.target).rpartition(".")[0]
+            if snn_import.owns(self.modules.get(owner)) or sj_import.owns(self.modules.get(owner)):
+                raise SltUnsupportedError(
+                    f"forward reads the neuron state '{node.target}' directly: this looks like a model that runs its "
+                    "own time loop (init_leaky() and mem passed in, as in the snnTorch tutorials); slt imports one "
+                    "time step: write forward() for one step with the neurons built with init_hidden=True")
             raise SltUnsupportedError(f"forward reads tensor '{node.target}' directly; only module calls are imported")
         raise SltUnsupportedError(f"unsupported graph operation {node.op} at '{node.name}'")
 

@@ -31,6 +31,7 @@ import torch.nn as nn
 from ..errors import SltImportError, SltValidationError
 from ..ir.graph import Encoding, Ticket, encoding_of
 from ..ir.nodes import Shape
+from ..ir.transforms import store_binary_where_exact
 from ._convert import _Converter, _Options
 from ._trace import _first_line, _trace, _Tracer
 
@@ -64,9 +65,34 @@ def import_module(module: Any, example_input: Any = None, timesteps: int = 8, bi
     scales = _named(alpha, "alpha") if isinstance(alpha, Mapping) else ({} if alpha is None else {"": alpha})
     options = _Options(bool(binarize), bool(fold_bn), _named(masks, "masks"), scales, bool(allow_reassociation))
     try:
-        return _Converter(module, options).run(graph, shape, timesteps, enc)
+        ticket = _Converter(module, options).run(graph, shape, timesteps, enc)
     except SltValidationError as exc:  # an IR constructor refused a converted value
+        _hint_spike_train_example(module, example_input, input_shape, exc)
         raise SltImportError(f"cannot import {type(module).__name__}: {exc}") from None
+    except SltImportError as exc:
+        _hint_spike_train_example(module, example_input, input_shape, exc)
+        raise
+    if binarize:
+        return ticket
+    ticket, binary = store_binary_where_exact(ticket)  # already-binary float weights: 1 bit, same spikes
+    if binary:
+        meta = dict(ticket.metadata, stored_binary=",".join(binary))
+        ticket = Ticket(ticket.nodes, ticket.edges, ticket.timesteps, ticket.encoding, meta)
+    return ticket
+
+
+def _hint_spike_train_example(module: nn.Module, example: Any, given: Shape | None, exc: Exception) -> None:
+    """An example input of a whole spike train ``(T, batch, *features)`` fails on its shape: say so."""
+    if given is not None or example is None or len(getattr(example, "shape", ())) < 3:
+        return
+    try:
+        one_step = _input_shape(example[0], None)
+        _Converter(module, _Options(False, True, {}, {}, False)).run(_trace(module), one_step, 1, Encoding("direct"))
+    except Exception:  # noqa: BLE001 - the hint applies only when one step of the example converts
+        return
+    raise SltImportError(f"example_input has shape {tuple(example.shape)}, a whole spike train (T, batch, *features)? "
+                         f"slt imports one time step: give example_input[0] (shape {tuple(example.shape[1:])}) and "
+                         f"encoding=\"spikes\" ({exc})") from None
 
 
 @dataclass
