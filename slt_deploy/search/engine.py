@@ -78,7 +78,12 @@ def run_search(config: SearchConfig, out: str | os.PathLike[str], *, log_path: s
     try:
         search = _Search(config, Path(out), log_path, console, resume, keep_checkpoints, on_round, dataset, world,
                          amp, workers, check_samples)
-        return search.run()
+        result = search.run()
+        if own:
+            # the other ranks wait for rank 0's export, then all leave the group together: a rank tearing
+            # gloo down while its peer is still connected can abort at exit (SIGABRT, seen after restarts)
+            world.barrier()
+        return result
     finally:
         if own:
             world.close()
