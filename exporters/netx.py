@@ -111,7 +111,7 @@ def _read(f: Any, name: str, size: int, h5py: Any) -> NetxNetwork:
     if reader.string(f"{first}/type") != "input":
         raise SltFormatError(f"netx file '{name}': {first}/type must be 'input' (slt writes the input layer)")
     input_shape = reader.shape(f"{first}/shape")
-    layers = []
+    layers: list[NetxLayer] = []
     current = input_shape
     flat_next = False
     for i in range(1, len(keys)):
@@ -128,51 +128,12 @@ def _read(f: Any, name: str, size: int, h5py: Any) -> NetxNetwork:
         shape = reader.shape(f"{base}/shape")
         layer = NetxLayer(i, kind, shape, neuron=reader.neuron(f"{base}/neuron"))
         if kind == "conv":
-            if len(shape) != 3 or len(current) != 3:
-                raise SltFormatError(f"netx file '{name}': {base}/shape must be (C, H, W) after a (C, H, W) layer, "
-                                     f"got {shape} after {current}")
-            w = reader.integers(f"{base}/weight", ndim=4)
-            layer.stride = reader.pair(f"{base}/stride", 1)
-            layer.padding = reader.pair(f"{base}/padding", 0)
-            layer.dilation = reader.pair(f"{base}/dilation", 1)
-            layer.groups = reader.scalar_int(f"{base}/groups", 1)
-            if w.shape[0] != shape[0] or current[0] % layer.groups or w.shape[0] % layer.groups \
-                    or w.shape[1] * layer.groups != current[0]:
-                raise SltFormatError(f"netx file '{name}': {base}/weight has shape {w.shape}, which does not map "
-                                     f"{current} to {shape} with groups={layer.groups}")
-            try:
-                out = Conv2d("c", FloatWeights(w != 0, w.astype(np.float32)), stride=layer.stride,
-                             padding=layer.padding, dilation=layer.dilation, groups=layer.groups).out_shape([current])
-            except Exception as exc:  # noqa: BLE001 - a validation error of the geometry
-                raise SltFormatError(f"netx file '{name}': {base} geometry is invalid: {exc}") from None
-            if tuple(out) != shape:
-                raise SltFormatError(f"netx file '{name}': {base}/shape is {shape}, but the convolution of {current} "
-                                     f"gives {tuple(out)}")
-            layer.weight = w
+            _read_conv(reader, base, layer, current)
         else:
-            n = int(np.prod(shape))
-            m = int(np.prod(current))
-            w = reader.integers(f"{base}/weight")
-            if w.ndim == 1 and w.size == n * m:
-                w = w.reshape(n, m)
-            if w.shape != (n, m):
-                raise SltFormatError(f"netx file '{name}': {base}/weight has shape {w.shape}, expected ({n}, {m})")
-            layer.weight = w
-            if kind == "dense_rec":
-                wr = reader.integers(f"{base}/weight_rec")
-                if wr.shape != (n, n):
-                    raise SltFormatError(f"netx file '{name}': {base}/weight_rec has shape {wr.shape}, "
-                                         f"expected ({n}, {n})")
-                layer.weight_rec = wr
+            _read_dense(reader, base, layer, current)
             if len(current) == 3 and not flat_next and layers and layers[-1].type == "conv":
                 raise SltFormatError(f"netx file '{name}': {base} is dense after a conv layer without a flatten layer")
-        if f"{base}/bias" in reader.f:
-            b = reader.integers(f"{base}/bias")
-            channels = shape[0] if kind == "conv" else None
-            if b.size != int(np.prod(shape)) and not (channels is not None and b.size == channels):
-                raise SltFormatError(f"netx file '{name}': {base}/bias has {b.size} values for a layer of shape "
-                                     f"{shape}")
-            layer.bias = b
+        _read_bias(reader, base, layer)
         layers.append(layer)
         current = shape
         flat_next = False
@@ -183,6 +144,62 @@ def _read(f: Any, name: str, size: int, h5py: Any) -> NetxNetwork:
     if "timesteps" in attrs:
         timesteps = int(attrs["timesteps"])
     return NetxNetwork(input_shape, layers, timesteps, attrs)
+
+
+def _read_conv(reader: _Reader, base: str, layer: NetxLayer, current: tuple[int, ...]) -> None:
+    """A conv layer's weight (O, I/groups, kH, kW) and geometry, checked to map ``current`` to its shape."""
+    name, shape = reader.name, layer.shape
+    if len(shape) != 3 or len(current) != 3:
+        raise SltFormatError(f"netx file '{name}': {base}/shape must be (C, H, W) after a (C, H, W) layer, "
+                             f"got {shape} after {current}")
+    w = reader.integers(f"{base}/weight", ndim=4)
+    layer.stride = reader.pair(f"{base}/stride", 1)
+    layer.padding = reader.pair(f"{base}/padding", 0)
+    layer.dilation = reader.pair(f"{base}/dilation", 1)
+    layer.groups = reader.scalar_int(f"{base}/groups", 1)
+    if w.shape[0] != shape[0] or current[0] % layer.groups or w.shape[0] % layer.groups \
+            or w.shape[1] * layer.groups != current[0]:
+        raise SltFormatError(f"netx file '{name}': {base}/weight has shape {w.shape}, which does not map "
+                             f"{current} to {shape} with groups={layer.groups}")
+    try:
+        out = Conv2d("c", FloatWeights(w != 0, w.astype(np.float32)), stride=layer.stride,
+                     padding=layer.padding, dilation=layer.dilation, groups=layer.groups).out_shape([current])
+    except Exception as exc:  # noqa: BLE001 - a validation error of the geometry
+        raise SltFormatError(f"netx file '{name}': {base} geometry is invalid: {exc}") from None
+    if tuple(out) != shape:
+        raise SltFormatError(f"netx file '{name}': {base}/shape is {shape}, but the convolution of {current} "
+                             f"gives {tuple(out)}")
+    layer.weight = w
+
+
+def _read_dense(reader: _Reader, base: str, layer: NetxLayer, current: tuple[int, ...]) -> None:
+    """A dense layer's weight (n, m) and, for ``dense_rec``, its recurrent weight (n, n)."""
+    name = reader.name
+    n = int(np.prod(layer.shape))
+    m = int(np.prod(current))
+    w = reader.integers(f"{base}/weight")
+    if w.ndim == 1 and w.size == n * m:
+        w = w.reshape(n, m)
+    if w.shape != (n, m):
+        raise SltFormatError(f"netx file '{name}': {base}/weight has shape {w.shape}, expected ({n}, {m})")
+    layer.weight = w
+    if layer.type == "dense_rec":
+        wr = reader.integers(f"{base}/weight_rec")
+        if wr.shape != (n, n):
+            raise SltFormatError(f"netx file '{name}': {base}/weight_rec has shape {wr.shape}, expected ({n}, {n})")
+        layer.weight_rec = wr
+
+
+def _read_bias(reader: _Reader, base: str, layer: NetxLayer) -> None:
+    """The optional bias: one per neuron, or one per channel of a conv layer."""
+    if f"{base}/bias" not in reader.f:
+        return
+    b = reader.integers(f"{base}/bias")
+    channels = layer.shape[0] if layer.type == "conv" else None
+    if b.size != int(np.prod(layer.shape)) and not (channels is not None and b.size == channels):
+        raise SltFormatError(f"netx file '{reader.name}': {base}/bias has {b.size} values for a layer of shape "
+                             f"{layer.shape}")
+    layer.bias = b
 
 
 class _Reader:

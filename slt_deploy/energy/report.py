@@ -206,39 +206,11 @@ class EnergyReport:
     # ------------------------------------------------------------------ renderings
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data, schema ``slt-energy/2`` (docs/energy.md lists every key)."""
-        c, b = self.counts, self.counts.samples
+        c = self.counts
         primary = self.convention
         inc = primary.includes
-        ticket_e = self.energies[primary.name][self.ticket.key]
         views = [cv.name for cv in self.views]
-        layers = []
-        for s in c.synapses:
-            nbytes, encoding = self.packed[s.name]
-            layers.append({
-                "name": s.name, "label": layer_label(self.graph, s.name), "kind": s.kind, "source": s.source,
-                "weight_kind": s.weight_kind, "encoding": encoding, "weight_bytes": nbytes, "synapses": s.synapses,
-                "kept": s.kept, "density": s.kept / s.synapses if s.synapses else 0.0, "dense_macs": s.dense_macs,
-                "dense_ops": s.dense_ops, "kept_macs": s.kept_macs, "first_layer": s.first,
-                "spike_fed": s.spike_fed, "effective_ac": s.ac / b, "effective_mac": s.mac / b,
-                "dense_effective_ops": (s.dense_ac + s.dense_mac) / b,
-                "ann_effective_ac": self.ann.layer_ops(s.name)[0], "ann_effective_mac": self.ann.layer_ops(s.name)[1],
-                "ann_measured": s.name not in self.ann.assumed and self.ann.measured,
-                "per_step": {
-                    "effective_ac": (s.ac_t / b).tolist(), "effective_mac": (s.mac_t / b).tolist(),
-                    "input_rate": s.input_rate().tolist(), "binary_fraction": (s.binary_t / b).tolist(),
-                },
-                "energy_pj": _components(ticket_e[s.name], inc),
-                "energy_pj_by_view": {v: self.energies[v][self.ticket.key][s.name].total(self.view(v).includes)
-                                      for v in views},
-            })
-        neurons = [{
-            "name": n.name, "label": layer_label(self.graph, n.name), "kind": n.kind, "neurons": n.neurons,
-            "updates": n.neurons * c.timesteps, "active_updates": n.active / b, "spikes": n.spikes / b,
-            "per_step": {"spike_rate": n.spike_rate().tolist()},
-            "energy_pj": _components(ticket_e[n.name], inc),
-        } for n in c.neurons]
         zero_op = [{"name": r.name, "label": r.label, "kind": r.kind} for r in self.layer_rows() if r.zero_op]
-        t = self.ticket
         a = self.ann
         ops = ticket_ops(c)
         ann_ac, ann_mac = a.per_sample()
@@ -248,21 +220,9 @@ class EnergyReport:
             "convention": _conv_dict(primary),
             "views": [_conv_dict(cv) for cv in self.views],
             "profile": self.profile.to_dict(),
-            "per_inference": {
-                "effective_ac": t.ac, "effective_mac": t.mac, "effective_ops": t.ac + t.mac,
-                "dense_macs": sum(s.dense_macs for s in c.synapses),
-                "dense_ops": sum(s.dense_ops for s in c.synapses),
-                "neuron_updates": sum(n.neurons for n in c.neurons) * c.timesteps,
-                "active_neuron_updates": sum(n.active for n in t.neurons),
-                "spikes": sum(n.spikes for n in t.neurons),
-                "spike_rate": c.spike_rate(),
-                "weight_bytes_read": t.weight_bytes_at(self.profile.state_bits) * t.passes,
-                "membrane_accesses": 2 * sum(n.neurons for n in c.neurons) * c.timesteps,
-                "energy_pj": self.total(),
-                "energy_pj_by_view": {v: self.total(convention=v) for v in views},
-            },
-            "layers": layers,
-            "neurons": neurons,
+            "per_inference": self._per_inference_dict(views),
+            "layers": self._layers_dict(views),
+            "neurons": self._neurons_dict(),
             "zero_op_layers": zero_op,
             "ann": {
                 "measured": a.measured, "source": a.source, "hidden_relu_sparsity": a.sparsity,
@@ -294,6 +254,62 @@ class EnergyReport:
                 "ann_ops": {"effective_ac": series(ann_ac), "effective_mac": series(ann_mac)},
             },
         }
+
+    def _per_inference_dict(self, views: list[str]) -> dict[str, Any]:
+        """``per_inference``: the ticket's mean operation counts and energy per sample."""
+        c, t = self.counts, self.ticket
+        return {
+            "effective_ac": t.ac, "effective_mac": t.mac, "effective_ops": t.ac + t.mac,
+            "dense_macs": sum(s.dense_macs for s in c.synapses),
+            "dense_ops": sum(s.dense_ops for s in c.synapses),
+            "neuron_updates": sum(n.neurons for n in c.neurons) * c.timesteps,
+            "active_neuron_updates": sum(n.active for n in t.neurons),
+            "spikes": sum(n.spikes for n in t.neurons),
+            "spike_rate": c.spike_rate(),
+            "weight_bytes_read": t.weight_bytes_at(self.profile.state_bits) * t.passes,
+            "membrane_accesses": 2 * sum(n.neurons for n in c.neurons) * c.timesteps,
+            "energy_pj": self.total(),
+            "energy_pj_by_view": {v: self.total(convention=v) for v in views},
+        }
+
+    def _layers_dict(self, views: list[str]) -> list[dict[str, Any]]:
+        """``layers``: one entry per synaptic layer (counts, density, per-step series, energy)."""
+        b = self.counts.samples
+        inc = self.convention.includes
+        ticket_e = self.energies[self.convention.name][self.ticket.key]
+        layers = []
+        for s in self.counts.synapses:
+            nbytes, encoding = self.packed[s.name]
+            ann_ac, ann_mac = self.ann.layer_ops(s.name)
+            layers.append({
+                "name": s.name, "label": layer_label(self.graph, s.name), "kind": s.kind, "source": s.source,
+                "weight_kind": s.weight_kind, "encoding": encoding, "weight_bytes": nbytes, "synapses": s.synapses,
+                "kept": s.kept, "density": s.kept / s.synapses if s.synapses else 0.0, "dense_macs": s.dense_macs,
+                "dense_ops": s.dense_ops, "kept_macs": s.kept_macs, "first_layer": s.first,
+                "spike_fed": s.spike_fed, "effective_ac": s.ac / b, "effective_mac": s.mac / b,
+                "dense_effective_ops": (s.dense_ac + s.dense_mac) / b,
+                "ann_effective_ac": ann_ac, "ann_effective_mac": ann_mac,
+                "ann_measured": s.name not in self.ann.assumed and self.ann.measured,
+                "per_step": {
+                    "effective_ac": (s.ac_t / b).tolist(), "effective_mac": (s.mac_t / b).tolist(),
+                    "input_rate": s.input_rate().tolist(), "binary_fraction": (s.binary_t / b).tolist(),
+                },
+                "energy_pj": _components(ticket_e[s.name], inc),
+                "energy_pj_by_view": {v: self.energies[v][self.ticket.key][s.name].total(self.view(v).includes)
+                                      for v in views},
+            })
+        return layers
+
+    def _neurons_dict(self) -> list[dict[str, Any]]:
+        """``neurons``: one entry per neuron layer (updates, spikes, per-step rate, energy)."""
+        c, b = self.counts, self.counts.samples
+        ticket_e = self.energies[self.convention.name][self.ticket.key]
+        return [{
+            "name": n.name, "label": layer_label(self.graph, n.name), "kind": n.kind, "neurons": n.neurons,
+            "updates": n.neurons * c.timesteps, "active_updates": n.active / b, "spikes": n.spikes / b,
+            "per_step": {"spike_rate": n.spike_rate().tolist()},
+            "energy_pj": _components(ticket_e[n.name], self.convention.includes),
+        } for n in c.neurons]
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)

@@ -15,15 +15,22 @@ VARIANT_HEAD = {"ann-dense": "ANN dense", "ann": "ANN eff", "dense-snn": "dense 
 
 def print_report(report: Any, console: Any = None) -> None:
     """Headline, views, per-layer table, networks in both views, break-even rates, spread, per-profile totals."""
-    from rich import box
     from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
 
     console = console or Console()
+    _print_headline(report, console)
+    _print_layers(report, console)
+    _print_networks(report, console)
+    _print_breakeven(report, console)
+    _print_spread(report, console)
+    _print_profiles(report, console)
+
+
+def _print_headline(report: Any, console: Any) -> None:
+    from rich.markup import escape
+
     conv, prof, info, t = report.convention, report.profile, report.ticket_info, report.ticket
     views = [c.name for c in report.views]
-    inc = conv.includes
     say = console.print
     say(f"[bold]energy[/] of {escape(str(info['name']))}: T={info['timesteps']}, {info['encoding']} input, mean over "
         f"{info['samples']} inputs; profile [bold]{escape(prof.name)}[/], primary convention [bold]{conv.name}[/]")
@@ -35,6 +42,14 @@ def print_report(report: Any, console: Any = None) -> None:
     say(f"  [bold]headline[/]: {escape(report.headline(views[0]))}; {escape(report.headline(views[1]))}")
     say(f"  it rests on this: {escape(report.assumption())}")
 
+
+def _print_layers(report: Any, console: Any) -> None:
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    conv = report.convention
+    inc = conv.includes
     excluded = [c for c in COMPONENTS if c not in inc]
     table = Table("layer", "weights", "ACs", "MACs", "rate", *(SHORT[c] + ("*" if c in excluded else "")
                                                               for c in COMPONENTS), "E total",
@@ -46,11 +61,20 @@ def print_report(report: Any, console: Any = None) -> None:
                       "" if r.mac is None else fmt_count(r.mac), r.rate,
                       *(fmt_energy(getattr(r.energy, c)) for c in COMPONENTS), fmt_energy(r.energy.total(inc)),
                       style=style)
-    say(table)
+    console.print(table)
     if excluded:
-        say(f"  * computed, not in the {conv.name} total; rate: nonzero inputs (in) or spikes (out) per value and "
-            "step; dim rows do no operations")
+        console.print(f"  * computed, not in the {conv.name} total; rate: nonzero inputs (in) or spikes (out) per "
+                      "value and step; dim rows do no operations")
 
+
+def _print_networks(report: Any, console: Any) -> None:
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    prof = report.profile
+    views = [c.name for c in report.views]
+    say = console.print
     vt = Table("network", "ACs", "MACs", "weight B", *(h for cv in views for h in (f"E {cv}", "vs ticket")),
                box=box.SIMPLE_HEAD, title=f"networks compared ({prof.name}): compute-only and memory-aware views",
                title_justify="left")
@@ -70,6 +94,12 @@ def print_report(report: Any, console: Any = None) -> None:
             if s.baseline in ("ann", "ann-dense", "dense-snn"):
                 say(f"    [{cv}] {escape(s.formula)}")
 
+
+def _print_breakeven(report: Any, console: Any) -> None:
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
     profiles = list(next(iter(report.breakeven.values())))
     bt = Table("view", "baseline", *profiles, box=box.SIMPLE_HEAD,
                title=f"break-even mean spike rate r* (the ticket saves below it; measured "
@@ -77,21 +107,33 @@ def print_report(report: Any, console: Any = None) -> None:
     for cv, per_profile in report.breakeven.items():
         for key in next(iter(per_profile.values())):
             bt.add_row(cv, key, *(escape(per_profile[p][key].short()) for p in profiles))
-    say(bt)
-    say(f"  {LEGEND}")
+    console.print(bt)
+    console.print(f"  {LEGEND}")
+
+
+def _print_spread(report: Any, console: Any) -> None:
+    from rich import box
+    from rich.table import Table
 
     st = Table("per input", "mean", "median", "p5", "p95", box=box.SIMPLE_HEAD, title="spread over inputs",
                title_justify="left")
     for k, v in report.spread().items():
         fmt = fmt_energy if k.startswith("energy") else (lambda n: fmt_count(round(n, 1)))
         st.add_row(k, *(fmt(v[q]) for q in ("mean", "median", "p5", "p95")))
-    say(st)
+    console.print(st)
 
-    for cv in views:
+
+def _print_profiles(report: Any, console: Any) -> None:
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    t = report.ticket
+    for cv in [c.name for c in report.views]:
         pt = Table("profile", *(VARIANT_HEAD.get(v.key, v.key) for v in report.variants), "vs ANN eff",
                    box=box.SIMPLE_HEAD, title=f"energy per inference under each profile ({cv})", title_justify="left")
         for name, totals in report.by_profile[cv].items():
             mine = totals[t.key]
             pt.add_row(escape(name), *(fmt_energy(totals[v.key]) for v in report.variants),
                        fmt_ratio(totals["ann"] / mine) if mine > 0 else "-")
-        say(pt)
+        console.print(pt)

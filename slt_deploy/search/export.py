@@ -61,29 +61,48 @@ def finish(search: Any) -> SearchResult:
     """Rank 0: export the ticket, check it on the reference simulator, write the log; the other ranks return."""
     if not search.world.main:
         return SearchResult(None, search.out, search.log_path, {}, search.model, dict(search.masks or {}))
-    cfg = search.cfg
-    T = cfg.timesteps
-    binary = cfg.binary
     t0 = time.perf_counter()
-    final = materialize(search.model, search.masks, binary)
-    torch_acc = search.trainer.accuracy(final, search.x_test, search.y_test, T, shard=False)
+    final, ticket, masks, torch_acc = _export_ticket(search)
+    correct = reference_correct(search, ticket)
+    log = _search_log(search, ticket, masks, torch_acc, correct, time.perf_counter() - t0)
+    atomic_write_bytes(search.log_path, (json.dumps(log, indent=2) + "\n").encode())
+    _tidy_checkpoints(search)
+    dense = log["dense_accuracy"]
+    search.say(f"   ticket: {log['ticket']['sparsity']:.1%} sparse, accuracy {correct / search.check_samples:.4f} "
+             f"on the reference simulator ({correct}/{search.check_samples}"
+             + ("" if search.check_samples == len(search.y_test) else f" of {len(search.y_test)} test samples")
+             + f"; torch {torch_acc:.4f}); dense " + ("-" if dense is None else f"{dense:.4f}"))
+    search.say(f"   wrote [bold]{search.out}[/] ({log['ticket']['file_bytes']:,} bytes) and {search.log_path}; search "
+             f"time {log['seconds']['search']:.1f} s")
+    return SearchResult(ticket, search.out, search.log_path, log, final, masks)
+
+
+def _export_ticket(search: Any) -> tuple[Any, Any, dict[str, Any], float]:
+    """The trained, masked model packed to ``search.out`` and read back: (model, ticket, masks, torch accuracy)."""
+    cfg = search.cfg
+    final = materialize(search.model, search.masks, cfg.binary)
+    torch_acc = search.trainer.accuracy(final, search.x_test, search.y_test, cfg.timesteps, shard=False)
     final = final.cpu()
     first = np.asarray(search.x_test[:1])
     example = torch.from_numpy(np.ascontiguousarray(first[:, 0] if cfg.encoding == "spikes" else first))
     masks = {k: v.cpu() for k, v in (search.masks or {}).items()}
     with torch.no_grad():
-        ticket = api.from_torch(final, example, timesteps=T, binarize=binary, masks=masks or None,
+        ticket = api.from_torch(final, example, timesteps=cfg.timesteps, binarize=cfg.binary, masks=masks or None,
                                 encoding=cfg.encoding)
     api.save(ticket, search.out)
-    ticket = api.load(search.out)
-    correct = reference_correct(search, ticket)
-    export_seconds = time.perf_counter() - t0
-    rounds = search.state["rounds"]
-    ticket_rounds = [r for r in rounds if r["stage"] != "binary"]
+    return final, api.load(search.out), masks, torch_acc
+
+
+def _search_log(search: Any, ticket: Any, masks: dict[str, Any], torch_acc: float, correct: int,
+                export_seconds: float) -> dict[str, Any]:
+    """The JSON log (schema ``LOG_SCHEMA``): config, data, rounds, the ticket's figures, timings, versions."""
     from ..format import layer_report
 
+    cfg = search.cfg
+    rounds = search.state["rounds"]
+    ticket_rounds = [r for r in rounds if r["stage"] != "binary"]
     trained = [r["throughput"] for r in rounds if r["throughput"]["samples_per_s"] is not None]
-    log = {
+    return {
         "schema": LOG_SCHEMA,
         "config": cfg.to_dict(),
         "data": {"name": search.data.name, "train": len(search.x_train), "test": len(search.x_test),
@@ -91,7 +110,7 @@ def finish(search: Any) -> SearchResult:
                  "sha256": search.data.sha256 or None, "split_seed": cfg.split_seed,
                  **({"class_names": list(search.data.class_names)} if search.data.class_names else {})},
         "method": cfg.method,
-        "timesteps": T,
+        "timesteps": cfg.timesteps,
         "search_timesteps": search.state["search_timesteps"],
         "target_sparsity": cfg.sparsity_goal,
         "dense_accuracy": search.state["dense_accuracy"],
@@ -100,7 +119,7 @@ def finish(search: Any) -> SearchResult:
         "eb": search.state.get("eb"),
         **search.method.log(search),
         "ticket": {
-            "path": str(search.out), "file_bytes": search.out.stat().st_size, "binary": binary,
+            "path": str(search.out), "file_bytes": search.out.stat().st_size, "binary": cfg.binary,
             "sparsity": sparsity(search.masks, search.model), "weights": search.total,
             "kept_weights": int(sum(int(m.sum()) for m in masks.values())) if masks else search.total,
             "full_precision_accuracy": ticket_rounds[-1]["test_accuracy"] if ticket_rounds else None,
@@ -126,21 +145,17 @@ def finish(search: Any) -> SearchResult:
         "torch_threads": torch.get_num_threads(),
         "versions": _versions(),
     }
-    atomic_write_bytes(search.log_path, (json.dumps(log, indent=2) + "\n").encode())
-    if not search.keep:
-        last_prune = [r["round"] for r in rounds if r["stage"] == "prune"]
-        if last_prune and search.method.extendable:
-            ckpt.keep_for_extension(search.folder, last_prune[-1])  # so --resume --rounds N can grow the ladder
-        else:
-            ckpt.remove(search.folder)
-    dense = log["dense_accuracy"]
-    search.say(f"   ticket: {log['ticket']['sparsity']:.1%} sparse, accuracy {correct / search.check_samples:.4f} "
-             f"on the reference simulator ({correct}/{search.check_samples}"
-             + ("" if search.check_samples == len(search.y_test) else f" of {len(search.y_test)} test samples")
-             + f"; torch {torch_acc:.4f}); dense " + ("-" if dense is None else f"{dense:.4f}"))
-    search.say(f"   wrote [bold]{search.out}[/] ({log['ticket']['file_bytes']:,} bytes) and {search.log_path}; search "
-             f"time {log['seconds']['search']:.1f} s")
-    return SearchResult(ticket, search.out, search.log_path, log, final, masks)
+
+
+def _tidy_checkpoints(search: Any) -> None:
+    """Remove OUT.search/ after success, unless kept (--keep-checkpoints) or needed to extend the rounds."""
+    if search.keep:
+        return
+    last_prune = [r["round"] for r in search.state["rounds"] if r["stage"] == "prune"]
+    if last_prune and search.method.extendable:
+        ckpt.keep_for_extension(search.folder, last_prune[-1])  # so --resume --rounds N can grow the ladder
+    else:
+        ckpt.remove(search.folder)
 
 
 def _median(values: list[float]) -> float | None:

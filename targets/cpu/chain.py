@@ -95,62 +95,18 @@ class ChainProgram:
         for name in names[1:]:
             op = rt.ops.get(name)
             if isinstance(op, SynapseOp):
-                if op.conv or op.kind == "float32":
-                    return None
-                plan = op._plans.get(spikes_in)
-                if plan is None or (rows and not spikes_in):
+                if rows and not spikes_in:
                     return None  # only the first synapse layer may see analog input
-                fn, store, takes_spikes = plan
-                row = [0] * _W
-                row[1], row[2] = op.o, op.k
-                row[7], row[8] = arrays.add(op.scale), arrays.add(op.bias)
-                row[15] = 1 if op.bias is not None else 0
-                row[12] = 1 if spikes_in else 0  # input rows are spikes (gather converts them)
-                if isinstance(store, CscStore):
-                    row[3] = arrays.add(store.colptr)
-                    if store.codes is None:
-                        row[4] = arrays.add(store.negstart)
-                        row[11] = store.max_lane
-                        row[0] = EV_BIN if takes_spikes else EV_ANALOG
-                        row[13] = 0  # not coded
-                    else:
-                        row[6] = arrays.add(store.codes)
-                        row[0] = EV_CODED if takes_spikes else EV_ANALOG
-                        row[13] = 1  # coded
-                    if store.rowidx.dtype == np.uint16:
-                        row[5], row[14] = arrays.add(store.rowidx), 0
-                    else:
-                        row[5], row[14] = arrays.add(store.rowidx), 1
-                elif isinstance(store, PlaneStore):
-                    row[3] = arrays.add(store.neg)
-                    row[4] = arrays.add(store.mask)
-                    row[10] = store.neg.shape[1]
-                    row[0] = POPCOUNT if takes_spikes else GATHER_PLANES
-                elif isinstance(store, CsrStore):
-                    row[0] = GATHER_CODED
-                    row[3] = arrays.add(store.rowptr)
-                    row[5] = arrays.add(store.colidx)
-                    row[6] = arrays.add(store.codes)
-                else:
+                row = _synapse_row(op, spikes_in, arrays)
+                if row is None:
                     return None
-                # integer-lattice certificate for the analog first layer
-                row[9] = int(round(op.w_max_all)) if not spikes_in else 0
                 rows.append(row)
                 spikes_in = False
             elif isinstance(op, NeuronOp):
-                p = op.params
-                row = [0] * _W
-                row[0] = LI_OP if p.li else LIF_OP
-                row[1] = op.n
-                row[3], row[4] = arrays.add(p.beta), arrays.add(p.threshold)
-                row[5], row[6] = arrays.add(p.bias), arrays.add(p.reset_amount)
-                row[9] = arrays.add(p.tau)
-                row[13], row[14] = p.charge, p.reset
-                row[15] = 1 if p.bias is not None else 0
-                rows.append(row)
-                spikes_in = not p.li
-                last_neuron_li = p.li
-                if not p.li:
+                rows.append(_neuron_row(op, arrays))
+                spikes_in = not op.params.li
+                last_neuron_li = op.params.li
+                if not op.params.li:
                     lif_names.append(name)
         if not rows or last_neuron_li is None or rows[-1][0] not in (LIF_OP, LI_OP):
             return None  # the output must come straight from a neuron layer
@@ -180,6 +136,62 @@ class ChainProgram:
         return out.reshape(T, b, *self.out_shape), counts
 
 
+def _synapse_row(op: SynapseOp, spikes_in: bool, arrays: _Arrays) -> list[int] | None:
+    """The program row of a linear synapse layer, or None if its store has no chain kernel."""
+    if op.conv or op.kind == "float32":
+        return None
+    plan = op._plans.get(spikes_in)
+    if plan is None:
+        return None
+    _fn, store, takes_spikes = plan
+    row = [0] * _W
+    row[1], row[2] = op.o, op.k
+    row[7], row[8] = arrays.add(op.scale), arrays.add(op.bias)
+    row[15] = 1 if op.bias is not None else 0
+    row[12] = 1 if spikes_in else 0  # input rows are spikes (gather converts them)
+    if isinstance(store, CscStore):
+        row[3] = arrays.add(store.colptr)
+        if store.codes is None:
+            row[4] = arrays.add(store.negstart)
+            row[11] = store.max_lane
+            row[0] = EV_BIN if takes_spikes else EV_ANALOG
+            row[13] = 0  # not coded
+        else:
+            row[6] = arrays.add(store.codes)
+            row[0] = EV_CODED if takes_spikes else EV_ANALOG
+            row[13] = 1  # coded
+        row[5], row[14] = arrays.add(store.rowidx), 0 if store.rowidx.dtype == np.uint16 else 1
+    elif isinstance(store, PlaneStore):
+        row[3] = arrays.add(store.neg)
+        row[4] = arrays.add(store.mask)
+        row[10] = store.neg.shape[1]
+        row[0] = POPCOUNT if takes_spikes else GATHER_PLANES
+    elif isinstance(store, CsrStore):
+        row[0] = GATHER_CODED
+        row[3] = arrays.add(store.rowptr)
+        row[5] = arrays.add(store.colidx)
+        row[6] = arrays.add(store.codes)
+    else:
+        return None
+    # integer-lattice certificate for the analog first layer
+    row[9] = int(round(op.w_max_all)) if not spikes_in else 0
+    return row
+
+
+def _neuron_row(op: NeuronOp, arrays: _Arrays) -> list[int]:
+    """The program row of a LIF or LI layer."""
+    p = op.params
+    row = [0] * _W
+    row[0] = LI_OP if p.li else LIF_OP
+    row[1] = op.n
+    row[3], row[4] = arrays.add(p.beta), arrays.add(p.threshold)
+    row[5], row[6] = arrays.add(p.bias), arrays.add(p.reset_amount)
+    row[9] = arrays.add(p.tau)
+    row[13], row[14] = p.charge, p.reset
+    row[15] = 1 if p.bias is not None else 0
+    return row
+
+
 _NO_F64 = np.zeros((1, 1), np.float64)
 _NO_U8 = np.zeros((1, 1), np.uint8)
 _NO_U8_3 = np.zeros((1, 1, 1), np.uint8)
@@ -198,15 +210,9 @@ def _run_chain(prog, buf, lanes, xa, xs, T, B, out_f, out_s, counts):
     cur = np.zeros((1, 1), np.float32)
     cur_rows = 1  # steps held by ``cur``: 1 (static) or T
     lif_i = 0
-    empty_u64 = np.zeros((1, 1), np.uint64)
     for i in range(n_ops):
         op = prog[i, 0]
-        O = prog[i, 1]
-        K = prog[i, 2]
         if op <= GATHER_CODED:
-            scale = buf[prog[i, 7]].view(np.float32)
-            bias = buf[prog[i, 8]].view(np.float32)
-            has_bias = prog[i, 15] == 1
             if op == EV_ANALOG or op == GATHER_PLANES or op == GATHER_CODED:
                 if prog[i, 12] == 1:  # gather over spike rows: exact integer sums in float64
                     x = spk.astype(np.float64)
@@ -214,80 +220,13 @@ def _run_chain(prog, buf, lanes, xa, xs, T, B, out_f, out_s, counts):
                     x = xa
                     if not kn._rows_certified(x, float(prog[i, 9]), 0):
                         return 1
-                rows = x.shape[0]
-                out = np.empty((rows, O), np.float32)
-                if op == EV_ANALOG:
-                    acc = np.zeros(O, np.float64)
-                    colptr = buf[prog[i, 3]].view(np.int64)
-                    negstart = buf[prog[i, 4]].view(np.int64)
-                    codes = buf[prog[i, 6]].view(np.int8)
-                    if prog[i, 14] == 0:
-                        kn._lin_event_analog(x, colptr, negstart, buf[prog[i, 5]].view(np.uint16), codes,
-                                             prog[i, 13] == 1, acc, scale, True, bias, has_bias, out)
-                    else:
-                        kn._lin_event_analog(x, colptr, negstart, buf[prog[i, 5]].view(np.int32), codes,
-                                             prog[i, 13] == 1, acc, scale, True, bias, has_bias, out)
-                elif op == GATHER_PLANES:
-                    W = prog[i, 10]
-                    xt = np.ascontiguousarray(x.T)
-                    neg = buf[prog[i, 3]].view(np.uint64).reshape((O, W))
-                    if prog[i, 4] > 0:
-                        mask = buf[prog[i, 4]].view(np.uint64).reshape((O, W))
-                        kn._lin_gather_planes(xt, neg, mask, True, scale, True, bias, has_bias, out)
-                    elif rows <= kn._FEW_ROWS:
-                        kn._lin_gather_planes_rows(x, neg, empty_u64, False, scale, True, bias, has_bias, out)
-                    else:
-                        kn._lin_gather_planes(xt, neg, empty_u64, False, scale, True, bias, has_bias, out)
-                else:
-                    xt = np.ascontiguousarray(x.T)
-                    kn._lin_gather_coded(xt, buf[prog[i, 3]].view(np.int64), buf[prog[i, 5]].view(np.int32),
-                                         buf[prog[i, 6]].view(np.int8), scale, True, bias, has_bias, out)
-                cur = out
-                cur_rows = rows // B
+                cur = _gather_layer(prog[i], buf, x)
+                cur_rows = x.shape[0] // B
             else:
-                R = spk.shape[0]
-                xw = np.empty((R, (K + 63) // 64), np.uint64)
-                kn._pack(spk, xw)
-                out = np.empty((R, O), np.float32)
-                if op == POPCOUNT:
-                    W = prog[i, 10]
-                    neg = buf[prog[i, 3]].view(np.uint64).reshape((O, W))
-                    if prog[i, 4] > 0:
-                        mask = buf[prog[i, 4]].view(np.uint64).reshape((O, W))
-                        kn._lin_popcount(xw, neg, mask, True, scale, True, bias, has_bias, out)
-                    else:
-                        kn._lin_popcount(xw, neg, empty_u64, False, scale, True, bias, has_bias, out)
-                elif op == EV_BIN:
-                    colptr = buf[prog[i, 3]].view(np.int64)
-                    negstart = buf[prog[i, 4]].view(np.int64)
-                    steps = R // B
-                    if steps > 1 and prog[i, 11] <= 255:
-                        if prog[i, 14] == 0:
-                            kn._lin_event_binary_steps(xw, steps, colptr, negstart, buf[prog[i, 5]].view(np.uint16),
-                                                       lanes, scale, True, bias, has_bias, out)
-                        else:
-                            kn._lin_event_binary_steps(xw, steps, colptr, negstart, buf[prog[i, 5]].view(np.int32),
-                                                       lanes, scale, True, bias, has_bias, out)
-                    elif prog[i, 14] == 0:
-                        kn._lin_event_binary(xw, colptr, negstart, buf[prog[i, 5]].view(np.uint16), scale, True,
-                                             bias, has_bias, out)
-                    else:
-                        kn._lin_event_binary(xw, colptr, negstart, buf[prog[i, 5]].view(np.int32), scale, True,
-                                             bias, has_bias, out)
-                else:
-                    acc = np.zeros(O, np.int64)
-                    colptr = buf[prog[i, 3]].view(np.int64)
-                    codes = buf[prog[i, 6]].view(np.int8)
-                    if prog[i, 14] == 0:
-                        kn._lin_event_coded(xw, colptr, buf[prog[i, 5]].view(np.uint16), codes, acc, scale, True,
-                                            bias, has_bias, out)
-                    else:
-                        kn._lin_event_coded(xw, colptr, buf[prog[i, 5]].view(np.int32), codes, acc, scale, True,
-                                            bias, has_bias, out)
-                cur = out
-                cur_rows = R // B
+                cur = _spike_layer(prog[i], buf, lanes, spk, B)
+                cur_rows = spk.shape[0] // B
         else:
-            N = O
+            N = prog[i, 1]
             cur3 = cur.reshape((cur_rows, B, N))
             v = np.zeros((B, N), np.float32)
             s = np.zeros((B, N), np.float32)
@@ -311,3 +250,91 @@ def _run_chain(prog, buf, lanes, xa, xs, T, B, out_f, out_s, counts):
                 counts[lif_i, :] = c
                 lif_i += 1
     return 0
+
+
+@njit(cache=True, nogil=True)
+def _gather_layer(row, buf, x):
+    """A synapse layer over float64 input rows ``x`` (analog values or spikes as 0/1): float32 currents."""
+    op, O = row[0], row[1]
+    scale = buf[row[7]].view(np.float32)
+    bias = buf[row[8]].view(np.float32)
+    has_bias = row[15] == 1
+    rows = x.shape[0]
+    out = np.empty((rows, O), np.float32)
+    empty_u64 = np.zeros((1, 1), np.uint64)
+    if op == EV_ANALOG:
+        acc = np.zeros(O, np.float64)
+        colptr = buf[row[3]].view(np.int64)
+        negstart = buf[row[4]].view(np.int64)
+        codes = buf[row[6]].view(np.int8)
+        if row[14] == 0:
+            kn._lin_event_analog(x, colptr, negstart, buf[row[5]].view(np.uint16), codes,
+                                 row[13] == 1, acc, scale, True, bias, has_bias, out)
+        else:
+            kn._lin_event_analog(x, colptr, negstart, buf[row[5]].view(np.int32), codes,
+                                 row[13] == 1, acc, scale, True, bias, has_bias, out)
+    elif op == GATHER_PLANES:
+        W = row[10]
+        xt = np.ascontiguousarray(x.T)
+        neg = buf[row[3]].view(np.uint64).reshape((O, W))
+        if row[4] > 0:
+            mask = buf[row[4]].view(np.uint64).reshape((O, W))
+            kn._lin_gather_planes(xt, neg, mask, True, scale, True, bias, has_bias, out)
+        elif rows <= kn._FEW_ROWS:
+            kn._lin_gather_planes_rows(x, neg, empty_u64, False, scale, True, bias, has_bias, out)
+        else:
+            kn._lin_gather_planes(xt, neg, empty_u64, False, scale, True, bias, has_bias, out)
+    else:
+        xt = np.ascontiguousarray(x.T)
+        kn._lin_gather_coded(xt, buf[row[3]].view(np.int64), buf[row[5]].view(np.int32),
+                             buf[row[6]].view(np.int8), scale, True, bias, has_bias, out)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _spike_layer(row, buf, lanes, spk, B):
+    """A synapse layer over uint8 spike rows ``spk`` (bit-packed here): popcount or event kernels."""
+    op, O, K = row[0], row[1], row[2]
+    scale = buf[row[7]].view(np.float32)
+    bias = buf[row[8]].view(np.float32)
+    has_bias = row[15] == 1
+    R = spk.shape[0]
+    xw = np.empty((R, (K + 63) // 64), np.uint64)
+    kn._pack(spk, xw)
+    out = np.empty((R, O), np.float32)
+    if op == POPCOUNT:
+        W = row[10]
+        neg = buf[row[3]].view(np.uint64).reshape((O, W))
+        if row[4] > 0:
+            mask = buf[row[4]].view(np.uint64).reshape((O, W))
+            kn._lin_popcount(xw, neg, mask, True, scale, True, bias, has_bias, out)
+        else:
+            kn._lin_popcount(xw, neg, np.zeros((1, 1), np.uint64), False, scale, True, bias, has_bias, out)
+    elif op == EV_BIN:
+        colptr = buf[row[3]].view(np.int64)
+        negstart = buf[row[4]].view(np.int64)
+        steps = R // B
+        if steps > 1 and row[11] <= 255:
+            if row[14] == 0:
+                kn._lin_event_binary_steps(xw, steps, colptr, negstart, buf[row[5]].view(np.uint16),
+                                           lanes, scale, True, bias, has_bias, out)
+            else:
+                kn._lin_event_binary_steps(xw, steps, colptr, negstart, buf[row[5]].view(np.int32),
+                                           lanes, scale, True, bias, has_bias, out)
+        elif row[14] == 0:
+            kn._lin_event_binary(xw, colptr, negstart, buf[row[5]].view(np.uint16), scale, True,
+                                 bias, has_bias, out)
+        else:
+            kn._lin_event_binary(xw, colptr, negstart, buf[row[5]].view(np.int32), scale, True,
+                                 bias, has_bias, out)
+    else:
+        acc = np.zeros(O, np.int64)
+        colptr = buf[row[3]].view(np.int64)
+        codes = buf[row[6]].view(np.int8)
+        if row[14] == 0:
+            kn._lin_event_coded(xw, colptr, buf[row[5]].view(np.uint16), codes, acc, scale, True,
+                                bias, has_bias, out)
+        else:
+            kn._lin_event_coded(xw, colptr, buf[row[5]].view(np.int32), codes, acc, scale, True,
+                                bias, has_bias, out)
+    return out
