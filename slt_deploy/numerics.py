@@ -73,10 +73,11 @@ class NeuronConstants:
                    tau=None if li else opt(node.tau), bias=opt(node.bias), zero=zero)
 
 
-def neuron_step(ops: ArrayOps, c: NeuronConstants, v: Any, s: Any, u: Any) -> tuple[Any, Any]:
+def neuron_step(ops: ArrayOps, c: NeuronConstants, v: Any, s: Any, u: Any, rec: Any = None) -> tuple[Any, Any]:
     """One step of one neuron layer: ``(v, s)`` is the state (membrane, last spikes), ``u`` the input
-    current in the working precision. Returns the new ``(v, s)``; the layer's output is ``s``
-    (spikes) or, for an LI readout, ``v``. One array operation per floating-point operation."""
+    current in the working precision, ``rec`` a recurrent LIF's (RLIF) second input, added after the
+    leak. Returns the new ``(v, s)``; the layer's output is ``s`` (spikes) or, for an LI readout,
+    ``v``. One array operation per floating-point operation."""
     current = u if c.bias is None else u + c.bias
     if c.charge == "leaky":
         v = c.beta * v + current
@@ -84,10 +85,14 @@ def neuron_step(ops: ArrayOps, c: NeuronConstants, v: Any, s: Any, u: Any) -> tu
         v = v + (current - v) / c.tau
     else:  # leaky_tau
         v = (v - v / c.tau) + current
+    if rec is not None:
+        v = v + rec
     if c.li:
         return v, s
     if c.reset == "subtract_delayed":
         v = v - c.reset_amount * s
+    elif c.reset == "zero_delayed":
+        v = ops.where(s > 0, c.zero, v)
     s = ops.cast(v > c.threshold, v)
     if c.reset == "zero":
         v = ops.where(s > 0, c.zero, v)

@@ -27,7 +27,7 @@ from . import exact
 from .dispatch import HandlerTable
 from .errors import SltInputError
 from .ir.graph import Ticket
-from .ir.neurons import LI, LIF
+from .ir.neurons import LI, LIF, RLIF
 from .ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, Output, SumPool2d
 from .numerics import (
     NUMPY,
@@ -101,14 +101,15 @@ def _input(node: Input, run: _Run) -> Step:
     return lambda ins, t: encode_step(run.ticket, run.x, t, run.coder, run.dtype)
 
 
-def _neuron(node: LIF | LI, run: _Run) -> Step:
+def _neuron(node: LIF | RLIF | LI, run: _Run) -> Step:
     """Membrane state of one layer; each step applies :func:`slt_deploy.numerics.neuron_step`."""
     dtype = run.dtype
     consts = NeuronConstants.of(node, lambda a: a.astype(dtype), dtype(0))
     state = {"v": np.zeros((run.batch, *node.shape), dtype), "s": np.zeros((run.batch, *node.shape), dtype)}
 
     def step(ins: list[np.ndarray], t: int) -> np.ndarray:
-        v, s = neuron_step(NUMPY, consts, state["v"], state["s"], ins[0].astype(dtype))
+        rec = ins[1].astype(dtype) if len(ins) > 1 else None  # RLIF: recurrent current after the leak
+        v, s = neuron_step(NUMPY, consts, state["v"], state["s"], ins[0].astype(dtype), rec)
         state["v"], state["s"] = v, s
         return v if consts.li else s
 
@@ -192,5 +193,6 @@ def _output(node: Output, run: _Run) -> Step:
 
 HANDLERS: HandlerTable[Callable[[Any, _Run], Step]] = HandlerTable("the reference simulator", {
     Input: _input, Output: _output, Linear: _synapses, Conv2d: _synapses, SumPool2d: _window_sum,
-    AvgPool2d: _window_sum, MaxPool2d: _max_pool, Flatten: _flatten, Add: _add, LIF: _neuron, LI: _neuron,
+    AvgPool2d: _window_sum, MaxPool2d: _max_pool, Flatten: _flatten, Add: _add, LIF: _neuron,
+    RLIF: _neuron, LI: _neuron,
 })

@@ -29,7 +29,7 @@ import numpy as np
 from slt_deploy.dispatch import HandlerTable
 from slt_deploy.errors import SltError, SltInputError
 from slt_deploy.ir.graph import Ticket
-from slt_deploy.ir.neurons import LI, LIF
+from slt_deploy.ir.neurons import LI, LIF, RLIF
 from slt_deploy.ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, Output, SumPool2d
 from slt_deploy.numerics import (
     NeuronConstants,
@@ -145,7 +145,8 @@ def _neuron(node: LIF | LI, r: _Run) -> Step:
              "s": r.torch.zeros(shape, dtype=r.dtype, device=r.device)}
 
     def step(ins: list[Any], t: int) -> Any:
-        v, s = neuron_step(r.ops, consts, state["v"], state["s"], ins[0].to(r.dtype))
+        rec = ins[1].to(r.dtype) if len(ins) > 1 else None  # RLIF: recurrent current after the leak
+        v, s = neuron_step(r.ops, consts, state["v"], state["s"], ins[0].to(r.dtype), rec)
         state["v"], state["s"] = v, s
         return v if consts.li else s
 
@@ -211,5 +212,6 @@ def _output(node: Output, r: _Run) -> Step:
 
 HANDLERS: HandlerTable[Callable[[Any, _Run], Step]] = HandlerTable("the torch target", {
     Input: _input, Output: _output, Linear: _synapses, Conv2d: _synapses, SumPool2d: _window_sum,
-    AvgPool2d: _window_sum, MaxPool2d: _max_pool, Flatten: _flatten, Add: _add, LIF: _neuron, LI: _neuron,
+    AvgPool2d: _window_sum, MaxPool2d: _max_pool, Flatten: _flatten, Add: _add, LIF: _neuron,
+    RLIF: _neuron, LI: _neuron,
 })

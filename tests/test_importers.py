@@ -307,39 +307,6 @@ def test_spikingjelly_refusals() -> None:
             import_module(nn.Sequential(nn.Linear(3, 3), neuron), input_shape=(3,))
 
 
-# =================================================================== RLeaky
-def rleaky_net(reset: str = "subtract", **kw) -> nn.Module:
-    kw = {"linear_features": 8, **kw} if kw.get("all_to_all", True) else kw
-    net = nn.Sequential(nn.Linear(6, 8), snn.RLeaky(beta=0.5, reset_mechanism=reset, init_hidden=True, **kw),
-                        nn.Linear(8, 4), leaky(beta=0.75, output=True))
-    return dyadic_(net, seed=18)
-
-
-@pytest.mark.parametrize("reset", ["subtract", "none"])
-def test_rleaky_exact_with_reassociation(reset: str) -> None:
-    net = rleaky_net(reset)
-    x = spikes((8, 6), 19)
-    with pytest.raises(SltUnsupportedError, match="allow_reassociation"):
-        import_module(net, x)
-    ticket, _ = check_exact(net, x, allow_reassociation=True)
-    recurrent = [e for e in ticket.edges if e.recurrent]
-    assert [(e.src, e.dst) for e in recurrent] == [("1", "1.recurrent")]
-    assert [e.src for e in ticket.inputs_of("1.add")] == ["0", "1.recurrent"]
-    assert "RLeaky" in ticket.metadata["approximations"]
-
-
-def test_rleaky_one_to_one_exact() -> None:
-    net = rleaky_net("subtract", all_to_all=False, V=torch.tensor([0.5, -0.25, 1.0, 0.0] * 2))
-    ticket, _ = check_exact(net, spikes((8, 6), 20), allow_reassociation=True)
-    rec = ticket.node("1.recurrent").weights
-    assert rec.mask.sum() == 6 and not np.any(rec.mask & ~np.eye(8, dtype=bool))
-
-
-def test_rleaky_zero_reset_refused() -> None:
-    with pytest.raises(SltUnsupportedError, match="zero reset"):
-        import_module(rleaky_net("zero"), input_shape=(6,), allow_reassociation=True)
-
-
 # ================================================================== residual
 class Residual(nn.Module):
     def __init__(self) -> None:

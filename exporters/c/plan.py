@@ -26,10 +26,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from slt_deploy.dispatch import HandlerTable, Refusal
+from slt_deploy.dispatch import HandlerTable, Refusal, refuse
 from slt_deploy.errors import SltUnsupportedError
 from slt_deploy.ir.graph import Ticket
-from slt_deploy.ir.neurons import LI, LIF
+from slt_deploy.ir.neurons import LI, LIF, RLIF
 from slt_deploy.ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, Output, SumPool2d
 
 from . import float_nodes as F
@@ -78,6 +78,8 @@ HANDLERS: HandlerTable[NodeRule] = HandlerTable("the C exporter (--to c)", {
     LI: NodeRule(Role.NEURON, FLOAT, F.li_code,
                  "an integer LI readout (the output only; slt_deploy.fixed_point refuses it elsewhere)"),
     Output: NodeRule(Role.OUTPUT, SAME, F.no_code, "the output layer's spikes or LI membranes"),
+    RLIF: refuse("a recurrent LIF layer (rlif: recurrent current added after the leak) is not "
+                 "supported by the C exporter yet; run it on the reference or the torch target"),
 })
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from ...dispatch import HandlerTable, refuse
 from ...errors import SltError, SltUnsupportedError
 from ...ir.graph import Ticket
-from ...ir.neurons import LI, LIF, NeuronLayer
+from ...ir.neurons import LI, LIF, RLIF, NeuronLayer
 from ...ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, Node, Output, SumPool2d
 from ._common import (
     DEFAULT_DT,
@@ -309,6 +309,8 @@ HANDLERS = HandlerTable("the NIR exporter", {
     MaxPool2d: refuse("MaxPool2d has no NIR 1.0 primitive (NIR has SumPool2d and AvgPool2d); replace it before "
                       "exporting to NIR, or export to ONNX"),
     Flatten: _export_flatten, Add: _export_add, LIF: _export_lif, LI: _export_li,
+    RLIF: refuse("a recurrent LIF layer (rlif: recurrent current added after the leak) is not "
+                 "supported by the NIR exporter yet; run it on the reference or the torch target"),
 })
 
 

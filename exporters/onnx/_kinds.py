@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ...dispatch import HandlerTable
-from ...ir.neurons import LI, LIF
+from ...dispatch import HandlerTable, refuse
+from ...ir.neurons import LI, LIF, RLIF
 from ...ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, Node, Output, SumPool2d
 from ._context import Emitter
 from ._graph import Graph, State
@@ -106,6 +106,8 @@ HANDLERS: HandlerTable[KindRule] = HandlerTable("the ONNX exporter", {
     Add: KindRule(_sum, emit=emit_add),
     LIF: KindRule(_spikes, step=step_lif, records=NEURONS, spiking=True, own_spikes=spike_state_needed),
     LI: KindRule(_not_integer, step=step_li, records=NEURONS),
+    RLIF: refuse("a recurrent LIF layer (rlif: recurrent current added after the leak) is not "
+                 "supported by the ONNX exporter yet; run it on the reference or the torch target"),
 })
 """``{node kind: KindRule}`` of the ONNX exporter (and the ONNX Runtime target)."""
 

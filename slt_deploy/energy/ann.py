@@ -48,10 +48,10 @@ from typing import Any
 
 import numpy as np
 
-from ..dispatch import HandlerTable
+from ..dispatch import HandlerTable, refuse
 from ..errors import SltEnergyError
 from ..ir.graph import Encoding, Ticket
-from ..ir.neurons import LI, LIF
+from ..ir.neurons import LI, LIF, RLIF
 from ..ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, Output, SumPool2d
 from .counting import count_inputs, first_layers
 from .stats import Progress, RunStats, StatsBuilder, batch_size_for
@@ -320,6 +320,8 @@ HANDLERS: HandlerTable[Callable[..., Any]] = HandlerTable("the ANN twin", {
     Linear: _ann_synapses, Conv2d: _ann_synapses,
     LIF: lambda F, node, ins, param, logits: ins[0] if logits else F.relu(ins[0]),  # a neuron layer is a ReLU
     LI: lambda F, node, ins, param, logits: ins[0] if logits else F.relu(ins[0]),
+    RLIF: refuse("a recurrent LIF layer (rlif) has no feed-forward ANN twin; compare recurrent tickets by "
+                 "their synaptic operations alone"),
     MaxPool2d: lambda F, node, ins, param, logits: F.max_pool2d(ins[0], node.kernel_size, node.stride, node.padding),
     AvgPool2d: _ann_window_pool, SumPool2d: _ann_window_pool,
     Flatten: lambda F, node, ins, param, logits: ins[0].flatten(1),

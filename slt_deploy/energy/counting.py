@@ -37,7 +37,7 @@ import numpy as np
 
 from ..dispatch import HandlerTable
 from ..ir.graph import Ticket
-from ..ir.neurons import LI, LIF, NeuronLayer
+from ..ir.neurons import LI, LIF, RLIF, NeuronLayer
 from ..ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, Output, SumPool2d
 from ..result import Result
 
@@ -289,7 +289,7 @@ def _neurons(ticket: Ticket, result: Result, node: NeuronLayer, first: bool) -> 
 
 
 HANDLERS: HandlerTable[Callable[..., Any]] = HandlerTable("the energy counter", {
-    Linear: synapse_counts, Conv2d: synapse_counts, LIF: _neurons, LI: _neurons,
+    Linear: synapse_counts, Conv2d: synapse_counts, LIF: _neurons, RLIF: _neurons, LI: _neurons,
     Input: _no_synaptic_ops, Output: _no_synaptic_ops, Flatten: _no_synaptic_ops, Add: _no_synaptic_ops,
     SumPool2d: _no_synaptic_ops, AvgPool2d: _no_synaptic_ops, MaxPool2d: _no_synaptic_ops,
 })

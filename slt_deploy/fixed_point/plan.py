@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from ..dispatch import HandlerTable
+from ..dispatch import HandlerTable, refuse
 from ..errors import SltUnsupportedError
 from ..ir.graph import Edge, Ticket
-from ..ir.neurons import LI, LIF
+from ..ir.neurons import LI, LIF, RLIF
 from ..ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, Node, Output, SumPool2d
 from ..numerics import channel_scale, summed_codes
 from .sparse import ConvSpec, SparseMap, conv_map, pool_map
@@ -284,6 +284,9 @@ def _output(node: Output, p: _Planner) -> None:
 HANDLERS: HandlerTable[Callable[[Any, _Planner], _Value | None]] = HandlerTable("Loihi (fixed-point plan)", {
     Input: _input, Output: _output, Linear: _linear, Conv2d: _conv, SumPool2d: _sum_pool, AvgPool2d: _avg_pool,
     MaxPool2d: _max_pool, Flatten: _flatten, Add: _add, LIF: _lif, LI: _li,
+    RLIF: refuse("a recurrent LIF layer (rlif: recurrent current added after the leak) is not "
+                 "supported by the fixed-point conversion (Lava, netx) yet; run it on the reference or the "
+                 "torch target"),
 })
 """Every IR node kind's plan step. Handlers refuse, naming the node, the configurations Loihi
 cannot run (MaxPool over currents, LI read by a non-output, an output computing currents)."""

@@ -34,7 +34,7 @@ from .. import bits
 from ..dispatch import HandlerTable
 from ..errors import SltFormatError, SltUnsupportedError
 from ..ir.graph import Edge, Encoding, Ticket
-from ..ir.neurons import LI, LIF
+from ..ir.neurons import LI, LIF, RLIF
 from ..ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, Node, Output, SumPool2d
 from ..ratecode import LEGACY_RATE_CODE, SEED_LIMIT
 from .encodings import (
@@ -344,7 +344,7 @@ def _pool(cls: type[Node]) -> NodeCodec:
     return NodeCodec(cls, _POOL, write, check, build)
 
 
-def _neuron(cls: type[LIF] | type[LI], params: tuple[str, ...], extra: tuple[str, ...]) -> NodeCodec:
+def _neuron(cls: type[LIF] | type[RLIF] | type[LI], params: tuple[str, ...], extra: tuple[str, ...]) -> NodeCodec:
     """LIF (params plus its reset and charge strings) and LI: per-neuron float32 parameters."""
 
     def write(node: Any, d: dict[str, Any], tensors: dict[str, np.ndarray]) -> None:
@@ -379,6 +379,7 @@ HANDLERS: HandlerTable[NodeCodec] = HandlerTable("the .slt format", {
                       _synapse_checker(4), _build_synapses),
     SumPool2d: _pool(SumPool2d), AvgPool2d: _pool(AvgPool2d), MaxPool2d: _pool(MaxPool2d),
     LIF: _neuron(LIF, _LIF_PARAMS, ("reset", "charge")),
+    RLIF: _neuron(RLIF, _LIF_PARAMS, ("reset", "charge")),
     LI: _neuron(LI, _LI_PARAMS, ()),
 })
 _CODECS: dict[str, NodeCodec] = {kind: codec for kind, codec in HANDLERS.items()}  # type: ignore[misc]

@@ -447,7 +447,7 @@ class _Converter:
         return _Pair(name, path) if imp.returns_pair else name
 
     def _recurrent(self, imp: snn_import.NeuronImport, path: str, src: str) -> None:
-        """RLeaky: lif -(recurrent)-> rec synapse -> Add(ff, rec) -> lif."""
+        """RLeaky: rlif -(recurrent)-> rec synapse; rlif takes (ff, rec) and adds rec after the leak."""
         lif = imp.lif
         shape = lif.shape
         if imp.recurrent_path is not None:
@@ -460,9 +460,7 @@ class _Converter:
             rec = self._one_to_one(imp.recurrent_gain, shape, path)
         self.synapses[rec.name] = rec
         self._emit(rec, [lif.name], recurrent=(lif.name,), in_shapes=[shape])
-        add = self._emit(Add(self._name(f"{path}.add" if path else "add")), [src, rec.name])
-        self._emit(lif, [add])
-        self.notes.append(f"RLeaky '{path}' charges beta*v + (ff + rec) instead of (beta*v + ff) + rec")
+        self._emit(lif, [src, rec.name])
 
     def _one_to_one(self, gain: np.ndarray | None, shape: Shape, path: str) -> _Synapse:
         assert gain is not None

@@ -9,11 +9,16 @@ membrane ``m`` (0 at the first step), input current ``I``::
     none:     mem = β·m + I               # == IR "none"
     spk = (mem − θ) > 0                   # == IR  v > θ
 
-``RLeaky`` adds the recurrent term after the leak, ``((β·m + I) + rec(spk[t−1])) − R·θ``.
-The IR charges ``β·v + u`` with ``u = ff + rec`` summed by an Add node, which rounds
-differently unless the sums are exact; so RLeaky is refused unless the caller passes
-``allow_reassociation=True``. Its zero reset (``base − R·base``: the whole charge of the
-step after a spike is discarded) has no IR form and is always refused.
+``RLeaky`` adds the recurrent term after the leak, ``base = (β·m + I) + rec(spk[t−1])``,
+which is the IR's recurrent LIF (:class:`~slt_deploy.ir.RLIF`, second input ``rec``)::
+
+    subtract: mem = base − R·θ            # == RLIF "subtract_delayed"
+    zero:     mem = base − R·base         # == RLIF "zero_delayed" (0 after a spike, else base)
+    none:     mem = base                  # == RLIF "none"
+
+``rec`` is the module's ``recurrent`` (``nn.Linear``/``nn.Conv2d``, bias included) or the
+one-to-one gains ``V`` (``spk·V``, one exact product), imported as a synapse node fed by the
+layer through a recurrent edge. ``reset_delay=False`` resets twice and is refused.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import SltUnsupportedError
-from ..ir.neurons import LIF
+from ..ir.neurons import LIF, RLIF
 from ..ir.nodes import Shape
 
 _PROBE = (-2.0, -1e-30, -1.4e-45, -0.0, 0.0, 1.4e-45, 1e-30, 2.0)
@@ -68,10 +73,11 @@ def convert(module: Any, name: str, shape: Shape, path: str, allow_reassociation
     theta = per_neuron(module.threshold, shape, "threshold", where)
     delay = bool(getattr(module, "reset_delay", True))
     if cls is snn.RLeaky:
-        reset = _rleaky_reset(mechanism, delay, theta, where, allow_reassociation)
+        reset = _rleaky_reset(mechanism, delay, theta, where)
     else:
         reset = _leaky_reset(mechanism, delay, theta, where)
-    lif = LIF(name, shape=shape, beta=beta, threshold=theta, reset=reset)
+    node = RLIF if cls is snn.RLeaky else LIF
+    lif = node(name, shape=shape, beta=beta, threshold=theta, reset=reset)
     pair = bool(module.output) or not bool(module.init_hidden)
     if cls is snn.Leaky:
         return NeuronImport(lif, pair)
@@ -153,28 +159,23 @@ def _leaky_reset(mechanism: str, delay: bool, theta: np.ndarray, where: str) -> 
     return "subtract_delayed"
 
 
-def _rleaky_reset(mechanism: str, delay: bool, theta: np.ndarray, where: str, allow: bool) -> str:
-    if mechanism == "zero":
+def _rleaky_reset(mechanism: str, delay: bool, theta: np.ndarray, where: str) -> str:
+    """RLIF reset of an RLeaky: its reset flag is the previous step's spike (reset_delay=True)."""
+    if mechanism == "none":
+        return "none"
+    if not delay:
         raise SltUnsupportedError(
-            f"{where}: RLeaky's zero reset discards the whole next charge (mem = base - R*base); no IR equivalent"
+            f"{where}: reset {mechanism!r} with reset_delay=False resets twice (mem - (spk - R)*...); no IR "
+            "equivalent (use the default reset_delay=True)"
         )
-    if mechanism == "subtract":
-        if not delay:
-            raise SltUnsupportedError(f"{where}: reset 'subtract' with reset_delay=False has no IR equivalent")
-        _no_negative_threshold(theta, where)
-    if not allow:
-        raise SltUnsupportedError(
-            f"{where}: RLeaky adds the recurrent term after the leak, ((beta*mem + I) + rec), while the IR sums "
-            "(I + rec) first; the rounding differs unless the sums are exact. Pass allow_reassociation=True "
-            "to import it anyway"
-        )
-    return "subtract_delayed" if mechanism == "subtract" else "none"
+    _no_negative_threshold(theta, where, mechanism)
+    return "subtract_delayed" if mechanism == "subtract" else "zero_delayed"
 
 
-def _no_negative_threshold(theta: np.ndarray, where: str) -> None:
+def _no_negative_threshold(theta: np.ndarray, where: str, mechanism: str = "subtract") -> None:
     if np.any(theta < 0):
         raise SltUnsupportedError(
-            f"{where}: with reset 'subtract' a negative threshold fires at the first step from mem=0 "
+            f"{where}: with reset {mechanism!r} a negative threshold fires at the first step from mem=0 "
             "(snnTorch computes the reset from the initial membrane); no IR equivalent"
         )
 

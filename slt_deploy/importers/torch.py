@@ -49,8 +49,8 @@ def import_module(module: Any, example_input: Any = None, timesteps: int = 8, bi
     ``example_input`` (or ``input_shape``) gives the per-step input ``(batch, *features)``.
     ``masks`` maps a weight name (``"fc1.weight"``) or module path (``"fc1"``) to a keep
     mask; ``alpha`` is one binary scale for every layer, or such a mapping to a scale or
-    per-output-channel scales. ``allow_reassociation`` imports snnTorch RLeaky although
-    its op order differs from the IR (see docs/importers.md). ``encoding``: ``"direct"``,
+    per-output-channel scales. ``allow_reassociation`` is accepted for compatibility and
+    no longer needed: snnTorch RLeaky imports exactly as an RLIF layer (docs/importers.md). ``encoding``: ``"direct"``,
     ``"rate"`` (with ``seed``, default 0: slt_deploy.ratecode) or ``"spikes"``, or an
     :class:`Encoding`. Raises
     :class:`SltImportError` / :class:`SltUnsupportedError` naming the module.

@@ -35,6 +35,7 @@ from .nodes import Node, Shape
 from .weights import frozen_array
 
 RESETS = ("zero", "subtract", "subtract_delayed", "none")
+RLIF_RESETS = RESETS + ("zero_delayed",)
 CHARGES = ("leaky", "decay_input", "leaky_tau")
 
 
@@ -87,13 +88,14 @@ class LIF(NeuronLayer):
     charge: str = "leaky"
     tau: np.ndarray | float | None = None
     kind: ClassVar[str] = "lif"
+    resets: ClassVar[tuple[str, ...]] = RESETS
 
     def __post_init__(self) -> None:
         super().__post_init__()
         shape = _shape(self.shape, self.name)
         object.__setattr__(self, "shape", shape)
-        if self.reset not in RESETS:
-            raise SltValidationError(f"node '{self.name}': reset must be one of {RESETS}, got {self.reset!r}")
+        if self.reset not in self.resets:
+            raise SltValidationError(f"node '{self.name}': reset must be one of {self.resets}, got {self.reset!r}")
         if self.charge not in CHARGES:
             raise SltValidationError(f"node '{self.name}': charge must be one of {CHARGES}, got {self.charge!r}")
         beta = _param(self.beta, shape, "beta", self.name)
@@ -124,6 +126,48 @@ class LIF(NeuronLayer):
     def is_if(self) -> bool:
         """True when the layer integrates without leak (β = 1, leaky charge)."""
         return self.charge == "leaky" and bool(np.all(self.beta == 1))
+
+
+@dataclass(frozen=True, eq=False)
+class RLIF(LIF):
+    """Recurrent LIF layer with the recurrent current added *after* the leak (snnTorch ``RLeaky``).
+
+    Two inputs of the layer's shape, in edge order: ``u`` (feed-forward current) and ``r``
+    (recurrent current, typically a Linear fed by this layer through a recurrent edge, so it
+    holds ``W_rec · s[t−1] + b_rec``). Per neuron and step, one operation per line::
+
+        I[t] = u[t] + b                                  (if the layer has a bias)
+        v[t] = (β · v'[t−1] + I[t]) + r[t]               (leak, then the recurrent current)
+        subtract_delayed: v[t] = v[t] − ρ · s[t−1]
+        zero_delayed:     v[t] = 0 where s[t−1] else v[t]   (snnTorch RLeaky reset "zero":
+                                                          base − R·base drops the whole charge)
+        s[t] = v[t] > θ
+        zero / subtract / none: as :class:`LIF`
+
+    ``β`` and ``θ`` are per neuron (heterogeneous time constants: ``β = exp(−dt/τ_m)``
+    drawn per neuron). Only the ``leaky`` charge is allowed.
+    """
+
+    kind: ClassVar[str] = "rlif"
+    arity: ClassVar[tuple[int, int | None]] = (2, 2)
+    resets: ClassVar[tuple[str, ...]] = RLIF_RESETS
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.charge != "leaky":
+            raise SltValidationError(f"node '{self.name}': a recurrent LIF (rlif) charges 'leaky' only")
+
+    def out_shape(self, in_shapes: list[Shape]) -> Shape:
+        if len(in_shapes) != 2:
+            raise SltValidationError(
+                f"node '{self.name}' (rlif) takes two inputs (feed-forward, recurrent current), got {len(in_shapes)}"
+            )
+        for shape in in_shapes:
+            if tuple(shape) != self.shape:
+                raise SltValidationError(
+                    f"node '{self.name}': input shape {tuple(shape)} does not match the layer shape {self.shape}"
+                )
+        return self.shape
 
 
 def IF(name: str, shape: Shape, threshold: np.ndarray | float = 1.0, **kw) -> LIF:

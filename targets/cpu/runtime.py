@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from slt_deploy.dispatch import HandlerTable
+from slt_deploy.dispatch import HandlerTable, refuse
 from slt_deploy.errors import SltInputError, SltUnsupportedError
 from slt_deploy.ir.graph import Edge, Ticket
-from slt_deploy.ir.neurons import LI, LIF
+from slt_deploy.ir.neurons import LI, LIF, RLIF
 from slt_deploy.ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, Node, Output, SumPool2d
 from slt_deploy.registry import CPU
 from slt_deploy.result import Diagnostics, OutputInfo, Result, build_result, check_input
@@ -381,6 +381,8 @@ HANDLERS: HandlerTable[tuple[Any, Any]] = HandlerTable("the cpu target", {
     Add: (_prepare_nothing, _apply_add),
     LIF: (_prepare_neurons, _apply_neurons),
     LI: (_prepare_neurons, _apply_neurons),
+    RLIF: refuse("a recurrent LIF layer (rlif: recurrent current added after the leak) is not "
+                 "supported by the cpu target yet; run it on the reference or the torch target"),
 })
 
 
