@@ -23,12 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from . import exact
+from . import exact, tokens_ref
 from .dispatch import HandlerTable
 from .errors import SltInputError
 from .ir.graph import Ticket
 from .ir.neurons import LI, LIF, RLIF
 from .ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, Output, SumPool2d
+from .ir.tokens import MatMul, Mul, Reduce, Reshape, Select, Transpose
 from .numerics import (
     NUMPY,
     NeuronConstants,
@@ -187,6 +188,20 @@ def _add(node: Add, run: _Run) -> Step:
     return step
 
 
+def _view(node: Reshape | Transpose | Select, run: _Run) -> Step:
+    rule = {Reshape.kind: tokens_ref.reshape, Transpose.kind: tokens_ref.transpose, Select.kind: tokens_ref.select}
+    fn = rule[node.kind]
+    return lambda ins, t: fn(node, ins[0])  # type: ignore[arg-type]
+
+
+def _token_math(node: MatMul | Mul | Reduce, run: _Run) -> Step:
+    """MatMul / Mul / Reduce in the working precision (tokens_ref: exact sums rounded once)."""
+    if isinstance(node, Reduce):
+        return lambda ins, t: tokens_ref.reduce(node, ins[0], run.dtype)
+    fn = tokens_ref.matmul if isinstance(node, MatMul) else tokens_ref.mul
+    return lambda ins, t: fn(node, ins[0], ins[1], run.dtype)  # type: ignore[arg-type]
+
+
 def _output(node: Output, run: _Run) -> Step:
     return lambda ins, t: ins[0]
 
@@ -195,4 +210,5 @@ HANDLERS: HandlerTable[Callable[[Any, _Run], Step]] = HandlerTable("the referenc
     Input: _input, Output: _output, Linear: _synapses, Conv2d: _synapses, SumPool2d: _window_sum,
     AvgPool2d: _window_sum, MaxPool2d: _max_pool, Flatten: _flatten, Add: _add, LIF: _neuron,
     RLIF: _neuron, LI: _neuron,
+    Reshape: _view, Transpose: _view, Select: _view, MatMul: _token_math, Mul: _token_math, Reduce: _token_math,
 })

@@ -26,11 +26,12 @@ from typing import Any
 
 import numpy as np
 
-from slt_deploy.dispatch import HandlerTable
+from slt_deploy.dispatch import HandlerTable, refuse
 from slt_deploy.errors import SltError, SltInputError
 from slt_deploy.ir.graph import Ticket
 from slt_deploy.ir.neurons import LI, LIF, RLIF
 from slt_deploy.ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, Output, SumPool2d
+from slt_deploy.ir.tokens import TOKEN_KINDS
 from slt_deploy.numerics import (
     NeuronConstants,
     channel_scale,
@@ -214,4 +215,6 @@ HANDLERS: HandlerTable[Callable[[Any, _Run], Step]] = HandlerTable("the torch ta
     Input: _input, Output: _output, Linear: _synapses, Conv2d: _synapses, SumPool2d: _window_sum,
     AvgPool2d: _window_sum, MaxPool2d: _max_pool, Flatten: _flatten, Add: _add, LIF: _neuron,
     RLIF: _neuron, LI: _neuron,
+    **dict.fromkeys(TOKEN_KINDS, refuse(
+        "the torch target does not run token/attention nodes yet; run the ticket on the reference")),
 })

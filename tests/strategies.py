@@ -9,7 +9,10 @@
 Families: ``mlp`` (Linear/neuron chains), ``conv`` (Conv2d with stride/padding/dilation/
 groups, Sum/Avg/Max pools with padding, Flatten, Linear), ``residual`` (Add joins) and
 ``recurrent`` (Linear -> Add <- Linear <-recurrent- LIF) and ``spiking-tail`` (the output is a LIF
-layer seen through MaxPool and/or Flatten: Conv -> LIF -> [MaxPool] -> Flatten -> Output).
+layer seen through MaxPool and/or Flatten: Conv -> LIF -> [MaxPool] -> Flatten -> Output) and
+``attention`` (a Spikformer SSA or spike-driven SDSA block on tokens, 1-2 heads, optional token
+mask, residual, mean-over-tokens head: every kind of :mod:`slt_deploy.ir.tokens`; not in the
+default families until every float32 target runs it: ``ALL_FAMILIES``).
 Densities run from 0 (all-zero mask) to 1; weights are binary, int8 or float32; neurons cover every reset and charge
 (leaky, decay_input, leaky_tau), IF (β = 1) and an LI readout; biases present or not;
 encodings direct / rate / spikes. Sizes stay small: a reference run takes milliseconds.
@@ -39,17 +42,24 @@ from slt_deploy.ir import (
     Input,
     Int8Weights,
     Linear,
+    MatMul,
     MaxPool2d,
+    Mul,
     Node,
     Output,
+    Reduce,
+    Reshape,
+    Select,
     SumPool2d,
     Ticket,
+    Transpose,
     Weights,
 )
 from slt_deploy.ir.neurons import CHARGES, RESETS
 from slt_deploy.ir.nodes import window_out
 
 FAMILIES = ("mlp", "conv", "residual", "recurrent", "spiking-tail")
+ALL_FAMILIES = (*FAMILIES, "attention")
 KINDS = ("binary", "int8", "float32")
 ENCODINGS = ("direct", "rate", "spikes")
 TAU_CHARGES = tuple(c for c in CHARGES if c != "leaky")  # decay_input, leaky_tau (β stays 1)
@@ -238,9 +248,74 @@ def _spiking_tail(draw: Draw, names: _Names, kinds: tuple[str, ...]) -> tuple[li
     return nodes, _chain(nodes)
 
 
+def _spiking(draw: Draw, name: str, shape: tuple[int, ...]) -> LIF:
+    lif = draw(neurons(name, shape))
+    assert isinstance(lif, LIF)
+    return lif
+
+
+def _attention(draw: Draw, names: _Names, kinds: tuple[str, ...]) -> tuple[list[Node], list[Edge]]:
+    """Tokens (N, D) -> [token mask] -> q, k, v = LIF(Conv1x1) -> SSA or SDSA -> proj LIF + residual -> mean -> fc."""
+    heads, dh, n = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(2, 5))
+    d = heads * dh
+    inp = Input(names("in"), shape=(n, d))
+    nodes: list[Node] = [inp]
+    edges: list[Edge] = []
+
+    def link(src: Node, dst: Node) -> Node:
+        if dst not in nodes:
+            nodes.append(dst)
+        edges.append(Edge(src.name, dst.name))
+        return dst
+
+    x: Node = inp
+    if draw(st.booleans()):
+        keep = sorted(draw(st.sets(st.integers(0, n - 1), min_size=1, max_size=n)))
+        x, n = link(x, Select(names("mask"), axis=0, indices=tuple(keep))), len(keep)
+    x = link(link(x, Transpose(names("tr"), perm=(1, 0))), Reshape(names("view"), shape=(d, n, 1)))
+
+    def proj(src: Node, tag: str) -> Node:
+        conv = Conv2d(names(tag), draw(weights((d, d, 1, 1), kinds)), _bias(draw, d))
+        return link(link(src, conv), _spiking(draw, names("lif"), (d, n, 1)))
+
+    q, k, v = (link(proj(x, t), Reshape(names("heads"), shape=(heads, dh, n))) for t in ("q", "k", "v"))
+    q = link(q, Transpose(names("tr"), perm=(0, 2, 1)))
+    v = link(v, Transpose(names("tr"), perm=(0, 2, 1)))
+    if draw(st.booleans()):  # Spikformer SSA: LIF((Q Kᵀ · s) V)
+        qk = MatMul(names("qk"), scale=draw(st.sampled_from([0.125, 0.25, 1.0])))
+        link(q, qk), link(k, qk)
+        qkv = MatMul(names("qkv"))
+        link(qk, qkv), link(v, qkv)
+        att = link(qkv, _spiking(draw, names("lif"), (heads, n, dh)))
+    else:  # spike-driven SDSA: Q ⊙ LIF(Σ_tokens K ⊙ V)
+        kt = link(k, Transpose(names("tr"), perm=(0, 2, 1)))
+        kv = Mul(names("kv"))
+        link(kt, kv), link(v, kv)
+        red = link(kv, Reduce(names("sum"), axis=1, op="sum", keepdims=True))
+        gate = link(red, _spiking(draw, names("lif"), (heads, 1, dh)))
+        att = Mul(names("qkv"))
+        link(q, att), link(gate, att)
+    merged = link(link(att, Transpose(names("tr"), perm=(0, 2, 1))), Reshape(names("merge"), shape=(d, n, 1)))
+    res = Add(names("add"))
+    link(proj(merged, "proj"), res), link(x, res)
+    pooled = link(link(res, Reduce(names("mean"), axis=1, op="mean")), Flatten(names("flat")))
+    n_out = draw(_sizes)
+    head = link(pooled, _linear(draw, names("fc"), n_out, d, kinds))
+    link(link(head, draw(neurons(names("lif"), (n_out,), readout=True))), Output(names("out")))
+    return nodes, edges
+
+
 _BUILDERS = {"mlp": _mlp, "conv": _conv, "residual": _residual, "recurrent": _recurrent,
-             "spiking-tail": _spiking_tail}
+             "spiking-tail": _spiking_tail, "attention": _attention}
 _metadata = st.dictionaries(st.text(max_size=8), st.text(max_size=16), max_size=3)
+
+
+def _keep_input_order(original: list[Edge], shuffled: list[Edge], ordered: set[str]) -> list[Edge]:
+    """``shuffled``, with the incoming edges of ``ordered`` nodes (MatMul: a, b) back in their original order."""
+    queues: dict[str, list[Edge]] = {}
+    for e in original:
+        queues.setdefault(e.dst, []).append(e)
+    return [queues[e.dst].pop(0) if e.dst in ordered else e for e in shuffled]
 
 
 @st.composite
@@ -251,7 +326,8 @@ def tickets(draw: Draw, families: tuple[str, ...] = FAMILIES, kinds: tuple[str, 
     nodes, edges = _BUILDERS[draw(st.sampled_from(families))](draw, names, kinds)
     if shuffle:
         nodes = draw(st.permutations(nodes))
-        edges = draw(st.permutations(edges))
+        ordered = {n.name for n in nodes if isinstance(n, MatMul)}
+        edges = _keep_input_order(edges, draw(st.permutations(edges)), ordered)
     kind = draw(st.sampled_from(encodings))
     encoding = Encoding(kind, draw(st.integers(0, 2**63)) if kind == "rate" else None)
     return Ticket(tuple(nodes), tuple(edges), draw(st.integers(1, max_timesteps)), encoding, draw(_metadata))

@@ -31,6 +31,7 @@ from slt_deploy.errors import SltUnsupportedError
 from slt_deploy.ir.graph import Ticket
 from slt_deploy.ir.neurons import LI, LIF, RLIF
 from slt_deploy.ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, Output, SumPool2d
+from slt_deploy.ir.tokens import TOKEN_KINDS
 
 from . import float_nodes as F
 from . import float_synapse as S
@@ -80,6 +81,9 @@ HANDLERS: HandlerTable[NodeRule] = HandlerTable("the C exporter (--to c)", {
     Output: NodeRule(Role.OUTPUT, SAME, F.no_code, "the output layer's spikes or LI membranes"),
     RLIF: refuse("a recurrent LIF layer (rlif: recurrent current added after the leak) is not "
                  "supported by the C exporter yet; run it on the reference or the torch target"),
+    **dict.fromkeys(TOKEN_KINDS, refuse(
+        "the C exporter has no kernels for token/attention nodes (matmul, product, reduction, views); "
+        "export the spiking transformer to ONNX (--to onnx) or run it on the cpu target")),
 })
 
 

@@ -15,6 +15,7 @@ from ...errors import SltError, SltUnsupportedError
 from ...ir.graph import Ticket
 from ...ir.neurons import LI, LIF, RLIF, NeuronLayer
 from ...ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, Node, Output, SumPool2d
+from ...ir.tokens import TOKEN_KINDS
 from ._common import (
     DEFAULT_DT,
     DT_KEY,
@@ -311,6 +312,9 @@ HANDLERS = HandlerTable("the NIR exporter", {
     Flatten: _export_flatten, Add: _export_add, LIF: _export_lif, LI: _export_li,
     RLIF: refuse("a recurrent LIF layer (rlif: recurrent current added after the leak) is not "
                  "supported by the NIR exporter yet; run it on the reference or the torch target"),
+    **dict.fromkeys(TOKEN_KINDS, refuse(
+        "NIR 1.0 has no activation x activation matmul, product, reduction, reshape or token "
+        "selection primitive, so a spiking transformer has no NIR form; export it to ONNX (--to onnx)")),
 })
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from ...dispatch import HandlerTable, refuse
 from ...ir.neurons import LI, LIF, RLIF
 from ...ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, Node, Output, SumPool2d
+from ...ir.tokens import TOKEN_KINDS
 from ._context import Emitter
 from ._graph import Graph, State
 from ._neurons import spike_state_needed, step_li, step_lif
@@ -108,6 +109,8 @@ HANDLERS: HandlerTable[KindRule] = HandlerTable("the ONNX exporter", {
     LI: KindRule(_not_integer, step=step_li, records=NEURONS),
     RLIF: refuse("a recurrent LIF layer (rlif: recurrent current added after the leak) is not "
                  "supported by the ONNX exporter yet; run it on the reference or the torch target"),
+    **dict.fromkeys(TOKEN_KINDS, refuse(
+        "the ONNX exporter does not write token/attention nodes yet; run the ticket on the reference")),
 })
 """``{node kind: KindRule}`` of the ONNX exporter (and the ONNX Runtime target)."""
 

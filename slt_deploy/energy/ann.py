@@ -53,6 +53,7 @@ from ..errors import SltEnergyError
 from ..ir.graph import Encoding, Ticket
 from ..ir.neurons import LI, LIF, RLIF
 from ..ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, Output, SumPool2d
+from ..ir.tokens import TOKEN_KINDS
 from .counting import count_inputs, first_layers
 from .stats import Progress, RunStats, StatsBuilder, batch_size_for
 
@@ -326,6 +327,8 @@ HANDLERS: HandlerTable[Callable[..., Any]] = HandlerTable("the ANN twin", {
     AvgPool2d: _ann_window_pool, SumPool2d: _ann_window_pool,
     Flatten: lambda F, node, ins, param, logits: ins[0].flatten(1),
     Add: _ann_add,
+    **dict.fromkeys(TOKEN_KINDS, refuse(
+        "the ANN twin of the energy report has no token/attention nodes yet")),
 })
 
 

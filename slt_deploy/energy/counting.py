@@ -35,10 +35,11 @@ from typing import Any
 
 import numpy as np
 
-from ..dispatch import HandlerTable
+from ..dispatch import HandlerTable, refuse
 from ..ir.graph import Ticket
 from ..ir.neurons import LI, LIF, RLIF, NeuronLayer
 from ..ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, Output, SumPool2d
+from ..ir.tokens import TOKEN_KINDS
 from ..result import Result
 
 
@@ -292,4 +293,6 @@ HANDLERS: HandlerTable[Callable[..., Any]] = HandlerTable("the energy counter", 
     Linear: synapse_counts, Conv2d: synapse_counts, LIF: _neurons, RLIF: _neurons, LI: _neurons,
     Input: _no_synaptic_ops, Output: _no_synaptic_ops, Flatten: _no_synaptic_ops, Add: _no_synaptic_ops,
     SumPool2d: _no_synaptic_ops, AvgPool2d: _no_synaptic_ops, MaxPool2d: _no_synaptic_ops,
+    **dict.fromkeys(TOKEN_KINDS, refuse(
+        "the energy counter does not count token/attention nodes yet")),
 })

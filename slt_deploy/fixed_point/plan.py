@@ -27,6 +27,7 @@ from ..errors import SltUnsupportedError
 from ..ir.graph import Edge, Ticket
 from ..ir.neurons import LI, LIF, RLIF
 from ..ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, Node, Output, SumPool2d
+from ..ir.tokens import TOKEN_KINDS
 from ..numerics import channel_scale, summed_codes
 from .sparse import ConvSpec, SparseMap, conv_map, pool_map
 
@@ -287,6 +288,9 @@ HANDLERS: HandlerTable[Callable[[Any, _Planner], _Value | None]] = HandlerTable(
     RLIF: refuse("a recurrent LIF layer (rlif: recurrent current added after the leak) is not "
                  "supported by the fixed-point conversion (Lava, netx) yet; run it on the reference or the "
                  "torch target"),
+    **dict.fromkeys(TOKEN_KINDS, refuse(
+        "Loihi (Lava, netx) has no activation x activation product, reduction or token view, so "
+        "spiking attention has no fixed-point form; run it on cpu, torch or onnxruntime")),
 })
 """Every IR node kind's plan step. Handlers refuse, naming the node, the configurations Loihi
 cannot run (MaxPool over currents, LI read by a non-output, an output computing currents)."""

@@ -20,10 +20,11 @@ import numpy as np
 from ..atomic import atomic_write_bytes
 from ..errors import SltFormatError, SltValidationError
 from ..ir.graph import Ticket
-from .schema import check_graph, graph_to_ticket, ticket_to_graph
+from .schema import check_graph, graph_to_ticket, graph_version, ticket_to_graph
 
 FORMAT_NAME = "slt"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest version this code reads and writes
+READABLE_VERSIONS = (1, 2)
 MAX_FILE_BYTES = 4 << 30
 MAX_HEADER_BYTES = 16 << 20
 # Decoding may allocate at most FLOOR + PER_BYTE * file_size array elements (masks,
@@ -52,7 +53,7 @@ def assemble(graph: dict[str, Any], tensors: dict[str, np.ndarray]) -> bytes:
     graph_text = canonical_json(graph)
     metadata = {
         "format": FORMAT_NAME,
-        "format_version": str(FORMAT_VERSION),
+        "format_version": str(graph_version(graph)),
         "graph": graph_text,
         "graph_sha256": hashlib.sha256(graph_text.encode("ascii")).hexdigest(),
         "sha256": canonical_json({k: tensor_sha256(a) for k, a in sorted(tensors.items())}),
@@ -150,10 +151,10 @@ def _check_metadata(header: dict[str, Any]) -> tuple[dict[str, Any], dict[str, s
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
         raise SltFormatError("not a .slt file: safetensors metadata has no format='slt'")
     version = meta.get("format_version")
-    if version != str(FORMAT_VERSION):
+    if version not in [str(v) for v in READABLE_VERSIONS]:
         raise SltFormatError(
             f"unsupported .slt format version {_one_line(repr(version), 40)}; this slt-deploy reads "
-            f"version {FORMAT_VERSION} (upgrade slt-deploy for newer files)"
+            f"versions {', '.join(map(str, READABLE_VERSIONS))} (upgrade slt-deploy for newer files)"
         )
     for key in _METADATA_KEYS:
         if not isinstance(meta.get(key), str):
@@ -193,7 +194,7 @@ def decode(data: bytes) -> tuple[Ticket, dict[str, Any], dict[str, np.ndarray]]:
     try:
         header = _parse_header(data)
         graph, sums = _check_metadata(header)
-        elements = check_graph(graph)
+        elements = check_graph(graph, int(header["__metadata__"]["format_version"]))
         budget = DECODE_FLOOR_ELEMENTS + DECODE_ELEMENTS_PER_BYTE * len(data)
         if elements > budget:
             raise SltFormatError(

@@ -16,6 +16,14 @@ array is a tensor: a float32 parameter is ``{"tensor": key, "broadcast": bool}``
 (see :func:`encodings.encode_param`), weights are described in :mod:`.encodings`.
 Tensor keys are ``<node name>.<role>`` (roles contain no dot, so keys never collide).
 
+Format versions: version 1 has the kinds of :mod:`slt_deploy.ir.nodes` and the neuron layers;
+version 2 adds the token and attention kinds of :mod:`slt_deploy.ir.tokens` (``reshape``
+``{"shape"}``, ``transpose`` ``{"perm"}``, ``select`` ``{"axis", "indices"}``, ``matmul``
+``{"scale"}`` a JSON number 2^e, ``mul`` ``{}``, ``reduce`` ``{"axis", "op", "keepdims"}``).
+A file is written with the lowest version that holds its kinds (:func:`graph_version`), so
+tickets without attention stay readable by version-1 readers, which refuse version-2 files
+by their version number; a version-1 file naming a version-2 kind is refused here.
+
 Reading is split in two so that nothing is allocated before the file is known to be
 consistent: :func:`check_graph` validates the JSON structure and returns how many array
 elements decoding would allocate; :func:`graph_to_ticket` then builds the IR.
@@ -36,6 +44,7 @@ from ..errors import SltFormatError, SltUnsupportedError
 from ..ir.graph import Edge, Encoding, Ticket
 from ..ir.neurons import LI, LIF, RLIF
 from ..ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, Node, Output, SumPool2d
+from ..ir.tokens import MatMul, Mul, Reduce, Reshape, Select, Transpose
 from ..ratecode import LEGACY_RATE_CODE, SEED_LIMIT
 from .encodings import (
     SCALE_FIELD,
@@ -98,7 +107,7 @@ def _node_to_json(node: Node, tensors: dict[str, np.ndarray]) -> dict[str, Any]:
     codec = HANDLERS.handler(node)
     if codec.cls is not type(node):
         raise SltUnsupportedError(
-            f"node '{node.name}': {type(node).__name__} cannot be written to .slt format version 1"
+            f"node '{node.name}': {type(node).__name__} cannot be written to the .slt format"
         )
     d: dict[str, Any] = {"name": node.name, "kind": node.kind}
     codec.write(node, d, tensors)
@@ -191,7 +200,13 @@ def _check_weights(v: Any, where: str, rank: int) -> int:
     return n + (rows if kind in SCALE_FIELD else 0)
 
 
-def _check_node(d: Any, index: int) -> int:
+def graph_version(graph: dict[str, Any]) -> int:
+    """The lowest .slt format version that holds every node kind of ``graph`` (a written graph)."""
+    codecs = (_CODECS.get(d.get("kind")) if isinstance(d, dict) else None for d in graph.get("nodes", ()))
+    return max((c.version for c in codecs if c is not None), default=1)
+
+
+def _check_node(d: Any, index: int, version: int) -> int:
     """Check one node object; returns the array elements decoding it allocates."""
     if not isinstance(d, dict):
         _fail(f"node #{index}", "expected a JSON object")
@@ -201,11 +216,13 @@ def _check_node(d: Any, index: int) -> int:
     codec = _CODECS.get(kind) if isinstance(kind, str) else None
     if codec is None:
         _fail(where, f"unknown node kind {_short(kind)}")
+    if codec.version > version:
+        _fail(where, f"node kind {kind!r} needs .slt format version {codec.version}, the file says version {version}")
     d = _dict(d, where, ("name", "kind", *codec.keys))
     return codec.check(d, where)
 
 
-def check_graph(graph: Any) -> int:
+def check_graph(graph: Any, version: int = 2) -> int:
     """Validate the JSON structure of a graph; returns the array elements decoding allocates.
 
     Raises :class:`SltFormatError` naming the node or field. Nothing is allocated here
@@ -217,7 +234,7 @@ def check_graph(graph: Any) -> int:
     if len(g["nodes"]) > MAX_NODES or len(g["edges"]) > MAX_EDGES:
         _fail("graph", f"{len(g['nodes'])} nodes / {len(g['edges'])} edges exceed the limits "
                        f"({MAX_NODES} / {MAX_EDGES})")
-    elements = sum(_check_node(d, i) for i, d in enumerate(g["nodes"]))
+    elements = sum(_check_node(d, i, version) for i, d in enumerate(g["nodes"]))
     for i, e in enumerate(g["edges"]):
         e = _dict(e, f"edge #{i}", ("src", "dst", "recurrent"))
         _str(e["src"], f"edge #{i}.src")
@@ -271,6 +288,7 @@ class NodeCodec:
     write: Callable[[Any, dict[str, Any], dict[str, np.ndarray]], None]
     check: Callable[[dict[str, Any], str], int]
     build: Callable[[dict[str, Any], TakeTensor], Node]
+    version: int = 1
 
 
 def _write_nothing(node: Node, d: dict[str, Any], tensors: dict[str, np.ndarray]) -> None:
@@ -370,6 +388,47 @@ def _neuron(cls: type[LIF] | type[RLIF] | type[LI], params: tuple[str, ...], ext
     return NodeCodec(cls, ("shape", *params, *extra), write, check, build)
 
 
+# ------------------------------------------------------------------ version 2: token and attention kinds
+def _token_codec(cls: type[Node], keys: tuple[str, ...], check: Callable[[dict[str, Any], str], None]) -> NodeCodec:
+    """A version-2 node whose attributes are plain JSON values (ints, lists of ints, strings, numbers)."""
+
+    def write(node: Any, d: dict[str, Any], tensors: dict[str, np.ndarray]) -> None:
+        for key in keys:
+            v = getattr(node, key)
+            d[key] = [int(a) for a in v] if isinstance(v, tuple) else v
+
+    def checked(d: dict[str, Any], where: str) -> int:
+        check(d, where)
+        return 0
+
+    def build(d: dict[str, Any], take: TakeTensor) -> Node:
+        return cls(d["name"], **{k: tuple(d[k]) if isinstance(d[k], list) else d[k] for k in keys})  # type: ignore[call-arg]
+
+    return NodeCodec(cls, keys, write, checked, build, version=2)
+
+
+def _check_select(d: dict[str, Any], where: str) -> None:
+    _int(d["axis"], where + ".axis", 0, MAX_RANK - 1)
+    v = d["indices"]
+    if not isinstance(v, list) or not 1 <= len(v) <= MAX_ATTRIBUTE:
+        _fail(where + ".indices", "expected a non-empty list of integers")
+    for x in v:
+        _int(x, where + ".indices", 0, MAX_ATTRIBUTE)
+
+
+def _check_scale(d: dict[str, Any], where: str) -> None:
+    s = d["scale"]
+    if not isinstance(s, (int, float)) or isinstance(s, bool) or not math.isfinite(s) or s <= 0:
+        _fail(where + ".scale", f"expected a positive number, got {_short(s)}")
+
+
+def _check_reduce(d: dict[str, Any], where: str) -> None:
+    _int(d["axis"], where + ".axis", 0, MAX_RANK - 1)
+    _str(d["op"], where + ".op")
+    if not isinstance(d["keepdims"], bool):
+        _fail(where + ".keepdims", "expected true or false")
+
+
 HANDLERS: HandlerTable[NodeCodec] = HandlerTable("the .slt format", {
     Input: NodeCodec(Input, ("shape",), _write_shape, _check_shape,
                      lambda d, take: Input(d["name"], shape=tuple(d["shape"]))),
@@ -381,5 +440,11 @@ HANDLERS: HandlerTable[NodeCodec] = HandlerTable("the .slt format", {
     LIF: _neuron(LIF, _LIF_PARAMS, ("reset", "charge")),
     RLIF: _neuron(RLIF, _LIF_PARAMS, ("reset", "charge")),
     LI: _neuron(LI, _LI_PARAMS, ()),
+    Reshape: _token_codec(Reshape, ("shape",), lambda d, w: _ints(d["shape"], w + ".shape", 1, None, MAX_ATTRIBUTE)),
+    Transpose: _token_codec(Transpose, ("perm",), lambda d, w: _ints(d["perm"], w + ".perm", 0, None, MAX_RANK)),
+    Select: _token_codec(Select, ("axis", "indices"), _check_select),
+    MatMul: _token_codec(MatMul, ("scale",), _check_scale),
+    Mul: _token_codec(Mul, (), lambda d, w: None),
+    Reduce: _token_codec(Reduce, ("axis", "op", "keepdims"), _check_reduce),
 })
 _CODECS: dict[str, NodeCodec] = {kind: codec for kind, codec in HANDLERS.items()}  # type: ignore[misc]

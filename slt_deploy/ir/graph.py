@@ -25,6 +25,7 @@ from ..errors import SltValidationError
 from ..ratecode import RATE_CODE, RATE_CODES, SEED_LIMIT
 from .neurons import LI, LIF, NeuronLayer
 from .nodes import Add, Conv2d, Flatten, Input, Linear, MaxPool2d, Node, Output, Shape
+from .tokens import Reshape, Select, Transpose
 from .weights import Weights, weights_equal
 
 ENCODINGS = ("direct", "rate", "spikes")
@@ -163,9 +164,9 @@ class Ticket:
 
     @property
     def output_is_spiking(self) -> bool:
-        """True when the output values are spikes: a LIF layer reached through Flatten/MaxPool only."""
+        """True when the output values are spikes: a LIF layer reached through Flatten/MaxPool/views only."""
         node = self.output_source
-        while isinstance(node, (Flatten, MaxPool2d)):
+        while isinstance(node, (Flatten, MaxPool2d, Reshape, Transpose, Select)):
             node = self.node(self.inputs_of(node.name)[0].src)
         return isinstance(node, LIF)
 

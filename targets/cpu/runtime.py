@@ -27,6 +27,7 @@ from slt_deploy.errors import SltInputError, SltUnsupportedError
 from slt_deploy.ir.graph import Edge, Ticket
 from slt_deploy.ir.neurons import LI, LIF, RLIF
 from slt_deploy.ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, Node, Output, SumPool2d
+from slt_deploy.ir.tokens import TOKEN_KINDS
 from slt_deploy.registry import CPU
 from slt_deploy.result import Diagnostics, OutputInfo, Result, build_result, check_input
 
@@ -383,6 +384,8 @@ HANDLERS: HandlerTable[tuple[Any, Any]] = HandlerTable("the cpu target", {
     LI: (_prepare_neurons, _apply_neurons),
     RLIF: refuse("a recurrent LIF layer (rlif: recurrent current added after the leak) is not "
                  "supported by the cpu target yet; run it on the reference or the torch target"),
+    **dict.fromkeys(TOKEN_KINDS, refuse(
+        "the cpu target does not run token/attention nodes yet; run the ticket on the reference")),
 })
 
 
