@@ -292,14 +292,14 @@ class OrtProgram:
         spike_counts: dict[str, np.ndarray] = {}
         for (name, node, kind, shape), arr in zip(info.records, values[1:], strict=True):
             arr = self._checked(arr, (T, batch, *shape), name)
-            if kind == "lif":
+            if kind in ("lif", "rlif"):  # spiking layers
                 spike_counts[node] = arr.reshape(T, -1).sum(axis=1, dtype=np.int64)
             layers[node] = arr
         if record:
             layers[info.input_node] = np.broadcast_to(feed, (T, *feed.shape)).copy() \
                 if not info.per_step_input else feed
         layers[info.output_node] = output
-        lif_names = tuple(node for _, node, kind, _ in info.records if kind == "lif")
+        lif_names = tuple(node for _, node, kind, _ in info.records if kind in ("lif", "rlif"))
         return build_result(OutputInfo(info.output_node, info.output_spiking, lif_names), self.target, layers,
                             record=record, spike_counts=spike_counts)
 

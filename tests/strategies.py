@@ -8,7 +8,8 @@
 
 Families: ``mlp`` (Linear/neuron chains), ``conv`` (Conv2d with stride/padding/dilation/
 groups, Sum/Avg/Max pools with padding, Flatten, Linear), ``residual`` (Add joins) and
-``recurrent`` (Linear -> Add <- Linear <-recurrent- LIF) and ``spiking-tail`` (the output is a LIF
+``recurrent`` (Linear -> Add <- Linear <-recurrent- LIF), ``rlif`` (Linear -> RLIF <- Linear
+<-recurrent- RLIF, one or two layers) and ``spiking-tail`` (the output is a LIF
 layer seen through MaxPool and/or Flatten: Conv -> LIF -> [MaxPool] -> Flatten -> Output) and
 ``attention`` (a Spikformer SSA or spike-driven SDSA block on tokens, 1-2 heads, optional token
 mask, residual, mean-over-tokens head: every kind of :mod:`slt_deploy.ir.tokens`; not in the
@@ -55,10 +56,10 @@ from slt_deploy.ir import (
     Transpose,
     Weights,
 )
-from slt_deploy.ir.neurons import CHARGES, RESETS
+from slt_deploy.ir.neurons import CHARGES, RESETS, RLIF, RLIF_RESETS
 from slt_deploy.ir.nodes import window_out
 
-FAMILIES = ("mlp", "conv", "residual", "recurrent", "spiking-tail")
+FAMILIES = ("mlp", "conv", "residual", "recurrent", "rlif", "spiking-tail")
 ALL_FAMILIES = (*FAMILIES, "attention")
 KINDS = ("binary", "int8", "float32")
 ENCODINGS = ("direct", "rate", "spikes")
@@ -231,6 +232,31 @@ def _recurrent(draw: Draw, names: _Names, kinds: tuple[str, ...]) -> tuple[list[
     return [inp, f_in, f_rec, add, lif, f_out, lo, out], edges
 
 
+def _rlif(draw: Draw, names: _Names, kinds: tuple[str, ...]) -> tuple[list[Node], list[Edge]]:
+    """Input -> fc -> RLIF(ff, rec) -> fc -> readout, ``rec`` a Linear fed by the RLIF through a recurrent
+    edge; per-neuron β, θ, any RLIF reset (sometimes a second RLIF layer)."""
+    n, m = draw(_sizes), draw(_sizes)
+    inp = Input(names("in"), shape=(n,))
+    nodes: list[Node] = [inp]
+    edges: list[Edge] = []
+    prev, width = inp.name, n
+    for _ in range(draw(st.integers(1, 2))):
+        ff, rec = _linear(draw, names("fc"), m, width, kinds), _linear(draw, names("rec"), m, m, kinds)
+        bias = _param(draw, (m,), -0.2, 0.2) if draw(st.booleans()) else None
+        lif = RLIF(names("rlif"), shape=(m,), beta=_param(draw, (m,), 0.0, 1.0),
+                   threshold=_param(draw, (m,), 0.05, 1.5), bias=bias, reset=draw(st.sampled_from(RLIF_RESETS)))
+        nodes += [ff, rec, lif]
+        edges += [Edge(prev, ff.name), Edge(ff.name, lif.name), Edge(rec.name, lif.name),
+                  Edge(lif.name, rec.name, recurrent=True)]
+        prev, width = lif.name, m
+    o = draw(_sizes)
+    f_out, lo, out = _linear(draw, names("fc"), o, m, kinds), draw(neurons(names("lif"), (o,), readout=True)), \
+        Output(names("out"))
+    nodes += [f_out, lo, out]
+    edges += [Edge(prev, f_out.name), Edge(f_out.name, lo.name), Edge(lo.name, out.name)]
+    return nodes, edges
+
+
 def _spiking_tail(draw: Draw, names: _Names, kinds: tuple[str, ...]) -> tuple[list[Node], list[Edge]]:
     """The output is spikes seen through MaxPool and/or Flatten (targets must still call it spiking)."""
     c_in, c_out = draw(st.integers(1, 2)), draw(st.integers(1, 3))
@@ -305,7 +331,7 @@ def _attention(draw: Draw, names: _Names, kinds: tuple[str, ...]) -> tuple[list[
     return nodes, edges
 
 
-_BUILDERS = {"mlp": _mlp, "conv": _conv, "residual": _residual, "recurrent": _recurrent,
+_BUILDERS = {"mlp": _mlp, "conv": _conv, "residual": _residual, "recurrent": _recurrent, "rlif": _rlif,
              "spiking-tail": _spiking_tail, "attention": _attention}
 _metadata = st.dictionaries(st.text(max_size=8), st.text(max_size=16), max_size=3)
 

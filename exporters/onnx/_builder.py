@@ -216,7 +216,7 @@ class ModelBuilder(Emitter):
             node, rule = self.nodes[name], self.rules[name]
             ins = self._inputs(name, x_t, values, state)
             if rule.step is not None:
-                values[name], new_state[name] = rule.step(self, g, node, ins[0], state[name])
+                values[name], new_state[name] = rule.step(self, g, node, ins[0], state[name], *ins[1:])
             elif not self.plan.invariant[name]:
                 values[name] = rule.emit(self, g, node, ins)  # type: ignore[misc]
             else:  # computed once, in the outer graph

@@ -41,7 +41,7 @@ from ._synapses import emit_conv, emit_linear
 
 Bound = Callable[[Any, list[float | None]], float | None]
 Emit = Callable[[Emitter, Graph, Any, list[str]], str]
-Step = Callable[[Emitter, Graph, Any, str, State], tuple[str, State]]
+Step = Callable[..., tuple[str, State]]  # (ctx, g, node, u, state[, recurrent current]) -> (value, state)
 
 ALL = frozenset({"all"})
 NEURONS = frozenset({"neurons", "all"})
@@ -107,8 +107,7 @@ HANDLERS: HandlerTable[KindRule] = HandlerTable("the ONNX exporter", {
     Add: KindRule(_sum, emit=emit_add),
     LIF: KindRule(_spikes, step=step_lif, records=NEURONS, spiking=True, own_spikes=spike_state_needed),
     LI: KindRule(_not_integer, step=step_li, records=NEURONS),
-    RLIF: refuse("a recurrent LIF layer (rlif: recurrent current added after the leak) is not "
-                 "supported by the ONNX exporter yet; run it on the reference or the torch target"),
+    RLIF: KindRule(_spikes, step=step_lif, records=NEURONS, spiking=True, own_spikes=spike_state_needed),
     **dict.fromkeys(TOKEN_KINDS, refuse(
         "the ONNX exporter does not write token/attention nodes yet; run the ticket on the reference")),
 })

@@ -5,7 +5,9 @@ With ``I = u + b`` (no ``Add`` without a bias) and the previous membrane ``v'``:
     leaky        v = β·v' + I                  (LI always)
     decay_input  v = v' + (I − v') / τ
     leaky_tau    v = (v' − v'/τ) + I
+    RLIF:              v = v + c     (its recurrent current c, after the leak)
     subtract_delayed:  v = v − r·s'  (before the threshold; s' = previous spikes)
+    zero_delayed:      v = where(s', 0, v)
     s = float32(v > θ);  zero: v = where(s, 0, v);  subtract: v = v − r·s
 
 Run with graph optimizations disabled (the ONNX Runtime target does): level-1 fusions would
@@ -25,14 +27,18 @@ def step_li(ctx: Emitter, g: Graph, node: LI, u: str, st: State) -> tuple[str, S
     return v, State(v)
 
 
-def step_lif(ctx: Emitter, g: Graph, node: LIF, u: str, st: State) -> tuple[str, State]:
-    """LIF: charge, (delayed reset), fire, reset; its value is the spikes."""
+def step_lif(ctx: Emitter, g: Graph, node: LIF, u: str, st: State, rec: str | None = None) -> tuple[str, State]:
+    """LIF (and RLIF, with its recurrent current ``rec``): charge, (delayed reset), fire, reset; the spikes."""
     v = _charge(ctx, g, node, _current(ctx, g, node, u), st.v, node.charge)
+    if rec is not None:
+        v = g.op("Add", [v, rec], "v")
     r = None
     if node.reset in ("subtract", "subtract_delayed"):
         r = ctx.param(node, "reset", node.reset_amount)
     if node.reset == "subtract_delayed":
         v = g.op("Sub", [v, g.op("Mul", [r, st.s], "rs")], "v")  # type: ignore[list-item]
+    elif node.reset == "zero_delayed":
+        v = g.op("Where", [g.op("Greater", [st.s, ctx.zero_f32()], "spiked"), ctx.zero_f32(), v], "v")  # type: ignore[list-item]
     fired = g.op("Greater", [v, ctx.param(node, "threshold", node.threshold)], "fired")
     s = g.op("Cast", [fired], "s", to=ctx.onnx.TensorProto.FLOAT)
     if node.reset == "zero":
@@ -43,8 +49,8 @@ def step_lif(ctx: Emitter, g: Graph, node: LIF, u: str, st: State) -> tuple[str,
 
 
 def spike_state_needed(node: LIF) -> bool:
-    """A LIF layer whose own update reads its previous spikes (``subtract_delayed``)."""
-    return node.reset == "subtract_delayed"
+    """A LIF layer whose own update reads its previous spikes (``subtract_delayed``, ``zero_delayed``)."""
+    return node.reset in ("subtract_delayed", "zero_delayed")
 
 
 def _current(ctx: Emitter, g: Graph, node: LIF | LI, u: str) -> str:

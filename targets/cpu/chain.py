@@ -239,9 +239,11 @@ def _run_chain(prog, buf, lanes, xa, xs, T, B, out_f, out_s, counts):
             else:
                 m = out_f
                 sp = out_s if last else np.empty((T, B, N), np.uint8)
+            no_rec = np.zeros((1, 1, 1), np.float32)  # a chain has no recurrent layer
             kn._neuron(cur3, T, buf[prog[i, 3]].view(np.float32), buf[prog[i, 4]].view(np.float32),
                        buf[prog[i, 5]].view(np.float32), prog[i, 15] == 1, buf[prog[i, 6]].view(np.float32),
-                       buf[prog[i, 9]].view(np.float32), prog[i, 13], prog[i, 14], li, v, s, sp, m, c)
+                       buf[prog[i, 9]].view(np.float32), prog[i, 13], prog[i, 14], li, v, s, sp, m, c,
+                       no_rec, False)
             if li:
                 cur = m.reshape((T * B, N))
                 cur_rows = T

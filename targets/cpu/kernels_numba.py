@@ -638,6 +638,10 @@ def _fire(t, b, thr, ramt, reset, v, s, spikes):
     if reset == 2:
         for n in range(N):
             v[b, n] = v[b, n] - ramt[n] * s[b, n]
+    elif reset == 4:
+        for n in range(N):
+            if s[b, n] > zero:
+                v[b, n] = zero
     if reset == 0:
         for n in range(N):
             vv = v[b, n]
@@ -665,7 +669,8 @@ def _fire(t, b, thr, ramt, reset, v, s, spikes):
 
 
 @njit(**_JIT)
-def _neuron(cur, steps, beta, thr, bias, has_bias, ramt, tau, charge, reset, li, v, s, spikes, mem, counts):
+def _neuron(cur, steps, beta, thr, bias, has_bias, ramt, tau, charge, reset, li, v, s, spikes, mem, counts,
+            rec, has_rec):
     """LIF / LI update of :mod:`slt_deploy.ir.neurons`, float32, one operation at a time.
 
     ``cur`` ``(steps or 1, B, N)``; writes ``spikes`` (uint8) or ``mem`` (LI membrane) and
@@ -678,6 +683,10 @@ def _neuron(cur, steps, beta, thr, bias, has_bias, ramt, tau, charge, reset, li,
         c = 0
         for b in range(B):
             _charge(cur, tt, b, beta, bias, has_bias, tau, charge, li, v)
+            if has_rec:  # RLIF: the recurrent current, after the leak
+                rt = 0 if rec.shape[0] == 1 else t
+                for n in range(N):
+                    v[b, n] = v[b, n] + rec[rt, b, n]
             if li:
                 for n in range(N):
                     mem[t, b, n] = v[b, n]
@@ -686,7 +695,7 @@ def _neuron(cur, steps, beta, thr, bias, has_bias, ramt, tau, charge, reset, li,
         counts[t] = c
 
 
-def neuron_run(cur: np.ndarray, steps: int, p, state) -> tuple[np.ndarray, np.ndarray]:
+def neuron_run(cur: np.ndarray, steps: int, p, state, rec: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Run a LIF / LI layer for ``steps`` steps; see :func:`.kernels_numpy.neuron_run`."""
     b, n = cur.shape[1], cur.shape[2]
     counts = np.zeros(steps, np.int64)
@@ -698,7 +707,8 @@ def neuron_run(cur: np.ndarray, steps: int, p, state) -> tuple[np.ndarray, np.nd
         mem = np.empty((1, 1, 1), np.float32)
     bias, has_bias = _opt(p.bias)
     _neuron(cur, steps, p.beta, p.threshold, bias, has_bias, p.reset_amount, p.tau, p.charge, p.reset, p.li,
-            state.v, state.s, spikes, mem, counts)
+            state.v, state.s, spikes, mem, counts,
+            rec if rec is not None else np.zeros((1, 1, 1), np.float32), rec is not None)
     return (mem if p.li else spikes), counts
 
 

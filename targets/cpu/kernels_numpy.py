@@ -192,8 +192,10 @@ def _conv_popcount(spikes: np.ndarray, store: ConvPlaneStore, g: ConvGeometry, s
 
 
 # ----------------------------------------------------------------------------- neurons
-def neuron_run(cur: np.ndarray, steps: int, p, state) -> tuple[np.ndarray, np.ndarray]:
-    """Run a LIF / LI layer for ``steps`` steps (see :mod:`.neurons` for ``p`` and ``state``).
+def neuron_run(cur: np.ndarray, steps: int, p, state, rec: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Run a LIF / LI / RLIF layer for ``steps`` steps (see :mod:`.neurons` for ``p`` and ``state``).
+
+    ``rec`` (RLIF only): the recurrent current ``(steps or 1, B, N)``, added after the leak.
 
     ``cur``: float32 ``(steps or 1, B, N)`` (one row block reused when static). Returns the
     outputs ``(steps, B, N)`` (uint8 spikes, or float32 membrane for LI) and the spike count
@@ -212,11 +214,15 @@ def neuron_run(cur: np.ndarray, steps: int, p, state) -> tuple[np.ndarray, np.nd
             v = v + (current - v) / p.tau
         else:
             v = (v - v / p.tau) + current
+        if rec is not None:
+            v = v + rec[0 if rec.shape[0] == 1 else t]
         if p.li:
             out[t] = v
             continue
         if p.reset == 2:
             v = v - p.reset_amount * sp
+        elif p.reset == 4:
+            v = np.where(sp > 0, np.float32(0), v)
         spk = v > p.threshold
         s = spk.astype(np.float32)
         if p.reset == 0:

@@ -12,7 +12,7 @@ from slt_deploy.ir.neurons import LI, LIF
 from .values import Value
 
 CHARGE_CODES = {"leaky": 0, "decay_input": 1, "leaky_tau": 2}
-RESET_CODES = {"zero": 0, "subtract": 1, "subtract_delayed": 2, "none": 3}
+RESET_CODES = {"zero": 0, "subtract": 1, "subtract_delayed": 2, "none": 3, "zero_delayed": 4}
 
 
 @dataclass
@@ -20,7 +20,7 @@ class NeuronParams:
     """Flat float32 per-neuron parameters ``(N,)`` and the variant codes of one layer.
 
     ``charge``: 0 leaky, 1 decay_input, 2 leaky_tau; ``reset``: 0 zero, 1 subtract,
-    2 subtract_delayed, 3 none (see :mod:`slt_deploy.ir.neurons` for the equations).
+    2 subtract_delayed, 3 none, 4 zero_delayed (RLIF; see :mod:`slt_deploy.ir.neurons` for the equations).
     Absent parameters are zero arrays with ``has_bias`` / ``li`` telling the kernels.
     """
 
@@ -78,10 +78,15 @@ class NeuronOp:
     def new_state(self, batch: int) -> NeuronState:
         return NeuronState(batch, self.n)
 
-    def forward(self, x: Value, steps: int, state: NeuronState) -> tuple[Value, np.ndarray]:
+    def forward(self, x: Value, steps: int, state: NeuronState, rec: Value | None = None) -> tuple[Value, np.ndarray]:
+        """``rec``: an RLIF layer's recurrent current, added after the leak."""
         data = x.as_float()
         cur = np.ascontiguousarray(data.reshape(data.shape[0], data.shape[1], self.n), dtype=np.float32)
-        out, counts = self.kernels.neuron_run(cur, steps, self.params, state)
+        rc = None
+        if rec is not None:
+            rd = rec.as_float()
+            rc = np.ascontiguousarray(rd.reshape(rd.shape[0], rd.shape[1], self.n), dtype=np.float32)
+        out, counts = self.kernels.neuron_run(cur, steps, self.params, state, rc)
         value = Value(out.reshape(steps, out.shape[1], *self.shape), static=False, binary=self.spiking,
                       rate_known=x.rate_known)
         return value, counts

@@ -344,7 +344,7 @@ def _apply_synapses(op: SynapseOp, name: str, ins: list[Value], steps: int, stat
 
 def _apply_neurons(op: NeuronOp, name: str, ins: list[Value], steps: int, state: Any,
                    counts: dict[str, list[np.ndarray]]) -> Value:
-    out, c = op.forward(ins[0], steps, state)
+    out, c = op.forward(ins[0], steps, state, ins[1] if len(ins) > 1 else None)
     if op.spiking:
         counts.setdefault(name, []).append(c)
     return out
@@ -382,8 +382,7 @@ HANDLERS: HandlerTable[tuple[Any, Any]] = HandlerTable("the cpu target", {
     Add: (_prepare_nothing, _apply_add),
     LIF: (_prepare_neurons, _apply_neurons),
     LI: (_prepare_neurons, _apply_neurons),
-    RLIF: refuse("a recurrent LIF layer (rlif: recurrent current added after the leak) is not "
-                 "supported by the cpu target yet; run it on the reference or the torch target"),
+    RLIF: (_prepare_neurons, _apply_neurons),
     **dict.fromkeys(TOKEN_KINDS, refuse(
         "the cpu target does not run token/attention nodes yet; run the ticket on the reference")),
 })
