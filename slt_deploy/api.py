@@ -34,11 +34,9 @@ def source_kind(path: str | os.PathLike[str]) -> str:
     """What a user's file is, from its first bytes and its name: ``slt``, ``nir``, ``netx``, ``onnx``,
     ``npy``, ``npz``, ``pytorch`` (a torch.save zip) or ``unknown`` (a missing file is ``unknown``)."""
     name = os.fspath(path).lower()
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(16)
-    except OSError:
-        head = b""
+    from .untrusted import read_head
+
+    head = read_head(path, 16)  # b"" for a FIFO, device or unreadable path: never blocks
     magic = next((kind for sig, kind in _MAGIC.items() if head.startswith(sig)), None)
     if magic == "hdf5":
         return "netx" if name.endswith(".h5") else "nir"

@@ -11,6 +11,7 @@ import numpy as np
 from .errors import SltInputError
 from .ir.graph import Ticket
 from .ratecode import RateCoder
+from .untrusted import check_float32_range
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,7 @@ def check_input(ticket: Ticket, x: np.ndarray) -> np.ndarray:
     x = x.astype(np.float64)
     if not np.all(np.isfinite(x)):
         raise SltInputError("input contains NaN or inf values")
+    check_float32_range(x)
     if kind == "rate" and (x.min() < 0 or x.max() > 1):
         raise SltInputError("rate-coded input must lie in [0, 1] (firing probability per step)")
     return x

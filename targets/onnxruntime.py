@@ -91,20 +91,9 @@ def load_onnx_file(path: str | os.PathLike[str], threads: int | None = None,
     """Load an exported ``.onnx`` file as untrusted input; every bad file is one SltFormatError."""
     onnx, _ = _import_ort()
     where = os.fspath(path)
-    try:
-        size = os.stat(where).st_size
-        if size > MAX_FILE_BYTES:
-            raise SltFormatError(f"{where}: {size:,} bytes, over the 2 GiB limit of an ONNX protobuf")
-        with open(where, "rb") as fh:
-            data = fh.read(MAX_FILE_BYTES + 1)
-    except SltFormatError:
-        raise
-    except FileNotFoundError:
-        raise SltFormatError(f"{where}: no such file") from None
-    except IsADirectoryError:
-        raise SltFormatError(f"{where}: is a directory, expected an .onnx file") from None
-    except OSError as exc:
-        raise SltFormatError(f"{where}: cannot read: {exc.strerror or exc}") from None
+    from slt_deploy.untrusted import read_bounded
+
+    data = read_bounded(where, MAX_FILE_BYTES, error=SltFormatError, what="an .onnx file (2 GiB protobuf limit)")
     if not data:
         raise SltFormatError(f"{where}: empty file, not an ONNX model")
     try:

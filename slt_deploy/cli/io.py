@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..errors import SltError, SltInputError
+from ..errors import SltError
 
 F = TypeVar("F", bound=Callable[..., Any])
 MAX_INPUT_BYTES = 4 << 30
@@ -78,24 +78,11 @@ def json_default(o: Any) -> Any:
 
 
 def load_npy(path: Path, flag: str = "--input") -> np.ndarray:
-    """Read a user's .npy array without pickles; every failure is an :class:`SltInputError` naming ``flag``."""
-    try:
-        if path.stat().st_size > MAX_INPUT_BYTES:
-            raise SltInputError(f"{flag} {path}: input file is larger than 4 GiB")
-        with open(path, "rb") as fh:
-            arr = np.load(fh, allow_pickle=False)
-    except SltInputError:
-        raise
-    except FileNotFoundError:
-        raise SltInputError(f"{flag} {path}: no such file") from None
-    except IsADirectoryError:
-        raise SltInputError(f"{flag} {path}: is a directory, expected a .npy file") from None
-    except (ValueError, OSError, EOFError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise SltInputError(f"{flag} {path}: not a readable .npy array ({reason})") from None
-    if not isinstance(arr, np.ndarray):
-        raise SltInputError(f"{flag} {path}: expected a single .npy array, got an archive; pass a .npy file")
-    return arr
+    """Read a user's .npy array without pickles, header checked before allocation
+    (:func:`slt_deploy.untrusted.load_npy`); every failure is an :class:`SltInputError` naming ``flag``."""
+    from ..untrusted import load_npy as load_untrusted
+
+    return load_untrusted(path, flag, limit=MAX_INPUT_BYTES)
 
 
 def save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:

@@ -18,32 +18,18 @@ from typing import Any
 
 import typer
 
-from ..errors import SltError, SltInputError
+from ..errors import SltError
 
 REPORT_SUFFIXES = (".html", ".htm", ".md", ".markdown")
 MAX_INPUT_BYTES = 64 << 30
 
 
 def open_npy(path: Path, flag: str) -> Any:
-    """A user's ``.npy`` memory-mapped read-only (no pickles); every failure is one :class:`SltInputError` line."""
-    import numpy as np
+    """A user's ``.npy`` memory-mapped read-only (no pickles, header checked before mapping,
+    :func:`slt_deploy.untrusted.load_npy`); every failure is one :class:`SltInputError` line."""
+    from ..untrusted import load_npy
 
-    try:
-        if path.stat().st_size > MAX_INPUT_BYTES:
-            raise SltInputError(f"{flag} {path}: input file is larger than 64 GiB")
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except SltInputError:
-        raise
-    except FileNotFoundError:
-        raise SltInputError(f"{flag} {path}: no such input file") from None
-    except IsADirectoryError:
-        raise SltInputError(f"{flag} {path}: is a directory, expected a .npy file") from None
-    except (ValueError, OSError, EOFError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise SltInputError(f"{flag} {path}: not a readable .npy array ({reason})") from None
-    if not isinstance(arr, np.ndarray):
-        raise SltInputError(f"{flag} {path}: expected a single .npy array, got an archive; pass a .npy file")
-    return arr
+    return load_npy(path, flag, limit=MAX_INPUT_BYTES, mmap=True)
 
 
 def energy(

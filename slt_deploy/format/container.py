@@ -12,7 +12,6 @@ import hashlib
 import json
 import math
 import os
-import stat
 from typing import Any
 
 import numpy as np
@@ -224,28 +223,11 @@ def deserialize(data: bytes) -> Ticket:
 
 
 def read_bytes(path: str | os.PathLike[str]) -> bytes:
-    """The file's bytes, refusing what is not a regular file of at most MAX_FILE_BYTES."""
-    try:
-        p = os.fsdecode(os.fspath(path))
-    except TypeError:
-        raise SltFormatError(f"expected a file path, got {type(path).__name__}") from None
-    try:
-        st = os.stat(p)
-        if stat.S_ISDIR(st.st_mode):
-            raise SltFormatError(f"'{p}' is a directory, not a .slt file")
-        if not stat.S_ISREG(st.st_mode):
-            raise SltFormatError(f"'{p}' is not a regular file")
-        if st.st_size > MAX_FILE_BYTES:
-            raise SltFormatError(f"'{p}' is {st.st_size} bytes, above the {MAX_FILE_BYTES}-byte limit")
-        with open(p, "rb") as f:
-            data = f.read(MAX_FILE_BYTES + 1)
-    except FileNotFoundError:
-        raise SltFormatError(f"no such file: '{p}'") from None
-    except OSError as exc:
-        raise SltFormatError(f"cannot read '{p}': {exc.strerror or exc}") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise SltFormatError(f"'{p}' grew above the {MAX_FILE_BYTES}-byte limit while reading")
-    return data
+    """The file's bytes, refusing what is not a regular file of at most MAX_FILE_BYTES; the read
+    reserves the file's own size, not the limit (:func:`slt_deploy.untrusted.read_bounded`)."""
+    from ..untrusted import read_bounded
+
+    return read_bounded(path, MAX_FILE_BYTES, error=SltFormatError, what="a .slt file")
 
 
 def read_verified(path: str | os.PathLike[str]) -> tuple[Ticket, dict[str, Any], dict[str, np.ndarray]]:

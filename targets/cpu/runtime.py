@@ -30,6 +30,7 @@ from slt_deploy.ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, 
 from slt_deploy.ir.tokens import TOKEN_KINDS
 from slt_deploy.registry import CPU
 from slt_deploy.result import Diagnostics, OutputInfo, Result, build_result, check_input
+from slt_deploy.untrusted import FLOAT32_MAX
 
 from . import costmodel, ops
 from .neurons import NeuronOp
@@ -215,7 +216,8 @@ class Runtime:
             lead = 2 if spikes else 1
             if (x.shape[lead:] == spec.input_shape and x.ndim == lead + len(spec.input_shape) and x.shape[lead - 1] > 0
                     and (not spikes or x.shape[0] == self.timesteps)
-                    and self.kernels.finite_in(x, spec.encoding.kind == "rate")):
+                    and self.kernels.finite_in(x, spec.encoding.kind == "rate")
+                    and (x.dtype == np.float32 or float(np.max(np.abs(x))) <= FLOAT32_MAX)):
                 return x
         return check_input(spec, x)
 
