@@ -74,7 +74,7 @@ def test_float32_targets_equal_the_reference(target: str, case) -> None:
 @pytest.mark.slow
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                 HealthCheck.function_scoped_fixture])
-@given(case=ticket_and_input(families=("mlp", "recurrent", "spiking-tail"), kinds=("binary", "int8"),
+@given(case=ticket_and_input(families=("mlp", "recurrent", "rlif", "spiking-tail"), kinds=("binary", "int8"),
                              encodings=("spikes",), max_timesteps=3))
 def test_fixed_point_targets_equal_the_fixed_reference(target: str, case) -> None:
     _spec(target)

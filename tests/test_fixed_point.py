@@ -493,11 +493,10 @@ _Mystery.kind = "mystery"
 
 def test_the_plan_handles_every_node_kind_and_refuses_an_unknown_one_naming_it() -> None:
     kinds = {kind for kind, cls in NODE_KINDS.items() if cls.__module__.startswith("slt_deploy.")}
-    # rlif (recurrent LIF, current after the leak) and the token/attention kinds are not planned for Loihi
-    # yet: named refusals
+    # the token/attention kinds are not planned for Loihi yet: named refusals
     from slt_deploy.ir.tokens import TOKEN_KINDS
 
-    refused = {"rlif", *(cls.kind for cls in TOKEN_KINDS)}
+    refused = {cls.kind for cls in TOKEN_KINDS}
     assert all(isinstance(HANDLERS[k], Refusal) for k in refused)
     kinds -= refused
     assert kinds <= set(HANDLERS) and not any(isinstance(HANDLERS[k], Refusal) for k in kinds)

@@ -122,3 +122,29 @@ def test_rlif_round_trips_through_slt(tmp_path) -> None:
     assert tickets_equal(ticket, back)
     x = graded((4, 6), 3).numpy()
     assert np.array_equal(simulate(ticket, x).output, simulate(back, x).output)
+
+
+@pytest.mark.parametrize("reset", ["subtract", "none"])
+def test_rleaky_on_lava_fixed_point_equals_the_fixed_reference(reset: str) -> None:
+    """Loihi sums both currents in integers (order-free): an RLIF is planned as a LIF fed by both inputs,
+    the recurrent synapses run over Lava's one-step connection delay."""
+    pytest.importorskip("lava")
+    import slt_deploy as slt
+
+    x = spikes((12, 3, 6), 5).numpy()
+    ticket = import_module(net(reset, 2), x[0], timesteps=12, encoding="spikes")
+    expected = slt.run(ticket, x, target="fixed-reference")
+    got = slt.run(ticket, x, target="lava")
+    np.testing.assert_array_equal(got.output, expected.output)
+    for name, counts in expected.spike_counts.items():
+        np.testing.assert_array_equal(got.spike_counts[name], counts, err_msg=name)
+    assert sum(int(c.sum()) for c in expected.spike_counts.values()) > 0
+
+
+def test_rleaky_zero_reset_refused_by_loihi_naming_it() -> None:
+    import slt_deploy as slt
+
+    x = spikes((4, 2, 6), 5).numpy()
+    ticket = import_module(net("zero"), x[0], timesteps=4, encoding="spikes")
+    with pytest.raises(SltUnsupportedError, match="node '1'.*zero_delayed"):
+        slt.run(ticket, x, target="fixed-reference")

@@ -165,9 +165,9 @@ def _input(node: Input, p: _Planner) -> _Value:
     return _Value([PlanSource(node.name, 0, SparseMap.identity(size), graded=graded)], np.zeros(size))
 
 
-def _neuron_layer(node: LIF | LI, p: _Planner, kind: str) -> _Value:
+def _neuron_layer(node: LIF | LI, p: _Planner, kind: str, value: _Value | None = None) -> _Value:
     """A plan layer of ``kind`` (lif | li); its output is its spikes, or an LI layer's membrane."""
-    value = p.read(p.only_input(node))
+    value = p.read(p.only_input(node)) if value is None else value
     bias = value.bias + (0.0 if node.bias is None else node.bias.astype(np.float64).reshape(-1))
     p.layers[node.name] = PlanLayer(node.name, kind, tuple(node.shape), value.terms, bias, node)
     size = p.size(node.name)
@@ -177,6 +177,18 @@ def _neuron_layer(node: LIF | LI, p: _Planner, kind: str) -> _Value:
 
 def _lif(node: LIF, p: _Planner) -> _Value:
     return _neuron_layer(node, p, "lif")
+
+
+def _rlif(node: RLIF, p: _Planner) -> _Value:
+    """A recurrent LIF: Loihi sums both currents in integers (order-free), so it is a LIF fed by both inputs.
+
+    Its ``zero_delayed`` reset (drop the charge of the step after a spike) has no Loihi form and is refused."""
+    if node.reset == "zero_delayed":
+        raise SltUnsupportedError(
+            f"node '{node.name}': reset 'zero_delayed' (snnTorch RLeaky's zero reset: the charge of the step after "
+            "a spike is dropped) has no Loihi neuron; use the subtract reset, or run it on a float32 target"
+        )
+    return _neuron_layer(node, p, "lif", _add(node, p))
 
 
 def _li(node: LI, p: _Planner) -> _Value:
@@ -253,7 +265,7 @@ def _flatten(node: Flatten, p: _Planner) -> _Value:
     return p.read(p.only_input(node), membrane_ok=True)  # a relabelling (C order): an LI readout stays one
 
 
-def _add(node: Add, p: _Planner) -> _Value:
+def _add(node: Add | RLIF, p: _Planner) -> _Value:
     terms: list[PlanSource] = []
     bias = np.zeros(p.size(node.name))
     for edge in p.t.inputs_of(node.name):
@@ -285,9 +297,7 @@ def _output(node: Output, p: _Planner) -> None:
 HANDLERS: HandlerTable[Callable[[Any, _Planner], _Value | None]] = HandlerTable("Loihi (fixed-point plan)", {
     Input: _input, Output: _output, Linear: _linear, Conv2d: _conv, SumPool2d: _sum_pool, AvgPool2d: _avg_pool,
     MaxPool2d: _max_pool, Flatten: _flatten, Add: _add, LIF: _lif, LI: _li,
-    RLIF: refuse("a recurrent LIF layer (rlif: recurrent current added after the leak) is not "
-                 "supported by the fixed-point conversion (Lava, netx) yet; run it on the reference or the "
-                 "torch target"),
+    RLIF: _rlif,
     **dict.fromkeys(TOKEN_KINDS, refuse(
         "Loihi (Lava, netx) has no activation x activation product, reduction or token view, so "
         "spiking attention has no fixed-point form; run it on cpu, torch or onnxruntime")),
