@@ -11,6 +11,7 @@ rules (docs/semantics.md):
   :func:`slt_deploy.exact.fallback_count` detects on the reference side).
 - Sum/Avg pools: float64 window sums (``avg_pool2d`` with ``divisor_override=1``), rounded
   once, then ``/ (kH·kW)`` for Avg. Max pools in the working precision (−inf padding).
+- Token/attention kinds: :mod:`.torch_tokens` (float64 sums rounded once, as above).
 - Add in edge order; neuron updates as in :mod:`slt_deploy.ir.neurons`, one torch op per
   floating-point operation (no fused multiply-add), so every rounding matches.
 
@@ -26,12 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from slt_deploy.dispatch import HandlerTable, refuse
+from slt_deploy.dispatch import HandlerTable
 from slt_deploy.errors import SltError, SltInputError
 from slt_deploy.ir.graph import Ticket
 from slt_deploy.ir.neurons import LI, LIF, RLIF
 from slt_deploy.ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, Output, SumPool2d
-from slt_deploy.ir.tokens import TOKEN_KINDS
+from slt_deploy.ir.tokens import MatMul, Mul, Reduce, Reshape, Select, Transpose
 from slt_deploy.numerics import (
     NeuronConstants,
     channel_scale,
@@ -43,6 +44,8 @@ from slt_deploy.numerics import (
 )
 from slt_deploy.registry import TORCH
 from slt_deploy.result import Result, build_result, check_input, encode_step, rate_coder
+
+from . import torch_tokens as T
 
 _NEEDS_TORCH = "this target needs PyTorch: pip install 'slt-deploy[torch]'"
 Step = Callable[[list[Any], int], Any]
@@ -215,6 +218,5 @@ HANDLERS: HandlerTable[Callable[[Any, _Run], Step]] = HandlerTable("the torch ta
     Input: _input, Output: _output, Linear: _synapses, Conv2d: _synapses, SumPool2d: _window_sum,
     AvgPool2d: _window_sum, MaxPool2d: _max_pool, Flatten: _flatten, Add: _add, LIF: _neuron,
     RLIF: _neuron, LI: _neuron,
-    **dict.fromkeys(TOKEN_KINDS, refuse(
-        "the torch target does not run token/attention nodes yet; run the ticket on the reference")),
+    Reshape: T.view, Transpose: T.view, Select: T.view, MatMul: T.matmul, Mul: T.mul, Reduce: T.reduce,
 })

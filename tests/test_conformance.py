@@ -25,6 +25,8 @@ from slt_deploy import exact, registry
 from slt_deploy.ir import LIF, BinaryWeights, Conv2d, Flatten, Input, Linear, MaxPool2d, Output, sequential
 from slt_deploy.reference import simulate
 
+TOKEN_KINDS = ["reshape", "transpose", "select", "matmul", "mul", "reduce"]
+
 FLOAT_TARGETS = [t for t in registry.exact_targets(registry.Arithmetic.FLOAT32_EXACT) if t != "reference"]
 FIXED_TARGETS = [t for t in registry.exact_targets(registry.Arithmetic.FIXED_POINT) if t != "fixed-reference"]
 
@@ -67,6 +69,30 @@ def test_float32_targets_equal_the_reference(target: str, case) -> None:
     except AssertionError:
         if slow_path and not spec.exact_sums:
             reject()  # a sum float64 cannot hold exactly: documented for float64-accumulating targets
+        raise
+
+
+@pytest.mark.parametrize("target", FLOAT_TARGETS)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(case=ticket_and_input(families=("attention",)))
+def test_float32_targets_run_spiking_attention_like_the_reference(target: str, case) -> None:
+    # Spikformer SSA / spike-driven SDSA blocks (1-2 heads, token masks, residual, mean head),
+    # every token kind: spike x spike products are integer counts, so every target must be exact.
+    spec = _spec(target)
+    table = registry._resolve(spec.handlers)
+    refused = sorted(kind for kind in TOKEN_KINDS if not table.handles(kind))
+    if refused:
+        pytest.skip(f"{target} refuses {', '.join(refused)} (by name)")
+    ticket, x = case
+    before = exact.fallback_count()
+    expected = simulate(ticket, x, record=True)
+    slow_path = exact.fallback_count() != before
+    try:
+        assert_identical(expected, slt.run(ticket, x, target=target, record=True), ticket)
+    except AssertionError:
+        if slow_path and not spec.exact_sums:
+            reject()
         raise
 
 

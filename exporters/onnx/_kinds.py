@@ -21,10 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ...dispatch import HandlerTable, refuse
+from ...dispatch import HandlerTable
 from ...ir.neurons import LI, LIF, RLIF
 from ...ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, Node, Output, SumPool2d
-from ...ir.tokens import TOKEN_KINDS
+from ...ir.tokens import MatMul, Mul, Reduce, Reshape, Select, Transpose
 from ._context import Emitter
 from ._graph import Graph, State
 from ._neurons import spike_state_needed, step_li, step_lif
@@ -38,6 +38,16 @@ from ._stateless import (
     emit_sum_pool,
 )
 from ._synapses import emit_conv, emit_linear
+from ._tokens import (
+    bound_mul,
+    bound_none,
+    emit_matmul,
+    emit_mul,
+    emit_reduce,
+    emit_reshape,
+    emit_select,
+    emit_transpose,
+)
 
 Bound = Callable[[Any, list[float | None]], float | None]
 Emit = Callable[[Emitter, Graph, Any, list[str]], str]
@@ -108,8 +118,9 @@ HANDLERS: HandlerTable[KindRule] = HandlerTable("the ONNX exporter", {
     LIF: KindRule(_spikes, step=step_lif, records=NEURONS, spiking=True, own_spikes=spike_state_needed),
     LI: KindRule(_not_integer, step=step_li, records=NEURONS),
     RLIF: KindRule(_spikes, step=step_lif, records=NEURONS, spiking=True, own_spikes=spike_state_needed),
-    **dict.fromkeys(TOKEN_KINDS, refuse(
-        "the ONNX exporter does not write token/attention nodes yet; run the ticket on the reference")),
+    Reshape: KindRule(_same, emit=emit_reshape), Transpose: KindRule(_same, emit=emit_transpose),
+    Select: KindRule(_same, emit=emit_select), MatMul: KindRule(bound_none, emit=emit_matmul),
+    Mul: KindRule(bound_mul, emit=emit_mul), Reduce: KindRule(bound_none, emit=emit_reduce),
 })
 """``{node kind: KindRule}`` of the ONNX exporter (and the ONNX Runtime target)."""
 

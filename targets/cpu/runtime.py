@@ -22,17 +22,17 @@ from typing import Any
 
 import numpy as np
 
-from slt_deploy.dispatch import HandlerTable, refuse
+from slt_deploy.dispatch import HandlerTable
 from slt_deploy.errors import SltInputError, SltUnsupportedError
 from slt_deploy.ir.graph import Edge, Ticket
 from slt_deploy.ir.neurons import LI, LIF, RLIF
 from slt_deploy.ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, Node, Output, SumPool2d
-from slt_deploy.ir.tokens import TOKEN_KINDS
 from slt_deploy.registry import CPU
 from slt_deploy.result import Diagnostics, OutputInfo, Result, build_result, check_input
 from slt_deploy.untrusted import FLOAT32_MAX
 
 from . import costmodel, ops
+from . import tokens as token_ops
 from .neurons import NeuronOp
 from .synapse import SynapseOp
 from .values import Value
@@ -133,9 +133,9 @@ class Runtime:
         return sum(op.mapped_bytes for op in self.ops.values() if isinstance(op, SynapseOp))
 
     def kernels_used(self) -> dict[str, str]:
-        """Synapse layer -> kernel chosen so far (``gather`` for analog input)."""
+        """Synapse layer (and spike x spike MatMul) -> kernel chosen so far (``gather`` for analog input)."""
         return {name: "/".join(sorted(set(op.choice.values()))) for name, op in self.ops.items()
-                if isinstance(op, SynapseOp) and op.choice}
+                if isinstance(op, (SynapseOp, token_ops.TokenOp)) and op.choice}
 
     def run(self, x: np.ndarray, record: bool = False) -> Result:
         """Run the batch ``x`` for T steps; see :func:`slt_deploy.result.check_input` for shapes."""
@@ -385,8 +385,7 @@ HANDLERS: HandlerTable[tuple[Any, Any]] = HandlerTable("the cpu target", {
     LIF: (_prepare_neurons, _apply_neurons),
     LI: (_prepare_neurons, _apply_neurons),
     RLIF: (_prepare_neurons, _apply_neurons),
-    **dict.fromkeys(TOKEN_KINDS, refuse(
-        "the cpu target does not run token/attention nodes yet; run the ticket on the reference")),
+    **token_ops.HANDLERS,
 })
 
 
