@@ -185,6 +185,9 @@ def _load_torch(path: Path) -> dict[str, np.ndarray]:
     torch = _torch()
     import pickle
 
+    from ..untrusted import verify_torch_zip
+
+    verify_torch_zip(path, error=SltAnnError)  # torch.load does not check the zip's CRC-32s
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

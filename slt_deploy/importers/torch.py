@@ -32,6 +32,7 @@ from ..errors import SltImportError, SltValidationError
 from ..ir.graph import Encoding, Ticket, encoding_of
 from ..ir.nodes import Shape
 from ..ir.transforms import store_binary_where_exact
+from ..untrusted import check_mask, check_tensors, verify_torch_zip
 from ._convert import _Converter, _Options
 from ._trace import _first_line, _trace, _Tracer
 
@@ -115,6 +116,7 @@ def load_checkpoint(path: str | os.PathLike[str], trust_pickle: bool = False) ->
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise SltImportError(f"checkpoint {path!r} does not exist or is not a file")
+    verify_torch_zip(path)  # CRC-32 of every member: torch.load does not check them
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - every load failure becomes a one-line SltImportError
@@ -201,6 +203,7 @@ def _checkpoint_of(obj: Any, path: str) -> Checkpoint:
                 obj = inner
                 break
         if obj and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()):
+            check_tensors(obj, path)
             return _split_prune(dict(obj))
     raise SltImportError(f"checkpoint {path!r} is neither a state_dict (name -> tensor) nor a module")
 
@@ -216,6 +219,7 @@ def _split_prune(state: dict[str, torch.Tensor]) -> Checkpoint:
                 raise SltImportError(
                     f"prune mask {base}_mask has shape {tuple(mask.shape)}, weight {tuple(value.shape)}"
                 )
+            check_mask(base + "_mask", mask)
             out[base] = value
             masks[base] = mask != 0
         elif key.endswith("_mask") and key[:-5] + "_orig" in state:

@@ -85,6 +85,12 @@ def load_latest(folder: Path, config: SearchConfig) -> dict[str, Any] | None:
 def _load(path: Path, folder: Path, config: SearchConfig, extending: bool) -> dict[str, Any]:
     import torch
 
+    from ..untrusted import verify_torch_zip
+
+    try:
+        verify_torch_zip(path, error=SltSearchError)  # torch.load does not check the zip's CRC-32s
+    except SltSearchError as exc:
+        raise SltSearchError(f"cannot resume: {exc}; delete it to resume from the round before") from None
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is a one-line user error
