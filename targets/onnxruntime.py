@@ -110,6 +110,9 @@ def load_onnx_file(path: str | os.PathLike[str], threads: int | None = None,
     if stored != [model_digest(model)]:
         raise SltFormatError(f"{where}: checksum mismatch ({META['sha256']}): the file is corrupt "
                              "or was modified after export; export it again")
+    from slt_deploy.untrusted.onnx_graph import check_onnx_graph
+
+    check_onnx_graph(model, info.timesteps, where)  # the digest can be recomputed by anybody
     try:
         onnx.checker.check_model(model, full_check=True)
     except Exception as exc:  # noqa: BLE001 - checker raises ValidationError / InferenceError
@@ -158,6 +161,8 @@ class _Info:
             input_node = props[META["input_node"]]
             output_node = props[META["output_node"]]
             spiking = {"1": True, "0": False}[props[META["output_spiking"]]]
+        except RecursionError:
+            raise SltFormatError(f"{where}: bad slt-deploy metadata (JSON nested too deeply)") from None
         except (KeyError, ValueError, TypeError, SltError) as exc:
             raise SltFormatError(f"{where}: bad slt-deploy metadata ({_one_line(exc)})") from None
         if not 1 <= timesteps <= 1_000_000:
@@ -242,7 +247,9 @@ class OrtProgram:
         if optimization not in levels:
             raise SltInputError(f"optimization must be one of {', '.join(levels)}, got {optimization!r}")
         self.options.graph_optimization_level = levels[optimization]
-        self.options.log_severity_level = 3
+        self.options.log_severity_level = 4  # fatal only: a failure is one `slt: error:` line, not ORT's red log
+        self.run_options = ort.RunOptions()
+        self.run_options.log_severity_level = 4
         if threads is not None:
             self.options.intra_op_num_threads = int(threads)
         try:
@@ -271,7 +278,7 @@ class OrtProgram:
         feed = self.encode(x)
         wanted = [OUTPUT_NAME] + ([r[0] for r in info.records])
         try:
-            values = self.session.run(wanted, {"input": feed})
+            values = self.session.run(wanted, {"input": feed}, self.run_options)
         except Exception as exc:  # noqa: BLE001 - a malformed graph fails only when it runs
             raise SltFormatError(f"{self.where}: ONNX Runtime failed to run the model ({_one_line(exc)})") from None
         T = info.timesteps
