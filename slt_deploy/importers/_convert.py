@@ -26,6 +26,7 @@ from ..ir.weights import BinaryWeights, FloatWeights, Weights
 from ..ir.weights import binarize as binarize_weights
 from . import snntorch as snn_import
 from . import spikingjelly as sj_import
+from ._tokens import _PASS, TokenOps, is_token_graph, token_rank
 from ._trace import _ADDS, _NAME_BAD, _NORMS, _PASSTHROUGH, _POOLS, _SYNAPSES, _as_numpy, _declares_neuron, _f32
 
 
@@ -72,7 +73,7 @@ class _Membrane:
 _Value = Any  # str (an IR node name), _Pair, _Membrane
 
 
-class _Converter:
+class _Converter(TokenOps):
     def __init__(self, root: nn.Module, options: _Options) -> None:
         self.root = root
         self.opt = options
@@ -88,6 +89,8 @@ class _Converter:
         self.used_alpha: set[str] = set()
         self.frameworks: set[str] = set()
         self.notes: list[str] = []
+        self.foldable: dict[str, Any] = {}  # token synapse outputs BatchNorm1d may fold into (_tokens)
+        self.token_graph = False
 
     # ------------------------------------------------------------- driver
     def run(self, graph: fx.Graph, shape: Shape, timesteps: int, encoding: Encoding) -> Ticket:
@@ -99,6 +102,7 @@ class _Converter:
                 raise SltUnsupportedError(
                     f"forward argument '{extra.target}' is used; the ticket has one input (pass state through modules)"
                 )
+        self.token_graph = is_token_graph(graph)
         self._emit(Input("input", shape=shape), [])
         self.values[placeholders[0]] = "input"
         out: str | None = None
@@ -219,10 +223,13 @@ class _Converter:
                                       "only single-input calls are imported")
         if isinstance(m, _PASSTHROUGH):
             return self._arg(node)
+        if isinstance(m, nn.Linear) and self.token_graph and token_rank(self.shapes[self._arg(node)]):
+            return self._token_linear(m, path, self._arg(node), node)
         if isinstance(m, _SYNAPSES):
             return self._synapse(m, path, self._arg(node), node)
         if isinstance(m, _NORMS):
-            return self._batchnorm(m, path, node)
+            folded = self._token_batchnorm(m, path, self._arg(node))
+            return folded if folded is not None else self._batchnorm(m, path, node)
         if isinstance(m, nn.Flatten):
             if m.start_dim != 1 or m.end_dim != -1:
                 raise SltUnsupportedError(f"Flatten '{path}' must flatten dims 1..-1 (per sample), has "
@@ -239,6 +246,9 @@ class _Converter:
         raise SltUnsupportedError(f"module '{path}' of type {type(m).__module__}.{type(m).__name__} is not supported")
 
     def _function(self, node: fx.Node, fn: Any) -> _Value:
+        token = self._token_function(node, fn)
+        if token is not _PASS:
+            return token
         if fn is operator.getitem:
             return self._getitem(node)
         if fn in _ADDS:
@@ -256,6 +266,9 @@ class _Converter:
         )
 
     def _method(self, node: fx.Node) -> _Value:
+        token = self._token_method(node)
+        if token is not _PASS:
+            return token
         if node.target == "flatten":
             return self._flatten(node, node.args[1:], node.kwargs)
         if node.target == "add" and not node.kwargs:
@@ -283,12 +296,15 @@ class _Converter:
         raise SltUnsupportedError(f"'{node.name}': snnTorch neuron '{value.path}' returns (spk, mem); index {index!r}")
 
     # ------------------------------------------------------------- layers
-    def _synapse(self, m: nn.Module, path: str, src: str, fx_node: fx.Node | None) -> str:
+    def _synapse(self, m: nn.Module, path: str, src: str, fx_node: fx.Node | None, as_conv1x1: bool = False) -> str:
         values, mask = self._weights(m, path)
         bias = _f32(m.bias, f"bias of '{path}'") if m.bias is not None else None
         conv = None
         if isinstance(m, nn.Conv2d):
             conv = self._conv_params(m, path)
+        if as_conv1x1:  # a Linear applied per token: the same sums as a 1x1 convolution (_tokens)
+            values, mask = values.reshape(*values.shape, 1, 1), mask.reshape(*mask.shape, 1, 1)
+            conv = dict(stride=(1, 1), padding=(0, 0), dilation=(1, 1), groups=1)
         syn = _Synapse(self._name(path), path, values, mask, bias, conv, fx_node)
         self.synapses[syn.name] = syn
         return self._emit(syn, [src])
@@ -380,6 +396,11 @@ class _Converter:
             raise SltUnsupportedError(f"BatchNorm '{path}' does not directly follow a {kind} used only by it; "
                                       "it cannot be folded")
         assert syn is not None
+        self._fold_affine(m, path, syn)
+        return src
+
+    def _fold_affine(self, m: nn.Module, path: str, syn: _Synapse) -> None:
+        """Fold BatchNorm ``m`` (running statistics) into ``syn``: float64 scale and shift per output channel."""
         mean, var = m.running_mean, m.running_var
         if mean is None or var is None:
             raise SltUnsupportedError(f"BatchNorm '{path}' has no running statistics (track_running_stats=False)")
@@ -392,7 +413,6 @@ class _Converter:
         mean64, var64 = _f32(mean, where).astype(np.float64), _f32(var, where).astype(np.float64)
         scale = gamma / np.sqrt(var64 + float(np.float32(m.eps)))
         syn.scale, syn.shift, syn.folded = scale, beta - mean64 * scale, path
-        return src
 
     def _pool(self, m: nn.Module, path: str, src: str) -> str:
         if m.ceil_mode:
