@@ -28,6 +28,7 @@ from . import snntorch as snn_import
 from . import spikingjelly as sj_import
 from ._tokens import _PASS, TokenOps, is_token_graph, token_rank
 from ._trace import _ADDS, _NAME_BAD, _NORMS, _PASSTHROUGH, _POOLS, _SYNAPSES, _as_numpy, _declares_neuron, _f32
+from ._trace import bn_affine as bn_affine
 
 
 # ================================================================== converter
@@ -396,23 +397,9 @@ class _Converter(TokenOps):
             raise SltUnsupportedError(f"BatchNorm '{path}' does not directly follow a {kind} used only by it; "
                                       "it cannot be folded")
         assert syn is not None
-        self._fold_affine(m, path, syn)
+        syn.scale, syn.shift = bn_affine(m, path, syn.values.shape[0], syn.path)
+        syn.folded = path
         return src
-
-    def _fold_affine(self, m: nn.Module, path: str, syn: _Synapse) -> None:
-        """Fold BatchNorm ``m`` (running statistics) into ``syn``: float64 scale and shift per output channel."""
-        mean, var = m.running_mean, m.running_var
-        if mean is None or var is None:
-            raise SltUnsupportedError(f"BatchNorm '{path}' has no running statistics (track_running_stats=False)")
-        n = syn.values.shape[0]
-        if mean.shape != (n,):
-            raise SltImportError(f"BatchNorm '{path}' has {mean.shape[0]} features, '{syn.path}' {n} outputs")
-        where = f"BatchNorm '{path}'"
-        gamma = _f32(m.weight, where).astype(np.float64) if m.weight is not None else np.ones(n)
-        beta = _f32(m.bias, where).astype(np.float64) if m.bias is not None else np.zeros(n)
-        mean64, var64 = _f32(mean, where).astype(np.float64), _f32(var, where).astype(np.float64)
-        scale = gamma / np.sqrt(var64 + float(np.float32(m.eps)))
-        syn.scale, syn.shift, syn.folded = scale, beta - mean64 * scale, path
 
     def _pool(self, m: nn.Module, path: str, src: str) -> str:
         if m.ceil_mode:

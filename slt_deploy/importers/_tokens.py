@@ -32,6 +32,7 @@ import torch.nn as nn
 
 from ..errors import SltUnsupportedError
 from ..ir.tokens import MatMul, Mul, Reduce, Reshape, Select, Transpose
+from ._trace import bn_affine
 
 _MATMULS = (operator.matmul, torch.matmul, torch.bmm)
 _MULS = (operator.mul, torch.mul)
@@ -258,7 +259,8 @@ class TokenOps:
         if fold.axis != 0 or not fold.sole or fold.syn.folded:
             raise SltUnsupportedError(f"BatchNorm '{path}' is not over the channels of '{fold.syn.path}' alone "
                                       "(a transpose of it, used only by the BatchNorm); it cannot be folded")
-        self._fold_affine(m, path, fold.syn)
+        fold.syn.scale, fold.syn.shift = bn_affine(m, path, fold.syn.values.shape[0], fold.syn.path)
+        fold.syn.folded = path
         return src
 
 

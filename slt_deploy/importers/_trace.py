@@ -51,6 +51,24 @@ def _f32(t: torch.Tensor, what: str) -> np.ndarray:
     return a
 
 
+def bn_affine(m: nn.Module, path: str, n: int, layer: str) -> tuple[np.ndarray, np.ndarray]:
+    """Eval BatchNorm ``m`` as ``y = scale·x + shift`` per channel, in float64.
+
+    ``scale = γ / √(var + ε)``, ``shift = β − mean·scale`` (running statistics).
+    """
+    mean, var = m.running_mean, m.running_var
+    if mean is None or var is None:
+        raise SltUnsupportedError(f"BatchNorm '{path}' has no running statistics (track_running_stats=False)")
+    if mean.shape != (n,):
+        raise SltImportError(f"BatchNorm '{path}' has {mean.shape[0]} features, '{layer}' {n} outputs")
+    where = f"BatchNorm '{path}'"
+    gamma = _f32(m.weight, where).astype(np.float64) if m.weight is not None else np.ones(n)
+    beta = _f32(m.bias, where).astype(np.float64) if m.bias is not None else np.zeros(n)
+    mean64, var64 = _f32(mean, where).astype(np.float64), _f32(var, where).astype(np.float64)
+    scale = gamma / np.sqrt(var64 + float(np.float32(m.eps)))
+    return scale, beta - mean64 * scale
+
+
 def _declares_neuron(m: nn.Module) -> bool:
     """A neuron module that states its own IR layer (``slt_neuron``; e.g. the search's SpikingLIF)."""
     return callable(getattr(type(m), "slt_neuron", None))
