@@ -32,6 +32,7 @@ file back (validated: every bad file is an :class:`SltFormatError` naming the fi
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,10 +40,11 @@ import numpy as np
 
 from slt_deploy.errors import SltFormatError, SltImportError
 from slt_deploy.fixed_point import LOIHI2
-from slt_deploy.ir.graph import Edge, Ticket, encoding_of
+from slt_deploy.ir.graph import MAX_TIMESTEPS, Edge, Ticket, encoding_of
 from slt_deploy.ir.neurons import LIF
 from slt_deploy.ir.nodes import Add, Conv2d, Flatten, Input, Linear, Node, Output
 from slt_deploy.ir.weights import FloatWeights
+from slt_deploy.untrusted.hdf5 import budget_for, in_child, scan_tree
 
 # the writing side lives in ._netx_export (this module reads); export_netx and HANDLERS are public here too
 from ._netx_export import HANDLERS, export_netx
@@ -50,6 +52,7 @@ from ._netx_export import need_h5py as _need_h5py
 
 DECAY_UNITY = LOIHI2.decay_unity   # netx's iDecay / vDecay unit (Loihi's 12-bit decays)
 MAX_DATASET_BYTES = 1 << 30    # refuse datasets that would expand beyond this when read
+WEIGHT_LIMIT = 256             # netx weights: 8-bit signed mantissas, [-256, 255]
 
 
 # ====================================================================== read back
@@ -81,9 +84,26 @@ class NetxNetwork:
 
 
 def read_netx(path: str | os.PathLike[str]) -> NetxNetwork:
-    """Read and validate a netx HDF5 file (dense, dense_rec, conv, flatten layers; CUBA neurons)."""
-    h5py = _need_h5py()
+    """Read and validate a netx HDF5 file (dense, dense_rec, conv, flatten layers; CUBA neurons).
+
+    Untrusted: the HDF5 tree is checked first (no links, external storage or virtual datasets,
+    declared sizes bounded: :func:`slt_deploy.untrusted.hdf5.scan_tree`) and all h5py work runs in a
+    child process with a time limit (``SLT_HDF5_TIMEOUT``)."""
+    _need_h5py()
     name = os.fspath(path)
+    try:
+        st = os.stat(name)
+    except FileNotFoundError:
+        raise SltFormatError(f"netx file '{name}' does not exist") from None
+    except OSError as exc:
+        raise SltFormatError(f"netx file '{name}' cannot be read: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise SltFormatError(f"netx file '{name}' is not a regular file (a directory, FIFO or device)")
+    return in_child(_read_file, name, where=f"netx file '{name}'")
+
+
+def _read_file(name: str) -> NetxNetwork:
+    h5py = _need_h5py()
     try:
         size = os.path.getsize(name)
         f = h5py.File(name, "r")
@@ -93,11 +113,12 @@ def read_netx(path: str | os.PathLike[str]) -> NetxNetwork:
         raise SltFormatError(f"netx file '{name}' is not a readable HDF5 file (truncated or corrupt: {exc})") from None
     try:
         with f:
+            scan_tree(f, f"netx file '{name}'", budget_for(size))
             return _read(f, name, size, h5py)
     except SltFormatError:
         raise
-    except (OSError, KeyError, ValueError, TypeError) as exc:
-        raise SltFormatError(f"netx file '{name}' cannot be read: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - damaged files make h5py raise anything
+        raise SltFormatError(f"netx file '{name}' cannot be read: {type(exc).__name__}: {exc}") from None
 
 
 def _read(f: Any, name: str, size: int, h5py: Any) -> NetxNetwork:
@@ -142,8 +163,15 @@ def _read(f: Any, name: str, size: int, h5py: Any) -> NetxNetwork:
         timesteps = reader.scalar_int("simulation/tSample", None)
     attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
     if "timesteps" in attrs:
-        timesteps = int(attrs["timesteps"])
-    return NetxNetwork(input_shape, layers, timesteps, attrs)
+        timesteps = attrs["timesteps"]
+        if isinstance(timesteps, np.ndarray) and timesteps.shape in ((), (1,)):
+            timesteps = timesteps.reshape(()).item()
+        if not isinstance(timesteps, (int, np.integer)) or isinstance(timesteps, (bool, np.bool_)):
+            raise SltFormatError(f"netx file '{name}': attribute 'timesteps' must be an integer, got "
+                                 f"{str(timesteps)[:40]} ({type(timesteps).__name__})")
+    if timesteps is not None and not 1 <= int(timesteps) <= MAX_TIMESTEPS:
+        raise SltFormatError(f"netx file '{name}': timesteps {timesteps} is outside [1, {MAX_TIMESTEPS}]")
+    return NetxNetwork(input_shape, layers, None if timesteps is None else int(timesteps), attrs)
 
 
 def _read_conv(reader: _Reader, base: str, layer: NetxLayer, current: tuple[int, ...]) -> None:
@@ -152,11 +180,13 @@ def _read_conv(reader: _Reader, base: str, layer: NetxLayer, current: tuple[int,
     if len(shape) != 3 or len(current) != 3:
         raise SltFormatError(f"netx file '{name}': {base}/shape must be (C, H, W) after a (C, H, W) layer, "
                              f"got {shape} after {current}")
-    w = reader.integers(f"{base}/weight", ndim=4)
+    w = reader.weights(f"{base}/weight", ndim=4)
     layer.stride = reader.pair(f"{base}/stride", 1)
     layer.padding = reader.pair(f"{base}/padding", 0)
     layer.dilation = reader.pair(f"{base}/dilation", 1)
     layer.groups = reader.scalar_int(f"{base}/groups", 1)
+    if layer.groups < 1:
+        raise SltFormatError(f"netx file '{name}': {base}/groups = {layer.groups}, must be at least 1")
     if w.shape[0] != shape[0] or current[0] % layer.groups or w.shape[0] % layer.groups \
             or w.shape[1] * layer.groups != current[0]:
         raise SltFormatError(f"netx file '{name}': {base}/weight has shape {w.shape}, which does not map "
@@ -177,14 +207,14 @@ def _read_dense(reader: _Reader, base: str, layer: NetxLayer, current: tuple[int
     name = reader.name
     n = int(np.prod(layer.shape))
     m = int(np.prod(current))
-    w = reader.integers(f"{base}/weight")
+    w = reader.weights(f"{base}/weight")
     if w.ndim == 1 and w.size == n * m:
         w = w.reshape(n, m)
     if w.shape != (n, m):
         raise SltFormatError(f"netx file '{name}': {base}/weight has shape {w.shape}, expected ({n}, {m})")
     layer.weight = w
     if layer.type == "dense_rec":
-        wr = reader.integers(f"{base}/weight_rec")
+        wr = reader.weights(f"{base}/weight_rec")
         if wr.shape != (n, n):
             raise SltFormatError(f"netx file '{name}': {base}/weight_rec has shape {wr.shape}, expected ({n}, {n})")
         layer.weight_rec = wr
@@ -261,6 +291,14 @@ class _Reader:
                 v = v[..., 0]  # SLAYER keeps a trailing time axis of 1 on conv kernels
             else:
                 raise SltFormatError(f"netx file '{self.name}': '{key}' must be {ndim}-D, got shape {v.shape}")
+        return v
+
+    def weights(self, key: str, ndim: int | None = None) -> np.ndarray:
+        """Integer weights within netx's 8-bit signed mantissa range [-256, 255] (slt writes |w| <= 254)."""
+        v = self.integers(key, ndim)
+        if v.size and (v.min() < -WEIGHT_LIMIT or v.max() > WEIGHT_LIMIT - 1):
+            raise SltFormatError(f"netx file '{self.name}': '{key}' holds weights outside [-{WEIGHT_LIMIT}, "
+                                 f"{WEIGHT_LIMIT - 1}] (netx's 8-bit weights; slt's exporter writes |w| <= 254)")
         return v
 
     def scalar_int(self, key: str, default: int | None) -> int:

@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 from typing import Any
 
 from ...atomic import atomic_write_bytes
 from ...errors import SltError, SltFormatError, SltImportError
-
-MAX_DEPTH = 32
-MAX_EXPANSION = 1100  # gzip cannot expand more than ~1032x; fill-value datasets could claim anything
-MIN_BUDGET = 64 << 20
+from ...untrusted.hdf5 import budget_for, in_child, scan_tree
 
 # Fields nir.read needs per node type (nir 1.0 serialisation).
 REQUIRED = {
@@ -50,15 +48,22 @@ def write_graph(graph: Any, path: str | os.PathLike[str]) -> int:
 
 
 def read_graph(path: str | os.PathLike[str]) -> Any:
-    """``nir.read`` after the safety checks above; every failure is a one-line SltError."""
-    import h5py
-    import nir
-
+    """``nir.read`` after the safety checks above, in a child process with a time limit
+    (:func:`slt_deploy.untrusted.hdf5.in_child`, ``SLT_HDF5_TIMEOUT``); every failure is a one-line SltError."""
     where = os.fspath(path)
     if not os.path.exists(where):
         raise SltFormatError(f"{where}: no such file")
     if os.path.isdir(where):
         raise SltFormatError(f"{where}: is a directory, expected a .nir file")
+    if not stat.S_ISREG(os.stat(where).st_mode):
+        raise SltFormatError(f"{where}: not a regular file (a FIFO, device or socket), expected a .nir file")
+    return in_child(_read_graph, where, where=where)
+
+
+def _read_graph(where: str) -> Any:
+    import h5py
+    import nir
+
     size = os.path.getsize(where)
     try:
         f = h5py.File(where, "r")
@@ -69,7 +74,7 @@ def read_graph(path: str | os.PathLike[str]) -> Any:
         ) from None
     try:
         with f:
-            _Scan(where, max(MIN_BUDGET, MAX_EXPANSION * size)).file(f)
+            _Scan(where, budget_for(size)).file(f)
     except SltError:
         raise
     except Exception as exc:  # noqa: BLE001 - damaged files make h5py raise anything
@@ -117,39 +122,13 @@ class _Scan:
         raise cls(f"{self.where}: {msg}")
 
     def file(self, f: Any) -> None:
-        self.tree(f, "", 0)
+        scan_tree(f, self.where, self.budget)
         if "node" not in f or not self.is_group(f["node"]):
             self.fail("no 'node' group: not a NIR file")
         node = f["node"]
         if self.type_of(node, "the graph") != "NIRGraph":
             self.fail("the top-level node is not a NIRGraph")
         self.graph(node, "", 0)
-
-    # -- the HDF5 tree: links, dataset kinds, sizes
-    def tree(self, group: Any, path: str, depth: int) -> None:
-        import h5py
-
-        if depth > MAX_DEPTH:
-            self.fail(f"groups nested deeper than {MAX_DEPTH} levels at '{path}'")
-        for key in group:
-            link = group.get(key, getlink=True)
-            here = f"{path}/{key}"
-            if not isinstance(link, h5py.HardLink):
-                self.fail(f"'{here}' is a {type(link).__name__}; only plain (hard-linked) entries are accepted")
-            item = group[key]
-            if isinstance(item, h5py.Group):
-                self.tree(item, here, depth + 1)
-            elif isinstance(item, h5py.Dataset):
-                if item.is_virtual or item.external:
-                    self.fail(f"'{here}' is a virtual or external dataset; its data would come from other files")
-                dt = item.dtype
-                if h5py.check_string_dtype(dt) is None and dt.kind not in "biuf":
-                    self.fail(f"'{here}' has unsupported data type {dt}")
-                self.total += int(item.size or 0) * max(int(dt.itemsize), 1)
-                if self.total > self.budget:
-                    self.fail(f"arrays declare more than {self.budget:,} bytes, more than the file could hold")
-            else:
-                self.fail(f"'{here}' is neither a group nor a dataset")
 
     @staticmethod
     def is_group(item: Any) -> bool:
