@@ -331,7 +331,8 @@ HANDLERS: HandlerTable[Callable[..., Any]] = HandlerTable("the ANN twin", {
     Flatten: lambda F, node, ins, param, logits: ins[0].flatten(1),
     Add: _ann_add,
     **dict.fromkeys(TOKEN_KINDS, refuse(
-        "the ANN twin of the energy report has no token/attention nodes yet")),
+        "the energy report does not price token/attention nodes yet; count a spiking transformer with "
+        "slt_deploy.energy.attention.attention_energy (per layer, head and token)")),
 })
 
 

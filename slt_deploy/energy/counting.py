@@ -294,5 +294,6 @@ HANDLERS: HandlerTable[Callable[..., Any]] = HandlerTable("the energy counter", 
     Input: _no_synaptic_ops, Output: _no_synaptic_ops, Flatten: _no_synaptic_ops, Add: _no_synaptic_ops,
     SumPool2d: _no_synaptic_ops, AvgPool2d: _no_synaptic_ops, MaxPool2d: _no_synaptic_ops,
     **dict.fromkeys(TOKEN_KINDS, refuse(
-        "the energy counter does not count token/attention nodes yet")),
+        "the energy report does not price token/attention nodes yet; count a spiking transformer with "
+        "slt_deploy.energy.attention.attention_energy (per layer, head and token)")),
 })
