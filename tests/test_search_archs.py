@@ -181,3 +181,29 @@ def test_search_on_cuda_with_mixed_precision(tmp_path: Path, images32) -> None:
     assert int((slt.run(ticket, x).predictions() == images32.y_test[:16]).sum()) == log["ticket"]["correct_reference"]
     # evaluation and export are float32: the exported network's accuracy is measured without autocast
     assert abs(log["ticket"]["accuracy_reference"] - log["ticket"]["accuracy_torch"]) <= 0.25
+
+
+def test_spikformer_search_exports_an_attention_ticket_that_runs_exactly(tmp_path: Path) -> None:
+    """--arch spikformer: ConvPEP on 8x8 digits (16 tokens), SSA + MLP block, IMP with binarization;
+    the exported ticket holds the attention kinds, and cpu / onnxruntime fire the reference's spikes."""
+    pytest.importorskip("sklearn")
+    from slt_deploy.search import digits
+
+    d = digits()
+    small = from_arrays({"x_train": d.x_train[:96], "y_train": d.y_train[:96], "x_test": d.x_test[:16],
+                         "y_test": d.y_test[:16]}, name="digits[:96]", image_shape=(1, 8, 8))
+    cfg = SearchConfig(method="imp", arch="spikformer", hidden=16, rounds=1, epochs=1, timesteps=2, batch_size=32,
+                       binary=True)
+    result = run_search(cfg, tmp_path / "t.slt", dataset=small, threads=1)
+    ticket = slt.load(tmp_path / "t.slt")
+    kinds = {n.kind for n in ticket.nodes}
+    assert {"matmul", "transpose", "reshape", "reduce", "conv2d"} <= kinds
+    assert ticket.shapes[ticket.input.name] == (1, 8, 8)
+    assert all(layer.weights.kind == "binary" for layer in ticket.synapse_layers())
+    assert result.log["ticket"]["sparsity"] == pytest.approx(0.25, abs=1e-3)
+    x = np.asarray(small.x_test[:8]).reshape(-1, 1, 8, 8)
+    ref = slt.run(ticket, x, record=True)
+    for target in ("cpu", "onnxruntime"):
+        got = slt.run(ticket, x, target=target, record=True)
+        for name, values in ref.layers.items():
+            np.testing.assert_array_equal(got.layers[name], values, err_msg=f"{target}: {name}")

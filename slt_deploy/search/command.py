@@ -3,7 +3,7 @@
 Registered by :mod:`slt_deploy.cli` as ``app.command("search")(user_errors(search))``::
 
     slt search --method imp|et|eb [--binary] --data digits|PATH --rounds N --out t.slt
-               [--arch mlp|conv|vgg16|resnet19] [--epochs E] [--prune-fraction 0.25] [--target-sparsity S]
+               [--arch mlp|conv|vgg16|resnet19|spikformer] [--epochs E] [--prune-fraction 0.25] [--target-sparsity S]
                [--timesteps T] [--seed S] [--device cpu|cuda|auto] [--amp auto|on|off] [--resume] [--json]
 
 Data parallel: ``torchrun --nproc-per-node N -m slt_deploy search ...`` (rank 0 prints,
@@ -70,7 +70,9 @@ def search(
                                     "finished full-precision ticket, 'scratch' trains binary weights throughout."),
     arch: str = typer.Option("mlp", "--arch", help="Network: mlp (Linear-LIF-Linear-LIF), conv (two Conv-BN-LIF-"
                              "MaxPool blocks and a Linear-LIF readout), or the ECCV 2022 networks vgg16 / resnet19 "
-                             "(CIFAR layout, SpikingJelly-style LIF tau=4/3); BatchNorm is folded at export."),
+                             "(CIFAR layout, SpikingJelly-style LIF tau=4/3), or spikformer (ConvPEP 2x2 patches -> "
+                             "tokens, spiking self-attention + MLP block, mean over tokens; --hidden sets the "
+                             "embedding, default 32); BatchNorm is folded at export."),
     width: float = typer.Option(1.0, "--width", help="vgg16/resnet19: channel-width multiplier (1 = the paper's "
                                 "networks)."),
     encoding: str = typer.Option("direct", "--encoding", help="'direct' (the sample is the input at every step) or "

@@ -13,7 +13,7 @@ from typing import Any
 from ..errors import SltError
 
 METHODS = ("imp", "et", "eb")  # the built-in methods; plug-ins register more (search/methods/__init__.py)
-ARCHS = ("mlp", "conv", "vgg16", "resnet19")
+ARCHS = ("mlp", "conv", "vgg16", "resnet19", "spikformer")
 BINARY_FROM = ("ticket", "scratch")
 ENCODINGS = ("direct", "spikes")
 
@@ -37,7 +37,8 @@ class SearchConfig:
       and ``eb_window``).
     - ``arch``: ``mlp``, ``conv`` (snnTorch, for small inputs) or the ECCV 2022 networks
       ``vgg16`` / ``resnet19`` (SpikingJelly-style LIF, CIFAR layout) built at ``width``
-      times the paper's channel counts.
+      times the paper's channel counts, or ``spikformer`` (:mod:`.spikformer`: ConvPEP, spiking
+      self-attention, snnTorch Leaky; ``hidden`` is its embedding, 32 when left at 128).
     - ``encoding``: ``direct`` (the analog sample is the input at every step) or ``spikes``
       (every sample is ``(T, *features)``: one frame, e.g. binned events, per step).
     - ``lr`` (Adam; default 5e-3 for ``mlp``, 2e-3 for ``conv``, 1e-3 for ``vgg16``/``resnet19``),

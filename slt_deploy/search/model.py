@@ -52,6 +52,13 @@ def build_model(arch: str, input_shape: tuple[int, ...], classes: int, hidden: i
 
         c, h, w = input_shape
         return BUILDERS[arch]((c, h, w), classes, width)
+    if arch == "spikformer":
+        from .spikformer import Spikformer
+
+        c, h, w = input_shape
+        dim = hidden if hidden != 128 else 32  # --hidden sets the embedding (default 32 for spikformer)
+        return Spikformer((c, h, w), classes, dim, heads=2, blocks=1, patch=2,
+                          neuron=lambda threshold=threshold: leaky(beta, threshold, RESET))
     if arch == "mlp":
         features = 1
         for s in input_shape:
