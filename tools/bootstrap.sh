@@ -42,7 +42,7 @@ TORCH_VERSION="2.13.0"
 SPIKINGJELLY_VERSION="2.0.0"
 NEUROBENCH_VERSION="2.3.0"
 LAVA_VERSION="0.10.0"
-EXTRAS="dev,torch,nir,onnx,lava,report,fast"
+EXTRAS="dev,torch,nir,onnx,lava,report,fast,lnp"
 # Debian packages the build or tests need; installed by ensure_apt when missing. Every one is
 # named: ensure_apt uses --no-install-recommends, which drops what a package only recommends.
 # gcc-arm-none-eabi (+ its binutils) gives the Cortex-M flash/RAM figures of `slt export --to c`;

@@ -56,7 +56,8 @@ def _rank_zero_reports(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def search(
     method: str = typer.Option("imp", "--method", help="Search method: imp (iterative magnitude pruning, late "
-                               "rewinding), et (Early-Time ticket) or eb (Early-Bird ticket)."),
+                               "rewinding), et (Early-Time ticket), eb (Early-Bird ticket) or lnp (Lyapunov Noise "
+                               "Pruning of a heterogeneous recurrent SNN, before training)."),
     out: Path = typer.Option(..., "--out", "-o", help="Where to write the ticket (.slt); the JSON log goes next to "
                              "it (same name, .json) unless --log is given."),
     data: str = typer.Option("digits", "--data", help="'digits' (scikit-learn, embedded), a .npz file (x_train, "
@@ -120,6 +121,13 @@ def search(
     workers: int | None = typer.Option(None, "--workers", help="Data-loading processes per search process for "
                                        "streamed data (default: 2 for image folders, 0 otherwise)."),
     as_json: bool = typer.Option(False, "--json", help="Print the search log as JSON (no progress output)."),
+    keep_synapses: float = typer.Option(0.5, "--keep-synapses", help="lnp: fraction of the recurrent synapses "
+                                        "step 1 (noise-driven sampling) keeps on average."),
+    remove_neurons: float = typer.Option(0.5, "--remove-neurons", help="lnp: fraction of the neurons step 2 "
+                                         "removes (lowest betweenness centrality)."),
+    trials: int = typer.Option(12, "--trials", help="lnp: Optuna (TPE) trials of step 4, the time-constant search."),
+    clusters: int = typer.Option(1, "--clusters", help="lnp: 1 builds an HRSNN, more a clustered small-world "
+                                 "CHRSNN with that many clusters."),
     ann_twin: bool = typer.Option(False, "--ann-twin", help="Also train the ReLU ANN of the same architecture on the "
                                   "same data and save it next to the ticket (OUT with .ann.safetensors), the "
                                   "measured baseline of slt energy --ann."),
@@ -128,6 +136,10 @@ def search(
 
     Data parallel with torchrun: torchrun --nproc-per-node N -m slt_deploy search ...
     """
+    if method == "lnp":
+        _lnp(out, log, data, binary, seed, split_seed, hidden, keep_synapses, remove_neurons, trials, clusters,
+             resume, keep_checkpoints, as_json)
+        return
     rank = _rank()
     from .config import SearchConfig, SltSearchError
 
@@ -186,6 +198,39 @@ def search(
         result.log["ann_twin"] = train_ann_twin(config, result.ticket, out, console=None if as_json else console)
     if as_json and rank == 0:
         emit_json(result.log)
+
+
+def _lnp(out: Path, log: Path | None, data: str, binary: bool, seed: int, split_seed: int, hidden: int,
+         keep: float, remove: float, trials: int, clusters: int, resume: bool, keep_checkpoints: bool,
+         as_json: bool) -> None:
+    """``--method lnp``: Lyapunov Noise Pruning of a heterogeneous recurrent SNN (slt_deploy.lnp)."""
+    from .config import SltSearchError
+
+    if data != "digits":
+        raise SltSearchError("--method lnp trains on its own offline tasks (sequential digits, Lorenz-63, "
+                             f"Mackey-Glass); --data {data!r} does not apply")
+    if binary:
+        raise SltSearchError("--method lnp keeps float32 recurrent weights; --binary does not apply")
+    for flag, value in (("--keep-synapses", keep), ("--remove-neurons", remove)):
+        if not 0 < value < 1:
+            raise SltSearchError(f"{flag} must lie in (0, 1), got {value}")
+    if trials < 1 or clusters < 1 or hidden < 8:
+        raise SltSearchError("--trials and --clusters must be >= 1 and --hidden >= 8 for --method lnp")
+    from ..cli.io import console, emit_json
+    from ..lnp.run import LnpConfig, run_lnp
+
+    cfg = LnpConfig(seed=seed, neurons=hidden, keep=keep, remove=remove, trials=trials, clusters=clusters,
+                    split_seed=split_seed)
+    result = run_lnp(cfg, out, log, resume=resume, keep_checkpoints=keep_checkpoints,
+                     say=None if as_json else console.print)
+    if as_json:
+        emit_json(result)
+    else:
+        r = result["result"]
+        console.print(f"LNP ticket: {r['neurons']} neurons, {r['synapses']} synapses (sparsity "
+                      f"{r['synapse_sparsity']:.1%} synapses, {r['neuron_sparsity']:.1%} neurons), digits "
+                      f"{r['digits_accuracy']:.1%}, NRMSE Lorenz {r['nrmse']['lorenz63']:.3f} / Mackey-Glass "
+                      f"{r['nrmse']['mackey_glass']:.3f} -> {out}")
 
 
 class _Terminated(KeyboardInterrupt):
