@@ -40,12 +40,14 @@ from slt_deploy.fixed_point import LOIHI2, ConvSpec, FixedLayer, FixedNetwork, F
 from slt_deploy.fixed_point.plan import HANDLERS as PLAN_HANDLERS
 from slt_deploy.ir.graph import Ticket
 from slt_deploy.ir.neurons import LI
+from slt_deploy.untrusted.hdf5 import tree_digest
 
 CHIP = LOIHI2                   # netx describes Loihi (2) CUBA neurons
 I_DECAY = CHIP.du_full + 1      # netx: du = iDecay − 1
 REF_DELAY = 1
 RESET_OFFSET = 1                # netx resets its i-th layer at steps ≡ reset_offset + i (mod reset_interval)
 FORMAT_TAG = "slt-deploy netx 1"
+DIGEST_ATTR = "slt_digest"  # sha256 of the whole file but this attribute (slt_deploy.untrusted.hdf5.tree_digest)
 DIRECT_FRAC_BITS = 8            # direct (analog) input: graded spikes round(x · 2^8) unless told otherwise
 
 HANDLERS: HandlerTable[Any] = HandlerTable("netx export (lava-dl)", {
@@ -94,6 +96,7 @@ def export_netx(ticket: Ticket, path: str | os.PathLike[str], allow_approximate:
         sim = f.create_group("simulation")
         sim.create_dataset("Ts", data=1)
         sim.create_dataset("tSample", data=ticket.timesteps)
+        f.attrs[DIGEST_ATTR] = tree_digest(f, skip=frozenset({f"@{DIGEST_ATTR}"}))  # netx itself has no checksum
     atomic_write_bytes(path, bio.getvalue())
     return _report(ticket, fixed, layers, notes, warnings)
 
@@ -251,4 +254,4 @@ def _write_layer(group: Any, spec: dict[str, Any]) -> None:
                 group.create_dataset(f"neuron/{key}", data=value)
 
 
-__all__ = ["DIRECT_FRAC_BITS", "FORMAT_TAG", "HANDLERS", "export_netx", "need_h5py"]
+__all__ = ["DIGEST_ATTR", "DIRECT_FRAC_BITS", "FORMAT_TAG", "HANDLERS", "export_netx", "need_h5py"]

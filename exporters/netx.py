@@ -33,21 +33,22 @@ from __future__ import annotations
 
 import os
 import stat
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from slt_deploy.errors import SltFormatError, SltImportError
+from slt_deploy.errors import SltFormatError, SltImportError, SltWarning
 from slt_deploy.fixed_point import LOIHI2
 from slt_deploy.ir.graph import MAX_TIMESTEPS, Edge, Ticket, encoding_of
 from slt_deploy.ir.neurons import LIF
 from slt_deploy.ir.nodes import Add, Conv2d, Flatten, Input, Linear, Node, Output
 from slt_deploy.ir.weights import FloatWeights
-from slt_deploy.untrusted.hdf5 import budget_for, in_child, scan_tree
+from slt_deploy.untrusted.hdf5 import budget_for, in_child, scan_tree, tree_digest
 
 # the writing side lives in ._netx_export (this module reads); export_netx and HANDLERS are public here too
-from ._netx_export import HANDLERS, export_netx
+from ._netx_export import DIGEST_ATTR, FORMAT_TAG, HANDLERS, export_netx
 from ._netx_export import need_h5py as _need_h5py
 
 DECAY_UNITY = LOIHI2.decay_unity   # netx's iDecay / vDecay unit (Loihi's 12-bit decays)
@@ -81,6 +82,7 @@ class NetxNetwork:
     layers: list[NetxLayer]
     timesteps: int | None
     attrs: dict[str, Any]
+    digest: str = "foreign"  # "ok", "foreign" (not slt's), "legacy" (slt's, no digest), "mismatch"
 
 
 def read_netx(path: str | os.PathLike[str]) -> NetxNetwork:
@@ -99,7 +101,14 @@ def read_netx(path: str | os.PathLike[str]) -> NetxNetwork:
         raise SltFormatError(f"netx file '{name}' cannot be read: {exc.strerror or exc}") from None
     if not stat.S_ISREG(st.st_mode):
         raise SltFormatError(f"netx file '{name}' is not a regular file (a directory, FIFO or device)")
-    return in_child(_read_file, name, where=f"netx file '{name}'")
+    net = in_child(_read_file, name, where=f"netx file '{name}'")
+    if net.digest == "mismatch":
+        raise SltFormatError(f"netx file '{name}' does not match its slt digest ({DIGEST_ATTR}): it was edited after "
+                             "export; export it again")
+    if net.digest == "legacy":
+        warnings.warn(f"netx file '{name}' was written by an slt-deploy without a digest ({DIGEST_ATTR}); edits cannot "
+                      "be detected: export it again", SltWarning, stacklevel=2)
+    return net
 
 
 def _read_file(name: str) -> NetxNetwork:
@@ -114,11 +123,23 @@ def _read_file(name: str) -> NetxNetwork:
     try:
         with f:
             scan_tree(f, f"netx file '{name}'", budget_for(size))
-            return _read(f, name, size, h5py)
+            net = _read(f, name, size, h5py)
+            net.digest = _digest_verdict(f)
+            return net
     except SltFormatError:
         raise
     except Exception as exc:  # noqa: BLE001 - damaged files make h5py raise anything
         raise SltFormatError(f"netx file '{name}' cannot be read: {type(exc).__name__}: {exc}") from None
+
+
+def _digest_verdict(f: Any) -> str:
+    if f.attrs.get("slt_deploy") not in (FORMAT_TAG, FORMAT_TAG.encode()):
+        return "foreign"
+    if DIGEST_ATTR not in f.attrs:
+        return "legacy"
+    stored = f.attrs[DIGEST_ATTR]
+    stored = stored.decode("ascii", "replace") if isinstance(stored, bytes) else str(stored)
+    return "ok" if stored == tree_digest(f, skip=frozenset({f"@{DIGEST_ATTR}"})) else "mismatch"
 
 
 def _read(f: Any, name: str, size: int, h5py: Any) -> NetxNetwork:

@@ -177,3 +177,78 @@ def test_slt_hdf5_timeout_is_read_and_checked(monkeypatch: pytest.MonkeyPatch, n
     monkeypatch.setenv("SLT_HDF5_TIMEOUT", "soon")
     with pytest.raises(SltInputError, match="SLT_HDF5_TIMEOUT"):
         import_netx(netx_file)
+
+
+# ============================================================ digests (finding 3)
+@pytest.fixture(scope="module")
+def nir_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("nir") / "m.nir"
+    slt.export(slt.load(TICKET), path, to="nir")
+    return path
+
+
+def _set_str(f, key: str, value: str) -> None:
+    del f[key]
+    f[key] = value.encode()
+
+
+def _ticket_doc(f, change) -> None:
+    import json
+
+    doc = json.loads(f["node/metadata/slt.ticket"][()])
+    change(doc)
+    _set_str(f, "node/metadata/slt.ticket", json.dumps(doc, separators=(",", ":")))
+
+
+NIR_EDITS = {
+    "reset zero -> subtract": lambda f: _set_str(f, "node/nodes/1/metadata/slt.reset", "subtract"),
+    "reset zero -> none": lambda f: _set_str(f, "node/nodes/3/metadata/slt.reset", "none"),
+    "reset amount": lambda f: _replace(f, "node/nodes/1/metadata/slt.reset_amount",
+                                       2 * f["node/nodes/1/metadata/slt.reset_amount"][()]),
+    "timesteps": lambda f: _ticket_doc(f, lambda d: d.update(timesteps=9)),
+    "encoding": lambda f: _ticket_doc(f, lambda d: d.update(encoding={"kind": "spikes", "seed": None})),
+    "recurrent flag": lambda f: _ticket_doc(f, lambda d: d["edges"][2].__setitem__(2, True)),
+    "layer encoding binary -> float32": lambda f: _set_str(f, "node/nodes/0/metadata/slt.encoding", "float32"),
+}
+
+
+def test_an_slt_nir_file_round_trips_with_its_digest(nir_file: Path, recwarn: pytest.WarningsRecorder) -> None:
+    from slt_deploy.exporters.nir import import_nir
+
+    assert len(h5py.File(nir_file, "r")["node/metadata/slt.digest"][()]) == 64
+    ticket = import_nir(nir_file)
+    x = (np.arange(4 * 64).reshape(4, 64) % 17 / 16).astype(np.float32)
+    assert np.array_equal(slt.run(ticket, x).output, slt.run(slt.load(TICKET), x).output)
+    assert not [w for w in recwarn if "digest" in str(w.message)]
+
+
+@pytest.mark.parametrize("case", list(NIR_EDITS))
+def test_edits_of_slt_metadata_in_nir_are_refused(nir_file: Path, tmp_path: Path, case: str) -> None:
+    from slt_deploy.exporters.nir import import_nir
+
+    path = _edited(nir_file, tmp_path / "edited.nir", NIR_EDITS[case])
+    with pytest.raises(SltImportError) as info:
+        import_nir(path)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+def test_a_nir_file_without_digest_loads_with_a_warning(nir_file: Path, tmp_path: Path) -> None:
+    from slt_deploy.errors import SltWarning
+    from slt_deploy.exporters.nir import import_nir
+
+    path = _edited(nir_file, tmp_path / "old.nir", lambda f: f["node/metadata"].__delitem__("slt.digest"))
+    with pytest.warns(SltWarning, match="without a digest"):
+        ticket = import_nir(path)
+    assert ticket.timesteps == 8
+
+
+def test_edits_of_a_netx_file_are_refused_by_its_digest(netx_file: Path, tmp_path: Path) -> None:
+    def edit(f):
+        w = f["layer/2/weight"][()]
+        w[0, 0] = -w[0, 0] if w[0, 0] else 2
+        _replace(f, "layer/2/weight", w)
+
+    with pytest.raises(SltFormatError, match="does not match its slt digest"):
+        import_netx(_edited(netx_file, tmp_path / "w.h5", edit))
+    with pytest.raises(SltFormatError, match="does not match its slt digest"):
+        import_netx(_edited(netx_file, tmp_path / "e.h5", lambda f: f.attrs.__setitem__("input_encoding", "spikes")))

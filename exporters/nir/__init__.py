@@ -86,7 +86,7 @@ def import_nir(path_or_graph: Any, timesteps: int | None = None, dt: float | Non
     else ``direct``, unless ``encoding`` (``"direct"``, ``"spikes"``, ``"rate"`` with ``seed``) is given.
     Any problem with the file is a one-line :class:`SltFormatError` / :class:`SltImportError`.
     """
-    from ._file import read_graph
+    from ._file import read_graph, settle_digest
     from ._import import import_graph
 
     try:
@@ -96,8 +96,9 @@ def import_nir(path_or_graph: Any, timesteps: int | None = None, dt: float | Non
     if isinstance(path_or_graph, nir.NIRGraph):
         ticket = import_graph(path_or_graph, timesteps=timesteps, dt=dt, where="NIR graph")
     elif isinstance(path_or_graph, (str, os.PathLike)):
-        graph = read_graph(path_or_graph)
+        graph, verdict = read_graph(path_or_graph)
         ticket = import_graph(graph, timesteps=timesteps, dt=dt, where=os.fspath(path_or_graph))
+        settle_digest(verdict, os.fspath(path_or_graph))
     else:
         raise SltError(f"import_nir takes a path or a nir.NIRGraph, got {type(path_or_graph).__name__}")
     _warn_lost_reset(ticket)

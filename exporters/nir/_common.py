@@ -26,6 +26,7 @@ from ...ir.weights import BinaryWeights, FloatWeights, Int8Weights, Weights, den
 DEFAULT_DT = 1e-4  # seconds; snnTorch's import_from_nir hard-codes this value
 DEFAULT_TIMESTEPS = 8  # for graphs without slt metadata (NIR has no notion of T)
 TICKET_KEY = "slt.ticket"  # graph metadata: JSON document with the exact IR structure
+DIGEST_KEY = "slt.digest"  # graph metadata: sha256 of the whole HDF5 tree but this entry (untrusted.hdf5.tree_digest)
 DT_KEY = "dt"  # graph metadata: the time step in seconds
 FORMAT = "slt-deploy.nir"
 VERSION = 1

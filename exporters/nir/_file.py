@@ -14,11 +14,13 @@ from __future__ import annotations
 import io
 import os
 import stat
+import warnings
 from typing import Any
 
 from ...atomic import atomic_write_bytes
-from ...errors import SltError, SltFormatError, SltImportError
-from ...untrusted.hdf5 import budget_for, in_child, scan_tree
+from ...errors import SltError, SltFormatError, SltImportError, SltWarning
+from ...untrusted.hdf5 import budget_for, in_child, scan_tree, tree_digest
+from ._common import DIGEST_KEY, TICKET_KEY
 
 # Fields nir.read needs per node type (nir 1.0 serialisation).
 REQUIRED = {
@@ -37,19 +39,43 @@ def write_graph(graph: Any, path: str | os.PathLike[str]) -> int:
     """Serialise with ``nir.write`` into memory, then write the bytes atomically; returns the size."""
     import nir
 
+    meta = graph.metadata if isinstance(graph.metadata, dict) else None
+    data = _serialise(nir, graph)
+    if meta is not None and TICKET_KEY in meta:  # slt's graph: sign the whole tree (see _digest_of)
+        meta.pop(DIGEST_KEY, None)
+        meta[DIGEST_KEY] = _digest_of(data)
+        data = _serialise(nir, graph)
+    atomic_write_bytes(path, data)
+    return len(data)
+
+
+def _serialise(nir: Any, graph: Any) -> bytes:
     buf = io.BytesIO()
     try:
         nir.write(buf, graph)
     except Exception as exc:  # noqa: BLE001 - h5py/nir raise many types
         raise SltError(f"cannot serialise the NIR graph: {type(exc).__name__}: {_line(exc)}") from None
-    data = buf.getvalue()
-    atomic_write_bytes(path, data)
-    return len(data)
+    return buf.getvalue()
 
 
-def read_graph(path: str | os.PathLike[str]) -> Any:
+def _digest_of(source: Any) -> str:
+    """The digest of a NIR file (bytes or an open h5py File): sha256 over its whole ``node`` tree
+    (slt metadata, NIR fields, edges) except the ``metadata/slt.digest`` entry itself."""
+    import h5py
+
+    if isinstance(source, bytes):
+        with h5py.File(io.BytesIO(source), "r") as f:
+            return _digest_of(f)
+    return tree_digest(source["node"], skip=frozenset({f"metadata/{DIGEST_KEY}"}))
+
+
+def read_graph(path: str | os.PathLike[str]) -> tuple[Any, str]:
     """``nir.read`` after the safety checks above, in a child process with a time limit
-    (:func:`slt_deploy.untrusted.hdf5.in_child`, ``SLT_HDF5_TIMEOUT``); every failure is a one-line SltError."""
+    (:func:`slt_deploy.untrusted.hdf5.in_child`, ``SLT_HDF5_TIMEOUT``); every failure is a one-line SltError.
+
+    Returns the graph and the digest verdict (:func:`_check_digest`): ``"ok"``, ``"foreign"`` (not
+    slt's), ``"legacy"`` (slt's, written before the digest) or ``"mismatch"``; the caller refuses a
+    mismatch after its field-by-field check, whose message names the edited node when it can."""
     where = os.fspath(path)
     if not os.path.exists(where):
         raise SltFormatError(f"{where}: no such file")
@@ -60,7 +86,30 @@ def read_graph(path: str | os.PathLike[str]) -> Any:
     return in_child(_read_graph, where, where=where)
 
 
-def _read_graph(where: str) -> Any:
+def settle_digest(verdict: str, where: str) -> None:
+    """Refuse a ``"mismatch"``, warn once about a ``"legacy"`` file (see :func:`read_graph`)."""
+    if verdict == "mismatch":
+        raise SltImportError(f"{where}: the file does not match its slt digest ({DIGEST_KEY}): its slt metadata, NIR "
+                             "fields or edges were edited after export; export it again")
+    if verdict == "legacy":
+        warnings.warn(f"{where} was written by an slt-deploy without a digest ({DIGEST_KEY}): its slt metadata "
+                      "(resets, encoding, T) can only be checked against NIR's standard fields; export it again "
+                      "to have edits refused", SltWarning, stacklevel=3)
+
+
+def _check_digest(f: Any) -> str:
+    """The digest verdict of an open NIR file (see :func:`read_graph`)."""
+    meta = f["node"].get("metadata")
+    if meta is None or not _Scan.is_group(meta) or TICKET_KEY not in meta:
+        return "foreign"  # another tool's graph: nothing of slt's to protect
+    if DIGEST_KEY not in meta:
+        return "legacy"
+    stored = meta[DIGEST_KEY][()]
+    stored = stored.decode("ascii", "replace") if isinstance(stored, bytes) else str(stored)
+    return "ok" if stored == _digest_of(f) else "mismatch"
+
+
+def _read_graph(where: str) -> tuple[Any, str]:
     import h5py
     import nir
 
@@ -75,12 +124,13 @@ def _read_graph(where: str) -> Any:
     try:
         with f:
             _Scan(where, budget_for(size)).file(f)
+            verdict = _check_digest(f)
     except SltError:
         raise
     except Exception as exc:  # noqa: BLE001 - damaged files make h5py raise anything
         raise SltFormatError(f"{where}: damaged NIR file ({type(exc).__name__}: {_line(exc)})") from None
     try:
-        return nir.read(where, type_check=False)
+        return nir.read(where, type_check=False), verdict
     except Exception as exc:  # noqa: BLE001
         culprit = _failing_node(where)
         raise SltImportError(f"{where}: the nir reader failed{culprit}: {type(exc).__name__}: {_line(exc)}") from None
