@@ -2,25 +2,31 @@
 
 A synaptic sum ``S = Σ_k t_k`` (``t_k = code·x`` or ``w·x``; each product of two float32
 values, or of an int8 code and a float32 value, is exact in float64) must be computed
-*exactly* and rounded once to the working precision. Accumulating in float64 does that
-whenever no partial sum rounds, and that can be certified cheaply, independently of the
-order of accumulation:
+*exactly* and rounded once to the working precision. Two cheap, vectorized tests let a
+float64 accumulation in *any* order (BLAS, numba, a kernel's own order) stand for it:
 
-    every term is an integer multiple of 2^g  and  Σ_k |t_k| < 2^(g+53)
-    =>  every partial sum, in any order or grouping, is a multiple of 2^g below 2^(g+53),
-        hence a float64 number: the float64 accumulation is exact.
+1. **Error bound** (ordinary float data). Any float64 summation order of ``n`` exact
+   terms gives ``Ŝ`` with ``|Ŝ − S| <= γ(n−1)·Σ|t_k|``, ``γ(m) = m·u/(1 − m·u)``,
+   ``u = 2^-53`` (additions that underflow are exact, so the bound has no absolute term;
+   an addition with an exact zero operand is exact, so ``n`` counts the nonzero terms).
+   ``B̂ = Σ|t_k|`` is computed by the same kind of accumulation on ``|x|, |w|``; with
+   ``E = B̂·(n+1)·2^-52 + 2^-1074`` (>= the bound, see docs/semantics.md) and
+   ``lo = down(Ŝ − 2E)``, ``hi = up(Ŝ + 2E)``, the exact ``S`` lies in ``[lo, hi]``, and so
+   does any other order's ``Ŝ'`` (``|Ŝ' − S| <= E``). Rounding to float32 is monotone, so
+   ``round32(lo) == round32(hi)`` (bit for bit) proves ``round32(S) == round32(Ŝ) ==
+   round32(Ŝ')``: :func:`unambiguous`. Hence a run with no slow-path sum is rounded
+   identically by every target that accumulates in float64 in its own order (torch, ONNX
+   Runtime). The bound is ~29 bits below a float32
+   ulp, so only sums within ~2^-29 relative of a rounding boundary are left over.
+2. **Lattice certificate** (grids such as images in multiples of 1/16, integer codes):
+   every term is an integer multiple of ``2^g`` and ``Σ_k |t_k| < 2^(g+53)`` => every partial
+   sum in any order is a float64 number, the accumulation is exact: :func:`certified`.
+   It covers exact sums sitting on a float32 midpoint, which test 1 cannot decide.
 
-``g`` is bounded below by ``grid(x) + grid(w)`` where ``grid(v)`` is the exponent of the
-lowest set bit of ``v`` (the product of two odd mantissas is odd), and the bound uses
-``Σ|x| · max|w|`` with one bit of margin for the rounding of that estimate. Sums that are
-not certified (huge exponent spans, e.g. a subnormal weight next to a normal one, or an
-input of 1e-30 next to 1.0) are recomputed term by term with :func:`round_exact`, which
-rounds the exact sum once (``math.fsum`` plus a midpoint correction). The certificate
-holds for ordinary data (images in [0, 1], weights of similar magnitude), so the slow
-path is rare.
-
-Both the reference simulator and the CPU runtime use these helpers, so every target that
-accumulates in float64 under the certificate agrees bit for bit with the reference.
+Sums neither test accepts (the *slow path*, counted by :func:`fallback_count`) are
+recomputed term by term with :func:`round_exact` (``math.fsum`` plus a midpoint
+correction). The reference simulator and the CPU runtime both use these helpers, so every
+target agrees bit for bit with the reference.
 """
 
 from __future__ import annotations
@@ -30,7 +36,8 @@ import math
 import numpy as np
 
 __all__ = [
-    "NO_GRID", "grid_exponent", "row_grid", "certified", "round_exact", "exact_matmul", "exact_sum",
+    "NO_GRID", "grid_exponent", "row_grid", "certified", "error_bound", "unambiguous", "round_exact",
+    "exact_matmul", "exact_sum", "fallback_count",
 ]
 
 NO_GRID = 1 << 20  # grid exponent of an all-zero set of terms (any sum of zeros is exact)
@@ -63,6 +70,37 @@ def certified(bound: np.ndarray, grid: np.ndarray) -> np.ndarray:
     e = np.clip(np.asarray(grid, dtype=np.int64) + 52, -1100, 1024)
     limit = np.where(e >= 1024, np.inf, np.ldexp(1.0, np.minimum(e, 1023)))  # 0 below the float64 range
     return (bound == 0) | (bound < limit)
+
+
+def error_bound(abs_sum: np.ndarray, n: int | np.ndarray) -> np.ndarray:
+    """Upper bound on ``|Ŝ − S|`` for any float64 accumulation ``Ŝ`` of ``n`` exact terms.
+
+    ``abs_sum`` is a float64 accumulation ``B̂`` of ``Σ|t_k|``. True error
+    ``<= γ(n−1)·B <= γ(n−1)·B̂/(1 − (n−1)u)``, below ``(n+1)·2^-52·B̂`` (a factor-2 margin that
+    also covers rounding this product) for ``n < 2^40``; ``2^-1074`` covers its underflow.
+    """
+    n = np.asarray(n, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.asarray(abs_sum, dtype=np.float64) * ((n + 1.0) * 2.0 ** -52) + 5e-324
+
+
+def unambiguous(s_hat: np.ndarray, abs_sum: np.ndarray, n: int | np.ndarray, dtype: type = np.float32) -> np.ndarray:
+    """True where ``round(Ŝ)`` to ``dtype`` (float32) provably equals the exact sum rounded once.
+
+    ``s_hat``: float64 accumulation of ``n`` exact terms in any order; ``abs_sum``: float64
+    accumulation of their absolute values. The interval ``[down(Ŝ−2E), up(Ŝ+2E)]`` holds ``S``
+    and every other order's accumulation; when both ends round to the same float32 (same
+    bits, so also the same signed zero), so does every point inside (rounding is monotone),
+    ``S`` included. Always False for float64.
+    """
+    s_hat = np.asarray(s_hat, dtype=np.float64)
+    if np.dtype(dtype) != np.float32:
+        return np.zeros(s_hat.shape, dtype=bool)
+    e = 2.0 * error_bound(abs_sum, n)
+    with np.errstate(over="ignore", invalid="ignore"):
+        lo = np.nextafter(s_hat - e, -np.inf).astype(np.float32)
+        hi = np.nextafter(s_hat + e, np.inf).astype(np.float32)
+    return (lo.view(np.uint32) == hi.view(np.uint32)) & np.isfinite(e)
 
 
 def round_exact(terms: np.ndarray, dtype: type = np.float32) -> np.floating:
@@ -116,19 +154,38 @@ def exact_matmul(x: np.ndarray, w: np.ndarray, dtype: type = np.float32) -> np.n
     """``x @ w.T`` with each entry the exact dot product rounded once to ``dtype``.
 
     ``x``: ``(R, K)``, ``w``: ``(O, K)``, both float64 holding float32 values or integer
-    codes (so every product is exact in float64). BLAS accumulates; entries the
-    certificate does not cover are recomputed with :func:`round_exact`.
+    codes (so every product is exact in float64). BLAS accumulates ``Ŝ`` and ``Σ|t|``;
+    entries neither :func:`unambiguous` nor :func:`certified` accepts are recomputed with
+    :func:`round_exact`.
     """
     x = np.asarray(x, dtype=np.float64)
     w = np.asarray(w, dtype=np.float64)
-    out = (x @ w.T).astype(dtype)
-    if out.size == 0:
+    s = x @ w.T
+    if s.size == 0:
+        return s.astype(dtype)
+    n = np.minimum(np.count_nonzero(x, axis=1)[:, None], np.count_nonzero(w, axis=1)[None, :])
+    return _round_checked(s, lambda: np.abs(x) @ np.abs(w).T, n, dtype,
+                          lambda: row_grid(x)[:, None] + row_grid(w)[None, :],
+                          lambda r, o: x[r] * w[o])
+
+
+def _round_checked(s: np.ndarray, abs_sum, n: int | np.ndarray, dtype: type, grid, terms) -> np.ndarray:
+    """Round float64 sums ``s`` once; fix the entries the two tests leave (slow path).
+
+    ``abs_sum()`` / ``grid()`` are computed only when needed; ``terms(*index)`` gives one
+    sum's float64 terms for :func:`round_exact`.
+    """
+    with np.errstate(over="ignore"):
+        out = np.asarray(s.astype(dtype))
+    b = abs_sum()
+    ok = (b == 0) | unambiguous(s, b, n, dtype)
+    if ok.all():
         return out
-    bound = np.abs(x).sum(axis=1)[:, None] * np.abs(w).max(axis=1, initial=0.0)[None, :]
-    ok = certified(bound, row_grid(x)[:, None] + row_grid(w)[None, :])
-    _FALLBACKS[0] += int(ok.size - np.count_nonzero(ok))
-    for r, o in zip(*np.nonzero(~ok), strict=True):
-        out[r, o] = round_exact(x[r] * w[o], dtype)
+    ok |= certified(b, grid())
+    bad = np.nonzero(~ok)
+    _FALLBACKS[0] += int(bad[0].size)
+    for idx in zip(*bad, strict=True):
+        out[idx] = round_exact(terms(*idx), dtype)
     return out
 
 
@@ -139,9 +196,5 @@ def exact_sum(terms: np.ndarray, axis: int | tuple[int, ...], dtype: type = np.f
     axes = tuple(a % t.ndim for a in axes)
     keep = [a for a in range(t.ndim) if a not in axes]
     flat = np.transpose(t, keep + list(axes)).reshape([t.shape[a] for a in keep] + [-1])
-    out = np.asarray(flat.sum(axis=-1).astype(dtype))
-    ok = certified(np.abs(flat).sum(axis=-1), row_grid(flat))
-    _FALLBACKS[0] += int(ok.size - np.count_nonzero(ok))
-    for idx in zip(*np.nonzero(~ok), strict=True):
-        out[idx] = round_exact(flat[idx], dtype)
-    return out
+    return _round_checked(flat.sum(axis=-1), lambda: np.abs(flat).sum(axis=-1), np.count_nonzero(flat, axis=-1), dtype,
+                          lambda: row_grid(flat), lambda *idx: flat[idx])

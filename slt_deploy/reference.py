@@ -42,7 +42,7 @@ from .numerics import (
     summed_codes,
 )
 from .registry import REFERENCE
-from .result import Result, build_result, check_input, encode_step, rate_coder, stack_steps
+from .result import Diagnostics, Result, build_result, check_input, encode_step, rate_coder, stack_steps
 
 Step = Callable[[list[np.ndarray], int], np.ndarray]  # (inputs of this step, t) -> output
 
@@ -71,6 +71,7 @@ def simulate(ticket: Ticket, x: np.ndarray, dtype: Any = np.float32, record: boo
     lif_names = [n.name for n in ticket.nodes if isinstance(n, LIF)]
     counts: dict[str, list[int]] = {name: [] for name in lif_names}  # kept even when not recording
 
+    before = exact.fallback_count()
     for t in range(ticket.timesteps):
         values: dict[str, np.ndarray] = {}
         for name in ticket.order:
@@ -83,7 +84,8 @@ def simulate(ticket: Ticket, x: np.ndarray, dtype: Any = np.float32, record: boo
         for name in sources:
             previous[name] = values[name]
     return build_result(ticket, REFERENCE.name, stack_steps(recorded), record=record,
-                        spike_counts={name: np.array(c, np.int64) for name, c in counts.items()})
+                        spike_counts={name: np.array(c, np.int64) for name, c in counts.items()},
+                        diagnostics=Diagnostics(slow_path_sums=exact.fallback_count() - before))
 
 
 def _working_dtype(dtype: object) -> type:

@@ -16,12 +16,13 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
+from slt_deploy import exact
 from slt_deploy.dispatch import HandlerTable
 from slt_deploy.errors import SltInputError, SltUnsupportedError
 from slt_deploy.ir.graph import Edge, Ticket
@@ -138,7 +139,17 @@ class Runtime:
                 if isinstance(op, (SynapseOp, token_ops.TokenOp)) and op.choice}
 
     def run(self, x: np.ndarray, record: bool = False) -> Result:
-        """Run the batch ``x`` for T steps; see :func:`slt_deploy.result.check_input` for shapes."""
+        """Run the batch ``x`` for T steps; see :func:`slt_deploy.result.check_input` for shapes.
+
+        ``diagnostics.slow_path_sums``: sums that took the exact slow path during the run
+        (:func:`slt_deploy.exact.fallback_count`, process-wide).
+        """
+        before = exact.fallback_count()
+        result = self._run(x, record)
+        result.diagnostics = replace(result.diagnostics, slow_path_sums=exact.fallback_count() - before)
+        return result
+
+    def _run(self, x: np.ndarray, record: bool) -> Result:
         xs = self._checked(x)
         inp = self._encode(xs)
         batch = inp.data.shape[1]

@@ -7,9 +7,10 @@ accumulated in int64/float64; it is exact
 - always for spike inputs with binary or int8 weights (integer sums), and
 - under the certificate of :mod:`slt_deploy.exact` for analog inputs and float weights.
 
-Sums the certificate does not cover are recomputed term by term with
-:func:`slt_deploy.exact.round_exact`, so the result never depends on the order of
-accumulation a kernel uses.
+Batches the cheap lattice certificate does not cover (ordinary float data: standardized
+features, images/255, float weights) go through :func:`slt_deploy.exact.exact_matmul`:
+float64 BLAS sums accepted by the rigorous error-bound test, the rare ambiguous sums
+recomputed exactly, so the result never depends on the order of accumulation.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class SynapseOp:
         self._mapped_planes = planes  # zero-copy planes from a memory-mapped .slt, used if chosen
         self.choice: dict[bool, str] = {}  # binary input? -> kernel
         self._plans: dict[bool, tuple[Any, Any, bool]] = {}
-        self._fallback_rows: CsrStore | None = None
+        self._dense: np.ndarray | None = None  # float64 weights for the checked float path
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ certificate
@@ -129,8 +130,8 @@ class SynapseOp:
     def nbytes(self) -> int:
         """Bytes held for this layer: stores (anonymous memory), scale, bias, certificate arrays."""
         extra = sum(a.nbytes for a in (self.scale, self.bias) if a is not None) + self.certificate_bytes
-        if self._fallback_rows is not None:
-            extra += self._fallback_rows.nbytes
+        if self._dense is not None:
+            extra += self._dense.nbytes
         return int(sum(s.nbytes for s in self.stores.values()) + extra)
 
     @property
@@ -185,13 +186,7 @@ class SynapseOp:
             else:
                 out = fn(inp, store, self.scale, self.bias)
             return Value(out.reshape(*lead, *self.out_shape), x.static, False, x.rate_known)
-        out = fn(inp, store, self.geom, None, None) if self.conv else fn(inp, store, None, None)
-        for r, o in zip(*np.nonzero(bad), strict=True):
-            cols, codes = self._row(store, int(o))
-            if self.conv:
-                out[r, o] = self._conv_exact(inp[r], int(o), cols, codes)
-            else:
-                out[r, o] = exact.round_exact(np.asarray(inp[r], np.float64)[cols] * codes)
+        out = self._checked_sums(inp)
         shape = (1, -1, 1, 1) if self.conv else (1, -1)
         if self.scale is not None:
             out = out * self.scale.reshape(shape)
@@ -216,20 +211,29 @@ class SynapseOp:
         bad = ~exact.certified(total[:, None] * self.w_max[None, :], grid[:, None] + self.w_grid[None, :])
         return bad if bad.any() else None
 
-    def _row(self, store: Any, o: int) -> tuple[np.ndarray, np.ndarray]:
-        """Kept columns and codes (float64) of output row ``o``."""
-        if not isinstance(store, CsrStore):
-            if self._fallback_rows is None:  # built once, only when the slow path runs
-                self._fallback_rows = CsrStore.from_coo(store.to_coo())
-            store = self._fallback_rows
-        a, b = store.rowptr[o], store.rowptr[o + 1]
-        return store.colidx[a:b].astype(np.int64), store.codes[a:b].astype(np.float64)
-
-    def _conv_exact(self, x: np.ndarray, o: int, cols: np.ndarray, codes: np.ndarray) -> np.ndarray:
-        """Exact sums of output channel ``o`` at every pixel of one sample ``x`` (C, H, W)."""
+    def _checked_sums(self, inp: np.ndarray) -> np.ndarray:
+        """Sums rounded once to float32 by :func:`slt_deploy.exact.exact_matmul` (BLAS in float64,
+        error-bound and lattice tests, exact slow path for the rare ambiguous sums)."""
+        dense = self._dense64()
+        x = np.asarray(inp, dtype=np.float64)
+        if not self.conv:
+            return exact.exact_matmul(x.reshape(x.shape[0], -1), dense)
         from .kernels_numpy import im2col
 
-        g = self.geom
-        patches = im2col(np.asarray(x, np.float64)[None], g, o // g.og)  # (Ho·Wo, K)
-        vals = [exact.round_exact(p[cols] * codes) for p in patches]
-        return np.asarray(vals, dtype=np.float32).reshape(g.ho, g.wo)
+        g, r = self.geom, x.shape[0]
+        out = np.empty((r, g.o, g.ho, g.wo), np.float32)
+        for grp in range(g.groups):
+            sums = exact.exact_matmul(im2col(x, g, grp), dense[grp * g.og:(grp + 1) * g.og])
+            out[:, grp * g.og:(grp + 1) * g.og] = sums.reshape(r, g.ho, g.wo, g.og).transpose(0, 3, 1, 2)
+        return out
+
+    def _dense64(self) -> np.ndarray:
+        """Dense float64 ``(O, K)`` codes or float weights, built once, only when the checked path runs."""
+        if self._dense is None:
+            with self._lock:
+                if self._dense is None:
+                    coo = self._coo()
+                    dense = np.zeros((self.o, self.k), np.float64)
+                    dense[coo.rows, coo.cols] = coo.codes.astype(np.float64)
+                    self._dense = dense
+        return self._dense
