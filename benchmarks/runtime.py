@@ -3,6 +3,8 @@
     python benchmarks/runtime.py                 # full run (a few minutes on 2 cores)
     python benchmarks/runtime.py --quick         # CI smoke: small sizes, few repeats
     python benchmarks/runtime.py --json out.json --markdown out.md
+    python benchmarks/runtime.py --matrix [--networks ... --weights ... --inputs ... --batches 1,64 --rate 0.15]
+                                                 # issue 12's workload matrix (benchmarks/runtime_matrix.py)
 
 One process times every system on the same ticket and inputs, interleaved repeat by
 repeat (so background load hits all systems alike); peak RSS is measured per system in a
@@ -518,11 +520,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--markdown", type=Path, help="write the Markdown table here")
     ap.add_argument("--workloads", default="mlp100,mlp10,mlp3,vgg3", help="comma-separated subset")
     ap.add_argument("--no-memory", action="store_true", help="skip the per-system peak-RSS subprocesses")
+    ap.add_argument("--matrix", action="store_true", help="the workload matrix (benchmarks/runtime_matrix.py)")
+    ap.add_argument("--networks", default="mlp784,digits-mlp,vgg,digits-conv", help="matrix: networks")
+    ap.add_argument("--weights", default="binary,float32", help="matrix: weight kinds")
+    ap.add_argument("--inputs", default="standardized,images255,spikes5,spikes20", help="matrix: input kinds")
+    ap.add_argument("--batches", default="1,64", help="matrix: batch sizes (1 and/or 64)")
+    ap.add_argument("--rate", type=float, default=TARGET_RATE, help="matrix: hidden firing rate per step")
+    ap.add_argument("--systems", default=None, help="matrix: comma-separated subset of the systems")
     ap.add_argument("--memory-probe", nargs=2, metavar=("SYSTEM", "FOLDER"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.memory_probe:
         print(json.dumps(memory_probe(args.memory_probe[0], args.memory_probe[1])))
         return 0
+    if args.matrix:
+        return _matrix(args, argv)
     report: dict[str, Any] = {"machine": machine(), "quick": args.quick, "workloads": []}
     for key in args.workloads.split(","):
         t0 = time.perf_counter()
@@ -561,6 +572,27 @@ def main(argv: list[str] | None = None) -> int:
     if args.markdown:
         args.markdown.write_text(text)
     print(json.dumps(report, default=float))
+    print(text)
+    return 0
+
+
+def _matrix(args: argparse.Namespace, argv: list[str] | None) -> int:
+    import runtime_matrix as rm
+
+    systems = list(rm.SYSTEMS) if args.systems is None else args.systems.split(",")
+    if not cpu.numba_available():
+        systems = [s for s in systems if s != "slt cpu (numba)"]
+    rows = rm.run_matrix(args.networks.split(","), args.weights.split(","), args.inputs.split(","),
+                         [int(b) for b in args.batches.split(",")], args.rate, systems, args.quick,
+                         lambda m: print(m, file=sys.stderr))
+    command = "python benchmarks/runtime.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    report = {"machine": machine(), "command": command, "rate": args.rate, "rows": rows,
+              "loadavg_end": os.getloadavg()}
+    text = rm.markdown(rows, command)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2, default=float))
+    if args.markdown:
+        args.markdown.write_text(text)
     print(text)
     return 0
 
