@@ -150,3 +150,24 @@ def test_cli_refuses_data_for_lnp_naming_the_flag(tmp_path) -> None:
 
     res = CliRunner().invoke(app, ["search", "--method", "lnp", "--data", "x.npz", "--out", str(tmp_path / "a.slt")])
     assert res.exit_code == 2 and "--data" in res.output
+
+
+# ------------------------------------------------------------------ the committed example
+EXAMPLE = __import__("pathlib").Path(__file__).resolve().parent.parent / "examples" / "hrsnn" / "hrsnn-lnp-seed0.slt"
+
+
+def test_example_hrsnn_ticket_reproduces_its_log_on_every_float32_target() -> None:
+    from slt_deploy.ir import RLIF
+    from slt_deploy.registry import exact_targets
+
+    log = json.loads(EXAMPLE.with_suffix(".json").read_text())
+    ticket = slt.load(EXAMPLE)
+    (rlif,) = [n for n in ticket.nodes if isinstance(n, RLIF)]
+    assert rlif.shape == (log["result"]["neurons"],)
+    assert int(ticket.node("w_rec").weights.mask.sum()) == log["result"]["synapses"]
+    _, _, x, y = tasks.digits(log["config"]["split_seed"])
+    ref = slt.run(ticket, x)
+    assert float(np.mean(ref.output[-1].argmax(axis=1) == y)) == log["result"]["digits_accuracy"]
+    for target in exact_targets():
+        got = slt.run(ticket, x[:, :64], target=target)
+        np.testing.assert_array_equal(got.output, ref.output[:, :64], err_msg=target)
