@@ -83,13 +83,15 @@ def load_any(path: str | os.PathLike[str], *, timesteps: int | None = None) -> T
 
 
 def run(ticket: Ticket, x: np.ndarray, target: str = registry.REFERENCE.name, record: bool = True,
-        **options: Any) -> Result:
+        max_memory: int | str | None = None, **options: Any) -> Result:
     """Run ``ticket`` on ``x`` (``(batch, *features)``, or ``(T, batch, *features)`` for spike input).
 
     ``target``: any registered target (:mod:`slt_deploy.registry`: reference, cpu, torch,
     onnxruntime, lava, lava-float, fixed-reference). ``record``: keep every node's per-step output
     in ``Result.layers`` (else the output only). ``options``: the target's own (for example
     ``dtype=np.float64`` for the reference, ``backend="numpy"`` for cpu); unknown ones are errors.
+    ``max_memory``: bytes (or ``"16G"``) the run may need by :func:`slt_deploy.untrusted.limits.run_bytes`
+    (default ``SLT_MAX_MEMORY``, else min(8 GiB, 3/4 of physical memory)); above it, one SltInputError.
     """
     spec = registry.target(target)
     if not isinstance(ticket, Ticket):
@@ -97,9 +99,21 @@ def run(ticket: Ticket, x: np.ndarray, target: str = registry.REFERENCE.name, re
     options = spec.checked_options(options)
     if not spec.available():
         raise SltError(spec.missing_message())
+    check_memory(ticket, x, record, max_memory, flag="max_memory=")
     result = spec.load()(ticket, x, record=record, **spec.fixed, **options)
     result.target = spec.name
     return result
+
+
+def check_memory(ticket: Ticket, x: Any, record: bool, limit: int | str | None, flag: str = "--max-memory") -> None:
+    """The run-memory check (:mod:`slt_deploy.untrusted.limits`) for input ``x`` of ``ticket``."""
+    from .untrusted.limits import check_run_memory
+
+    shape = np.shape(x) if isinstance(x, np.ndarray) else getattr(x, "shape", None)
+    lead = 1 if ticket.encoding.kind == "spikes" else 0
+    if shape is None or len(shape) <= lead:
+        return  # not an array of a usable shape: the target's input check names the problem
+    check_run_memory(ticket, int(shape[lead]), record, limit, flag)
 
 
 def export(ticket: Ticket, path: str | os.PathLike[str], to: str = "nir", **options: Any) -> Any:

@@ -233,8 +233,9 @@ def test_edits_of_slt_metadata_in_nir_are_refused(nir_file: Path, tmp_path: Path
 
 
 def test_a_nir_file_without_digest_loads_with_a_warning(nir_file: Path, tmp_path: Path) -> None:
-    from slt_deploy.errors import SltWarning
     from slt_deploy.exporters.nir import import_nir
+
+    from slt_deploy.errors import SltWarning
 
     path = _edited(nir_file, tmp_path / "old.nir", lambda f: f["node/metadata"].__delitem__("slt.digest"))
     with pytest.warns(SltWarning, match="without a digest"):

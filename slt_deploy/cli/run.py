@@ -32,6 +32,8 @@ def run(
     synapse: str | None = typer.Option(None, "--synapse", help=flag_help("--synapse", _T, "--target")),
     input_frac_bits: int | None = typer.Option(None, "--input-frac-bits",
                                                help=flag_help("--input-frac-bits", _T, "--target")),
+    max_memory: str | None = typer.Option(None, "--max-memory", help="Refuse runs estimated above this size "
+                                          "(e.g. 16G; default SLT_MAX_MEMORY, else min(8G, 3/4 of RAM))."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Run a ticket on inputs and save output spikes (T, batch, *out) and counts."""
@@ -39,7 +41,7 @@ def run(
              "--device": device, "--synapse": synapse, "--input-frac-bits": input_frac_bits}
     x = load_npy(input)
     with _progress(target, show=not as_json) as progress:
-        result, shapes = _run(path, x, target, flags, progress)
+        result, shapes = _run(path, x, target, flags, progress, max_memory)
     caveat = _caveat(path, input, x, result.target)
     if output is not None:
         arrays = {"counts": result.counts, "output": result.output}
@@ -97,7 +99,7 @@ def _caveat(path: Path, input_path: Path, x: np.ndarray, name: str) -> str | Non
 
 
 def _run(path: Path, x: np.ndarray, target: str | None, flags: dict[str, Any],
-         progress: Any = None) -> tuple[Any, dict[str, Any]]:
+         progress: Any = None, max_memory: str | None = None) -> tuple[Any, dict[str, Any]]:
     """Run ``path`` on ``x``; returns the result and the ticket's node shapes (empty for a bare .onnx)."""
     from .. import api
 
@@ -113,13 +115,14 @@ def _run(path: Path, x: np.ndarray, target: str | None, flags: dict[str, Any],
     spec = registry.target(target or registry.REFERENCE.name)
     options = options_from_flags(spec, flags, "--target")
     ticket = api.load_any(path)
+    api.check_memory(ticket, x, False, max_memory)  # before any target allocates: names --max-memory
     if suffix in spec.file_suffixes:  # the target reads the file itself (cpu: bit planes memory-mapped)
         result = spec.load_file_runner()(str(path), x, record=False, **options)
         result.target = spec.name
     else:
         if progress is not None:
             options["progress"] = progress
-        result = api.run(ticket, x, target=spec.name, record=False, **options)
+        result = api.run(ticket, x, target=spec.name, record=False, max_memory=max_memory, **options)
     return result, dict(ticket.shapes)
 
 

@@ -186,12 +186,13 @@ def load_profile(spec: str | Path | Profile) -> Profile:
     path = Path(spec)
     if not (isinstance(spec, Path) or text_spec.endswith(".toml") or path.exists()):
         raise SltProfileError(f"unknown energy profile {text_spec!r}; built-in: {', '.join(BUILTIN)}, or a .toml file")
-    try:
-        if path.stat().st_size > MAX_PROFILE_BYTES:
-            raise SltProfileError(f"{path}: profile file is larger than 1 MiB")
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SltProfileError(f"{path}: no such profile file") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    from ..untrusted import read_bounded
+
+    if not path.exists():
+        raise SltProfileError(f"{path}: no such profile file")
+    data = read_bounded(path, MAX_PROFILE_BYTES, error=SltProfileError, what="a profile (1 MiB at most)")
+    try:  # /dev/zero or a FIFO is refused above: only a regular file is read, at most its own size
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise SltProfileError(f"{path}: cannot read profile ({type(exc).__name__})") from None
     return _parse_text(text, str(path))
