@@ -37,7 +37,7 @@ import numpy as np
 
 __all__ = [
     "NO_GRID", "grid_exponent", "row_grid", "certified", "error_bound", "unambiguous", "round_exact",
-    "exact_matmul", "exact_sum", "fallback_count",
+    "exact_matmul", "exact_sum", "fallback_count", "count_slow_path",
 ]
 
 NO_GRID = 1 << 20  # grid exponent of an all-zero set of terms (any sum of zeros is exact)
@@ -148,6 +148,11 @@ def fallback_count() -> int:
     rare sums that span a huge exponent range.
     """
     return _FALLBACKS[0]
+
+
+def count_slow_path(n: int) -> None:
+    """Add ``n`` sums a target recomputed on the exact slow path to :func:`fallback_count`."""
+    _FALLBACKS[0] += int(n)
 
 
 def exact_matmul(x: np.ndarray, w: np.ndarray, dtype: type = np.float32) -> np.ndarray:

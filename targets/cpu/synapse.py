@@ -55,7 +55,8 @@ class SynapseOp:
         self._mapped_planes = planes  # zero-copy planes from a memory-mapped .slt, used if chosen
         self.choice: dict[bool, str] = {}  # binary input? -> kernel
         self._plans: dict[bool, tuple[Any, Any, bool]] = {}
-        self._dense: np.ndarray | None = None  # float64 weights for the checked float path
+        self._dense: np.ndarray | None = None  # float64 weights for the checked float path (numpy, conv)
+        self._csr: CsrStore | None = None  # CSR codes for the checked float path (numba, linear)
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ certificate
@@ -132,6 +133,8 @@ class SynapseOp:
         extra = sum(a.nbytes for a in (self.scale, self.bias) if a is not None) + self.certificate_bytes
         if self._dense is not None:
             extra += self._dense.nbytes
+        if self._csr is not None:
+            extra += self._csr.nbytes
         return int(sum(s.nbytes for s in self.stores.values()) + extra)
 
     @property
@@ -214,8 +217,10 @@ class SynapseOp:
     def _checked_sums(self, inp: np.ndarray) -> np.ndarray:
         """Sums rounded once to float32 by :func:`slt_deploy.exact.exact_matmul` (BLAS in float64,
         error-bound and lattice tests, exact slow path for the rare ambiguous sums)."""
-        dense = self._dense64()
         x = np.asarray(inp, dtype=np.float64)
+        if not self.conv and self.backend == "numba":
+            return self._checked_sparse(x.reshape(x.shape[0], -1))
+        dense = self._dense64()
         if not self.conv:
             return exact.exact_matmul(x.reshape(x.shape[0], -1), dense)
         from .kernels_numpy import im2col
@@ -225,6 +230,24 @@ class SynapseOp:
         for grp in range(g.groups):
             sums = exact.exact_matmul(im2col(x, g, grp), dense[grp * g.og:(grp + 1) * g.og])
             out[:, grp * g.og:(grp + 1) * g.og] = sums.reshape(r, g.ho, g.wo, g.og).transpose(0, 3, 1, 2)
+        return out
+
+    def _checked_sparse(self, x: np.ndarray) -> np.ndarray:
+        """numba: CSR sums with the in-kernel error-bound test; undecided sums recomputed exactly."""
+        from . import numba_checked
+
+        if self._csr is None:
+            with self._lock:
+                if self._csr is None:
+                    self._csr = CsrStore.from_coo(self._coo())
+        out, ambiguous = numba_checked.lin_checked(x, self._csr)
+        if ambiguous is not None:
+            rows, outs = np.nonzero(ambiguous)
+            exact.count_slow_path(rows.size)
+            csr = self._csr
+            for r, o in zip(rows.tolist(), outs.tolist(), strict=True):
+                a, b = csr.rowptr[o], csr.rowptr[o + 1]
+                out[r, o] = exact.round_exact(x[r, csr.colidx[a:b]] * csr.codes[a:b].astype(np.float64))
         return out
 
     def _dense64(self) -> np.ndarray:
