@@ -148,3 +148,23 @@ def test_rleaky_zero_reset_refused_by_loihi_naming_it() -> None:
     ticket = import_module(net("zero"), x[0], timesteps=4, encoding="spikes")
     with pytest.raises(SltUnsupportedError, match="node '1'.*zero_delayed"):
         slt.run(ticket, x, target="fixed-reference")
+
+
+def test_rlif_to_nir_is_a_named_refusal_and_round_trips_when_allowed(tmp_path) -> None:
+    """NIR sums a neuron's inputs before the leak and snnTorch reads the cycle as RLeaky(reset_delay=False, zero
+    reset): not exact, so refused by name; written anyway, slt's own reader restores the ticket exactly."""
+    pytest.importorskip("nir")
+    import slt_deploy as slt
+    from slt_deploy.ir import tickets_equal
+
+    x = spikes((6, 2, 6), 7).numpy()
+    ticket = import_module(net("subtract", 2), x[0], timesteps=6, encoding="spikes")
+    with pytest.raises(SltUnsupportedError, match=r"node '1' \(rlif\).*\(beta\*v \+ I\) \+ rec"):
+        slt.export(ticket, tmp_path / "r.nir", to="nir")
+    report = slt.export(ticket, tmp_path / "r.nir", to="nir", allow_approximate=True)
+    assert not report["exact"]
+    from slt_deploy.api import load_any
+
+    back = load_any(tmp_path / "r.nir")
+    assert tickets_equal(ticket, back)
+    np.testing.assert_array_equal(slt.run(back, x).output, slt.run(ticket, x).output)

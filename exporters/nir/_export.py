@@ -126,6 +126,11 @@ def _plan_bias_folds(b: _Build) -> None:
     for neuron in t.neuron_layers():
         if neuron.bias is None:
             continue
+        if isinstance(neuron, RLIF):
+            raise SltUnsupportedError(
+                f"node '{neuron.name}' (rlif): its bias has no NIR form (NIR neurons have no bias, and an RLIF's two "
+                "inputs leave no single synapse to fold it into); fold it into the feed-forward Linear first"
+            )
         (edge,) = t.inputs_of(neuron.name)
         src = t.node(edge.src)
         sole = [e.dst for e in t.edges if e.src == src.name] == [neuron.name]
@@ -275,18 +280,30 @@ def _export_lif(b: _Build, node: LIF, meta: dict[str, Any]) -> Any:
     return nir.LIF(tau=tau, r=r, v_leak=zeros, v_threshold=theta, v_reset=zeros.copy(), metadata=meta)
 
 
+def _export_rlif(b: _Build, node: RLIF, meta: dict[str, Any]) -> Any:
+    """An RLIF as a NIR LIF fed by both currents; ``slt.kind = rlif`` keeps the exact form for slt's reader."""
+    b.approximations.append(
+        f"node '{node.name}' (rlif): NIR sums a neuron's incoming edges before it integrates, beta*v + (I + rec), "
+        "where the RLIF (snnTorch RLeaky) computes (beta*v + I) + rec, which rounds differently; and "
+        f"{_SNNTORCH} reads the LIF <-> Affine cycle as RLeaky(reset_delay=False) with a zero reset"
+    )
+    return _export_lif(b, node, meta)
+
+
 def _reset_reason(node: LIF) -> str:
     """Why a non-zero reset has no NIR form that a NIR reader runs exactly (tests/test_nir.py checks the claims)."""
     if node.reset == "none":
         form = (f"its NIR form, an LI followed by a Threshold, is not read by {_SNNTORCH} (it maps neither LI nor "
                 "Threshold and reads every LIF as a zero reset)")
     else:
-        slt = "(beta*v + I) - theta*s" if node.reset == "subtract_delayed" else "beta*(v - theta*s) + I"
+        slt = {"subtract_delayed": "(beta*v + I) - theta*s", "subtract": "beta*(v - theta*s) + I",
+               "zero_delayed": "v = 0 after a spike, else beta*v + I"}[node.reset]
         form = (f"the decomposition into LI, Threshold and a recurrent Affine(-theta) is not read by {_SNNTORCH} "
                 "(it maps neither LI nor Threshold and reads every LIF as a zero reset), and a reader that sums the "
                 f"edges into the LI computes beta*v + (I - theta*s) where slt computes {slt}")
     what = {"subtract_delayed": " (snnTorch's default subtract reset)", "subtract": " (subtract at the spike)",
-            "none": ""}[node.reset]
+            "none": "",
+            "zero_delayed": " (snnTorch RLeaky's zero reset: the charge after a spike is dropped)"}[node.reset]
     return (
         f"node '{node.name}': reset {node.reset!r}{what} has no NIR form a NIR reader runs exactly: a NIR LIF sets "
         f"v to v_reset after a spike (reset 'zero'); {form}. Train with reset_mechanism='zero' (slt search's "
@@ -310,8 +327,7 @@ HANDLERS = HandlerTable("the NIR exporter", {
     MaxPool2d: refuse("MaxPool2d has no NIR 1.0 primitive (NIR has SumPool2d and AvgPool2d); replace it before "
                       "exporting to NIR, or export to ONNX"),
     Flatten: _export_flatten, Add: _export_add, LIF: _export_lif, LI: _export_li,
-    RLIF: refuse("a recurrent LIF layer (rlif: recurrent current added after the leak) is not "
-                 "supported by the NIR exporter yet; run it on the reference or the torch target"),
+    RLIF: _export_rlif,
     **dict.fromkeys(TOKEN_KINDS, refuse(
         "NIR 1.0 has no activation x activation matmul, product, reduction, reshape or token "
         "selection primitive, so a spiking transformer has no NIR form; export it to ONNX (--to onnx)")),
@@ -389,6 +405,7 @@ def _lif_notes(n: LIF) -> list[str]:
 
 _CONSUMER_NOTES = {  # node kind -> how snnTorch 1.0's import_from_nir reads it, where that differs
     LIF.kind: _lif_notes,
+    RLIF.kind: _lif_notes,
     LI.kind: lambda n: [f"{_SNNTORCH} has no mapping for nir.LI / nir.I ('{n.name}')"],
     SumPool2d.kind: lambda n: [f"{_SNNTORCH} has no mapping for nir.SumPool2d ('{n.name}'); nirtorch's default is "
                                "LPPool2d (norm 1) without padding"],

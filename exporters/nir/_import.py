@@ -22,7 +22,7 @@ import numpy as np
 
 from ...errors import SltError, SltImportError, SltValidationError
 from ...ir.graph import MAX_TIMESTEPS, Edge, Encoding, Ticket
-from ...ir.neurons import LI, LIF
+from ...ir.neurons import LI, LIF, RLIF
 from ...ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, Node, Output, Shape, SumPool2d
 from ...ir.weights import FloatWeights
 from ...ratecode import LEGACY_RATE_CODE
@@ -44,6 +44,7 @@ SUPPORTED = ("Input", "Output", "Affine", "Linear", "Conv2d", "SumPool2d", "AvgP
 _NIR_FOR_KIND = {
     "input": ("Input",), "output": ("Output",), "linear": ("Linear", "Affine"), "conv2d": ("Conv2d",),
     "sumpool2d": ("SumPool2d",), "avgpool2d": ("AvgPool2d",), "flatten": ("Flatten",), "lif": ("LIF", "IF"),
+    "rlif": ("LIF",),
     "li": ("LI", "I"),
 }
 _NAME_BAD = re.compile(r"[^A-Za-z0-9_.\-]")
@@ -278,7 +279,8 @@ def _slt_node(name: str, kind: str, n: Any) -> Node:
     if kind == "li":
         return LI(name, shape=shape, beta=beta, bias=bias)
     charge = _meta_str(meta, "slt.charge", name)
-    return LIF(name, shape=shape, beta=beta, threshold=_meta_array(meta, "slt.threshold", name), bias=bias,
+    cls = RLIF if kind == "rlif" else LIF
+    return cls(name, shape=shape, beta=beta, threshold=_meta_array(meta, "slt.threshold", name), bias=bias,
                reset=_meta_str(meta, "slt.reset", name), reset_amount=_meta_array(meta, "slt.reset_amount", name),
                charge=charge, tau=_meta_array(meta, "slt.tau", name, optional=charge == "leaky"))
 
