@@ -184,7 +184,7 @@ def test_search_on_cuda_with_mixed_precision(tmp_path: Path, images32) -> None:
 
 
 def test_spikformer_search_exports_an_attention_ticket_that_runs_exactly(tmp_path: Path) -> None:
-    """--arch spikformer: ConvPEP on 8x8 digits (16 tokens), SSA + MLP block, IMP with binarization;
+    """--arch spikformer: ConvPEP on 8x8 digits (16 tokens, half kept), SSA + MLP block, IMP with binarization;
     the exported ticket holds the attention kinds, and cpu / onnxruntime fire the reference's spikes."""
     pytest.importorskip("sklearn")
     from slt_deploy.search import digits
@@ -193,12 +193,17 @@ def test_spikformer_search_exports_an_attention_ticket_that_runs_exactly(tmp_pat
     small = from_arrays({"x_train": d.x_train[:96], "y_train": d.y_train[:96], "x_test": d.x_test[:16],
                          "y_test": d.y_test[:16]}, name="digits[:96]", image_shape=(1, 8, 8))
     cfg = SearchConfig(method="imp", arch="spikformer", hidden=16, rounds=1, epochs=1, timesteps=2, batch_size=32,
-                       binary=True)
+                       binary=True, token_keep=0.5)
     result = run_search(cfg, tmp_path / "t.slt", dataset=small, threads=1)
     ticket = slt.load(tmp_path / "t.slt")
     kinds = {n.kind for n in ticket.nodes}
     assert {"matmul", "transpose", "reshape", "reduce", "conv2d"} <= kinds
     assert ticket.shapes[ticket.input.name] == (1, 8, 8)
+    (mask,) = [n for n in ticket.nodes if n.kind == "select"]  # token pruning: the 8 most intense 2x2 patches
+    from slt_deploy.search.spikformer import important_tokens
+
+    assert mask.indices == tuple(important_tokens(np.asarray(small.x_train).reshape(-1, 1, 8, 8), 2, 0.5))
+    assert len(mask.indices) == 8 and ticket.shapes[mask.name][0] == 8
     assert all(layer.weights.kind == "binary" for layer in ticket.synapse_layers())
     assert result.log["ticket"]["sparsity"] == pytest.approx(0.25, abs=1e-3)
     x = np.asarray(small.x_test[:8]).reshape(-1, 1, 8, 8)

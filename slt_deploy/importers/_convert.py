@@ -190,6 +190,8 @@ class _Converter(TokenOps):
         if node.op == "call_method":
             return self._method(node)
         if node.op == "get_attr":
+            if self.token_attr(node) is not _PASS:
+                return self.token_attr(node)
             owner = str(node.target).rpartition(".")[0]
             if snn_import.owns(self.modules.get(owner)) or sj_import.owns(self.modules.get(owner)):
                 raise SltUnsupportedError(

@@ -14,6 +14,8 @@ What a spiking transformer written the usual way calls, mapped onto the IR's tok
   -> Mul.
 - ``transpose``/``permute``/``reshape``/``view``/``flatten(start, end)``/``contiguous`` ->
   views (never of the batch axis); ``mean``/``sum`` over one axis -> Reduce.
+- ``x.index_select(dim, self.kept)`` with an integer buffer of strictly increasing indices -> Select
+  (a token / patch mask).
 - ``x.shape`` / ``x.size()`` and integer arithmetic on its entries are evaluated while tracing
   (entry 0, the batch, may only be passed on as the batch size of a reshape).
 """
@@ -103,6 +105,8 @@ class TokenOps:
             return self._reshape(node, node.args[0], node.args[1:])
         if fn in (torch.mean, torch.sum):
             return self._reduce(node, node.args[0], fn.__name__, node.args[1:], node.kwargs)
+        if fn is torch.index_select:
+            return self._select(node, node.args[0], node.args[1], node.args[2])
         return _PASS
 
     def _token_method(self: Any, node: fx.Node) -> Any:
@@ -115,6 +119,8 @@ class TokenOps:
             return self._mul(node, x, args[0])
         if name in ("mean", "sum"):
             return self._reduce(node, x, name, args, node.kwargs)
+        if name == "index_select":
+            return self._select(node, x, args[0], args[1])
         if name not in _VIEW_METHODS:
             return _PASS
         if name == "contiguous":
@@ -202,6 +208,25 @@ class TokenOps:
         a, b = self._dim(node, start, len(shape)), self._dim(node, end, len(shape))
         new = shape[:a] + (math.prod(shape[a:b + 1]),) + shape[b + 1:]
         return self._view(node, Reshape(self._name(node.name), shape=new), src)
+
+    def token_attr(self: Any, node: fx.Node) -> Any:
+        """A 1-D integer buffer read by ``forward`` (token indices for ``index_select``), else :data:`_PASS`."""
+        try:
+            value = self.root.get_buffer(str(node.target))
+        except (AttributeError, TypeError):
+            return _PASS
+        if value.ndim != 1 or value.dtype not in (torch.int64, torch.int32):
+            return _PASS
+        return value.detach().cpu().numpy().astype(np.int64)
+
+    def _select(self: Any, node: fx.Node, x: Any, dim: Any, index: Any) -> str:
+        """``x.index_select(dim, kept)`` with constant, strictly increasing ``kept``: a token mask (Select)."""
+        src = self._tensor(self._value(x), node)
+        idx = self._value(index)
+        if not isinstance(idx, np.ndarray):
+            raise SltUnsupportedError(f"'{node.name}': index_select needs a constant index buffer of the module")
+        axis = self._dim(node, dim, len(self.shapes[src]))
+        return self._emit(Select(self._name(node.name), axis=axis, indices=tuple(int(i) for i in idx)), [src])
 
     # ------------------------------------------------------------- arithmetic
     def _matmul(self: Any, node: fx.Node, a: Any, b: Any) -> str:

@@ -74,6 +74,9 @@ def search(
                              "(CIFAR layout, SpikingJelly-style LIF tau=4/3), or spikformer (ConvPEP 2x2 patches -> "
                              "tokens, spiking self-attention + MLP block, mean over tokens; --hidden sets the "
                              "embedding, default 32); BatchNorm is folded at export."),
+    token_keep: float = typer.Option(1.0, "--token-keep", help="spikformer: fraction of the tokens kept after the "
+                                     "patch embedding (the patches of largest mean input intensity on the training "
+                                     "set; MultiSp's patch-number sparsity)."),
     width: float = typer.Option(1.0, "--width", help="vgg16/resnet19: channel-width multiplier (1 = the paper's "
                                 "networks)."),
     encoding: str = typer.Option("direct", "--encoding", help="'direct' (the sample is the input at every step) or "
@@ -153,6 +156,7 @@ def search(
         method=method, data=data, arch=arch, rounds=rounds, epochs=epochs, prune_fraction=prune_fraction,
         target_sparsity=target_sparsity, timesteps=timesteps, binary=binary, binary_from=binary_from,
         binary_epochs=binary_epochs, binary_lr=binary_lr, seed=seed, split_seed=split_seed, hidden=hidden,
+        token_keep=token_keep,
         channels=widths,
         lr=lr, batch_size=batch_size, rewind_epoch=rewind_epoch, et_threshold=et_threshold,
         eb_threshold=eb_threshold, eb_window=eb_window, eb_max_epochs=eb_max_epochs, width=width, encoding=encoding,

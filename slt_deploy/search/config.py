@@ -39,6 +39,8 @@ class SearchConfig:
       ``vgg16`` / ``resnet19`` (SpikingJelly-style LIF, CIFAR layout) built at ``width``
       times the paper's channel counts, or ``spikformer`` (:mod:`.spikformer`: ConvPEP, spiking
       self-attention, snnTorch Leaky; ``hidden`` is its embedding, 32 when left at 128).
+    - ``token_keep`` (spikformer): fraction of the tokens kept after the patch embedding, the
+      patches of largest mean input intensity on the training set (:func:`.spikformer.important_tokens`).
     - ``encoding``: ``direct`` (the analog sample is the input at every step) or ``spikes``
       (every sample is ``(T, *features)``: one frame, e.g. binned events, per step).
     - ``lr`` (Adam; default 5e-3 for ``mlp``, 2e-3 for ``conv``, 1e-3 for ``vgg16``/``resnet19``),
@@ -78,6 +80,7 @@ class SearchConfig:
     eb_window: int = 5
     eb_max_epochs: int | None = None
     width: float = 1.0
+    token_keep: float = 1.0
     encoding: str = "direct"
 
     def __post_init__(self) -> None:
@@ -92,6 +95,11 @@ class SearchConfig:
         w = self.width
         if not isinstance(w, (int, float)) or isinstance(w, bool) or not math.isfinite(w) or not 0 < w <= 8:
             raise SltSearchError(f"width must be a number in (0, 8], got {w!r}")
+        tk = self.token_keep
+        if isinstance(tk, bool) or not isinstance(tk, (int, float)) or not 0 < tk <= 1:
+            raise SltSearchError(f"--token-keep must be a fraction in (0, 1], got {tk!r}")
+        if tk != 1 and self.arch != "spikformer":
+            raise SltSearchError("--token-keep prunes the tokens of --arch spikformer only")
         if w != 1 and self.arch in ("mlp", "conv"):
             raise SltSearchError(f"--width scales vgg16 and resnet19; size the {self.arch} net with "
                                  + ("--hidden" if self.arch == "mlp" else "--channels"))

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from . import checkpoint as ckpt
@@ -140,6 +141,10 @@ class _Search:
         shape = tuple(self.x_train.shape[2:] if cfg.encoding == "spikes" else self.x_train.shape[1:])
         self.model = build_model(cfg.arch, shape, self.data.classes, cfg.hidden, tuple(cfg.channels), cfg.beta,
                                  cfg.threshold, cfg.seed, cfg.width).to(world.device)
+        if cfg.token_keep < 1:  # spikformer's token pruning: the rule reads the training images only
+            from .spikformer import important_tokens
+
+            self.model.keep_tokens(important_tokens(np.asarray(self.x_train), self.model.patch, cfg.token_keep))
         self.total = sum(w.numel() for w in prunable(self.model).values())
         # the first optimiser of a process imports torch._dynamo (seconds): do it before any round is timed
         torch.optim.Adam([torch.zeros(1, requires_grad=True)])
