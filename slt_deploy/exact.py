@@ -32,12 +32,13 @@ target agrees bit for bit with the reference.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 __all__ = [
     "NO_GRID", "grid_exponent", "row_grid", "certified", "error_bound", "unambiguous", "round_exact",
-    "exact_matmul", "exact_sum", "fallback_count", "count_slow_path",
+    "exact_matmul", "exact_sum", "fallback_count", "count_slow_path", "WeightRows", "weight_rows",
 ]
 
 NO_GRID = 1 << 20  # grid exponent of an all-zero set of terms (any sum of zeros is exact)
@@ -155,22 +156,46 @@ def count_slow_path(n: int) -> None:
     _FALLBACKS[0] += int(n)
 
 
-def exact_matmul(x: np.ndarray, w: np.ndarray, dtype: type = np.float32) -> np.ndarray:
+@dataclass(frozen=True)
+class WeightRows:
+    """What the tests need of a weight matrix ``(O, K)``, computed once per layer:
+    ``|w|``, the nonzero count and the lattice exponent of every row."""
+
+    abs: np.ndarray
+    nnz: np.ndarray
+    grid: np.ndarray
+
+
+def weight_rows(w: np.ndarray) -> WeightRows:
+    """:class:`WeightRows` of float64 ``w`` ``(O, K)`` (codes or float32 values)."""
+    w = np.asarray(w, dtype=np.float64)
+    return WeightRows(np.abs(w), np.count_nonzero(w, axis=1), row_grid(w))
+
+
+def _input_grid(x: np.ndarray) -> np.ndarray:
+    """:func:`row_grid` of input rows, without the bit scan for 0/1 spike rows."""
+    if np.all((x == 0.0) | (x == 1.0)):
+        return np.where(x.any(axis=1), 0, NO_GRID)
+    return row_grid(x)
+
+
+def exact_matmul(x: np.ndarray, w: np.ndarray, dtype: type = np.float32, rows: WeightRows | None = None) -> np.ndarray:
     """``x @ w.T`` with each entry the exact dot product rounded once to ``dtype``.
 
     ``x``: ``(R, K)``, ``w``: ``(O, K)``, both float64 holding float32 values or integer
-    codes (so every product is exact in float64). BLAS accumulates ``Ŝ`` and ``Σ|t|``;
-    entries neither :func:`unambiguous` nor :func:`certified` accepts are recomputed with
-    :func:`round_exact`.
+    codes (so every product is exact in float64); ``rows``: :func:`weight_rows` of ``w`` if
+    the caller keeps it. BLAS accumulates ``Ŝ`` and ``Σ|t|``; entries neither
+    :func:`unambiguous` nor :func:`certified` accepts are recomputed with :func:`round_exact`.
     """
     x = np.asarray(x, dtype=np.float64)
     w = np.asarray(w, dtype=np.float64)
     s = x @ w.T
     if s.size == 0:
         return s.astype(dtype)
-    n = np.minimum(np.count_nonzero(x, axis=1)[:, None], np.count_nonzero(w, axis=1)[None, :])
-    return _round_checked(s, lambda: np.abs(x) @ np.abs(w).T, n, dtype,
-                          lambda: row_grid(x)[:, None] + row_grid(w)[None, :],
+    wr = weight_rows(w) if rows is None else rows
+    n = np.minimum(np.count_nonzero(x, axis=1)[:, None], wr.nnz[None, :])
+    return _round_checked(s, lambda: np.abs(x) @ wr.abs.T, n, dtype,
+                          lambda: _input_grid(x)[:, None] + wr.grid[None, :],
                           lambda r, o: x[r] * w[o])
 
 

@@ -127,19 +127,23 @@ def _synapses(node: Linear | Conv2d, run: _Run) -> Step:
     scale = None if scale is None else scale.astype(dtype).reshape(shape)
     bias = None if node.bias is None else node.bias.astype(dtype).reshape(shape)
     total = _linear_sum if isinstance(node, Linear) else _conv_sum
+    groups = 1 if isinstance(node, Linear) else node.groups
+    og = codes.shape[0] // groups
+    rows = [exact.weight_rows(codes[g * og:(g + 1) * og].reshape(og, -1)) for g in range(groups)]  # once per layer
 
     def step(ins: list[np.ndarray], t: int) -> np.ndarray:
-        return scale_and_bias(total(node, codes, ins[0].astype(np.float64), dtype), scale, bias)
+        return scale_and_bias(total(node, codes, ins[0].astype(np.float64), dtype, rows), scale, bias)
 
     return step
 
 
-def _linear_sum(node: Linear, codes: np.ndarray, x: np.ndarray, dtype: type) -> np.ndarray:
+def _linear_sum(node: Linear, codes: np.ndarray, x: np.ndarray, dtype: type,
+                rows: list[exact.WeightRows]) -> np.ndarray:
     """``x @ W.T`` (codes or float weights), each entry the exact sum rounded once to ``dtype``."""
-    return exact.exact_matmul(x, codes, dtype)
+    return exact.exact_matmul(x, codes, dtype, rows[0])
 
 
-def _conv_sum(node: Conv2d, codes: np.ndarray, x: np.ndarray, dtype: type) -> np.ndarray:
+def _conv_sum(node: Conv2d, codes: np.ndarray, x: np.ndarray, dtype: type, rows: list[exact.WeightRows]) -> np.ndarray:
     """Cross-correlation ``(batch, C_in, H, W) -> (batch, C_out, H_out, W_out)``, exact sums rounded once."""
     patches = conv_patches(x, node.kernel_size, node.stride, node.padding, node.dilation)
     batch, _, h_out, w_out = patches.shape[:4]
@@ -149,7 +153,7 @@ def _conv_sum(node: Conv2d, codes: np.ndarray, x: np.ndarray, dtype: type) -> np
         # rows: (b, i, j); columns: (c, ki, kj) of this group's patch
         p = patches[:, gi * c_in_g:(gi + 1) * c_in_g].transpose(0, 2, 3, 1, 4, 5).reshape(batch * h_out * w_out, -1)
         wg = codes[gi * og:(gi + 1) * og].reshape(og, -1)
-        outs.append(exact.exact_matmul(p, wg, dtype).reshape(batch, h_out, w_out, og).transpose(0, 3, 1, 2))
+        outs.append(exact.exact_matmul(p, wg, dtype, rows[gi]).reshape(batch, h_out, w_out, og).transpose(0, 3, 1, 2))
     return np.concatenate(outs, axis=1)
 
 
