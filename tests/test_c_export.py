@@ -59,8 +59,7 @@ from slt_deploy.ir import (
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(harness.host_compiler() is None, reason="no host C compiler")
-# rlif: the C exporter refuses recurrent LIF layers by name (tests/test_node_kinds.py); every other family runs
-C_FAMILIES = tuple(f for f in FAMILIES if f != "rlif")
+C_FAMILIES = FAMILIES  # every family, recurrent LIF (rlif) included
 _HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture]
 
 
@@ -478,10 +477,13 @@ def test_handler_table_covers_every_node_kind() -> None:
 
     from slt_deploy.dispatch import Refusal
     from slt_deploy.ir.nodes import NODE_KINDS
+    from slt_deploy.ir.tokens import TOKEN_KINDS
 
     kinds = {kind for kind, cls in NODE_KINDS.items() if cls.__module__.startswith("slt_deploy.")}
     assert kinds and kinds <= set(HANDLERS), kinds - set(HANDLERS)
-    for kind in kinds:
+    refused = {cls.kind for cls in TOKEN_KINDS}  # token/attention kinds: a stated refusal, no C kernels yet
+    assert all(isinstance(HANDLERS[k], Refusal) for k in refused)
+    for kind in kinds - refused:
         rule = HANDLERS[kind]
         assert isinstance(rule, NodeRule) and callable(rule.emit_float), kind
         assert isinstance(rule.fixed, Refusal) or rule.fixed.strip(), kind
@@ -655,3 +657,24 @@ def test_export_writes_c_and_estimates_when_the_cross_compiler_is_missing_or_fai
     assert report["measured"] is False and expected in report["size_source"]
     if case == "failing":
         assert "libnewlib-arm-none-eabi" in report["size_source"]
+
+
+# ----------------------------------------------------------------------------- recurrent LIF (snnTorch RLeaky)
+@pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
+def test_rleaky_import_runs_exactly_in_c(tmp_path, reset: str) -> None:
+    """An RLIF (recurrent current after the leak, per-neuron β) in float C equals the reference at every step;
+    in fixed C (integer sums: the order cannot matter) equals the fixed-point reference, zero_delayed refused."""
+    pytest.importorskip("snntorch")
+    from test_importers import spikes
+    from test_rleaky import net
+
+    from slt_deploy.importers.torch import import_module
+
+    x = spikes((10, 3, 6), 9).numpy()
+    ticket = import_module(net(reset, 2), x[0], timesteps=10, encoding="spikes")
+    check_float(ticket, x, tmp_path / "f")
+    if reset == "zero":
+        with pytest.raises(SltUnsupportedError, match="zero_delayed"):
+            export_c(ticket, tmp_path / "x", arith="fixed", measure_size=False)
+    else:
+        check_fixed(ticket, x, tmp_path / "i")

@@ -176,10 +176,12 @@ def li_code(gen: Gen, node: LI) -> list[str]:
 
 
 def lif_code(gen: Gen, node: LIF) -> list[str]:
-    """Charge (leaky / decay_input / leaky_tau), delayed reset, fire ``v > theta``, reset; spikes packed in words."""
+    """Charge (leaky / decay_input / leaky_tau), an RLIF's recurrent current (input 1, after the leak), delayed
+    reset, fire ``v > theta``, reset; spikes packed in words."""
     assert gen.plan is not None
     ident = gen.plan.ident[node.name]
     xin = gen.input_ref(node.name)
+    rec = gen.input_ref(node.name, 1) if len(gen.ticket.inputs_of(node.name)) > 1 else None
     n = math.prod(node.shape)
     beta = _param(gen, ident, node.beta, "beta")
     bias = None if node.bias is None else _param(gen, ident, node.bias, "bias")
@@ -202,8 +204,12 @@ def lif_code(gen: Gen, node: LIF) -> list[str]:
             lines.append(f"        v = v + ((I - v) / {tau});")
         else:
             lines.append(f"        v = (v - (v / {tau})) + I;")
+    if rec is not None:
+        lines.append(f"        v = v + {gen.elem(rec, 'i')};")
     if node.reset == "subtract_delayed":
         lines.append(f"        v = v - ({r} * (float)BIT(s->s_{ident}, i));")
+    elif node.reset == "zero_delayed":
+        lines.append(f"        if (BIT(s->s_{ident}, i)) v = 0.0f;")
     lines.append(f"        f = (uint32_t)(v > {th});")
     if node.reset == "zero":
         lines.append("        if (f) v = 0.0f;")

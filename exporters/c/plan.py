@@ -79,8 +79,8 @@ HANDLERS: HandlerTable[NodeRule] = HandlerTable("the C exporter (--to c)", {
     LI: NodeRule(Role.NEURON, FLOAT, F.li_code,
                  "an integer LI readout (the output only; slt_deploy.fixed_point refuses it elsewhere)"),
     Output: NodeRule(Role.OUTPUT, SAME, F.no_code, "the output layer's spikes or LI membranes"),
-    RLIF: refuse("a recurrent LIF layer (rlif: recurrent current added after the leak) is not "
-                 "supported by the C exporter yet; run it on the reference or the torch target"),
+    RLIF: NodeRule(Role.NEURON, BITS, F.lif_code, "an integer LIF layer fed by both currents (integer sums are "
+                   "order-free); --arith fixed refuses its zero_delayed reset"),
     **dict.fromkeys(TOKEN_KINDS, refuse(
         "the C exporter has no kernels for token/attention nodes (matmul, product, reduction, views); "
         "export the spiking transformer to ONNX (--to onnx) or run it on the cpu target")),
