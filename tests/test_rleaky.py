@@ -168,3 +168,20 @@ def test_rlif_to_nir_is_a_named_refusal_and_round_trips_when_allowed(tmp_path) -
     back = load_any(tmp_path / "r.nir")
     assert tickets_equal(ticket, back)
     np.testing.assert_array_equal(slt.run(back, x).output, slt.run(ticket, x).output)
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
+def test_rleaky_import_runs_exactly_on_every_float32_target(reset: str) -> None:
+    """The imported recurrent ticket (2 RLIF layers, per-neuron β) fires the reference's spikes, every layer and
+    step, on cpu, torch and onnxruntime (graded input, spike-train encoding)."""
+    import slt_deploy as slt
+    from slt_deploy.registry import exact_targets
+
+    x = graded((20, 4, 6), 11).numpy()
+    ticket = import_module(net(reset, 2), x[0], timesteps=20, encoding="spikes")
+    ref = simulate(ticket, x, record=True)
+    for target in exact_targets():
+        got = slt.run(ticket, x, target=target, record=True)
+        for name in ref.spike_counts:
+            np.testing.assert_array_equal(got.layers[name], ref.layers[name], err_msg=f"{target} {name}")
+        np.testing.assert_array_equal(got.output, ref.output, err_msg=target)
