@@ -57,6 +57,7 @@ class SynapseOp:
         self._plans: dict[bool, tuple[Any, Any, bool]] = {}
         self._dense: np.ndarray | None = None  # float64 weights for the checked float path (numpy, conv)
         self._csr: CsrStore | None = None  # CSR codes for the checked float path (numba, linear)
+        self._dense_rows: list[exact.WeightRows] = []
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ certificate
@@ -132,7 +133,7 @@ class SynapseOp:
         """Bytes held for this layer: stores (anonymous memory), scale, bias, certificate arrays."""
         extra = sum(a.nbytes for a in (self.scale, self.bias) if a is not None) + self.certificate_bytes
         if self._dense is not None:
-            extra += self._dense.nbytes
+            extra += self._dense.nbytes + sum(r.abs.nbytes for r in self._dense_rows)
         if self._csr is not None:
             extra += self._csr.nbytes
         return int(sum(s.nbytes for s in self.stores.values()) + extra)
@@ -220,15 +221,15 @@ class SynapseOp:
         x = np.asarray(inp, dtype=np.float64)
         if not self.conv and self.backend == "numba":
             return self._checked_sparse(x.reshape(x.shape[0], -1))
-        dense = self._dense64()
+        dense, rows = self._dense64()
         if not self.conv:
-            return exact.exact_matmul(x.reshape(x.shape[0], -1), dense)
+            return exact.exact_matmul(x.reshape(x.shape[0], -1), dense, rows=rows[0])
         from .kernels_numpy import im2col
 
         g, r = self.geom, x.shape[0]
         out = np.empty((r, g.o, g.ho, g.wo), np.float32)
         for grp in range(g.groups):
-            sums = exact.exact_matmul(im2col(x, g, grp), dense[grp * g.og:(grp + 1) * g.og])
+            sums = exact.exact_matmul(im2col(x, g, grp), dense[grp * g.og:(grp + 1) * g.og], rows=rows[grp])
             out[:, grp * g.og:(grp + 1) * g.og] = sums.reshape(r, g.ho, g.wo, g.og).transpose(0, 3, 1, 2)
         return out
 
@@ -250,13 +251,17 @@ class SynapseOp:
                 out[r, o] = exact.round_exact(x[r, csr.colidx[a:b]] * csr.codes[a:b].astype(np.float64))
         return out
 
-    def _dense64(self) -> np.ndarray:
-        """Dense float64 ``(O, K)`` codes or float weights, built once, only when the checked path runs."""
+    def _dense64(self) -> tuple[np.ndarray, list[exact.WeightRows]]:
+        """Dense float64 ``(O, K)`` codes or float weights and the per-group :class:`WeightRows`,
+        built once, only when the checked path runs."""
         if self._dense is None:
             with self._lock:
                 if self._dense is None:
                     coo = self._coo()
                     dense = np.zeros((self.o, self.k), np.float64)
                     dense[coo.rows, coo.cols] = coo.codes.astype(np.float64)
+                    groups = self.geom.groups if self.conv else 1
+                    og = self.o // groups
+                    self._dense_rows = [exact.weight_rows(dense[g * og:(g + 1) * og]) for g in range(groups)]
                     self._dense = dense
-        return self._dense
+        return self._dense, self._dense_rows
