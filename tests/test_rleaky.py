@@ -185,3 +185,27 @@ def test_rleaky_import_runs_exactly_on_every_float32_target(reset: str) -> None:
         for name in ref.spike_counts:
             np.testing.assert_array_equal(got.layers[name], ref.layers[name], err_msg=f"{target} {name}")
         np.testing.assert_array_equal(got.output, ref.output, err_msg=target)
+
+
+# ------------------------------------------------------------------ SpikingJelly's recurrent container
+@pytest.mark.parametrize("decay_input", [True, False])
+def test_spikingjelly_linear_recurrent_container_exact(decay_input: bool) -> None:
+    """``y = LIFNode(rc(cat(x, y[t-1])))``: imported as Linear(W_x, b) -> Add <- Linear(W_y) <-recurrent- LIF."""
+    sj = pytest.importorskip("spikingjelly.activation_based")
+    from spikingjelly.activation_based import functional, layer, neuron
+
+    cont = layer.LinearRecurrentContainer(neuron.LIFNode(tau=2.0, decay_input=decay_input), 8, 8)
+    model = dyadic_(nn.Sequential(nn.Linear(6, 8), cont, nn.Linear(8, 4), neuron.LIFNode(tau=2.0)), seed=23)
+    functional.reset_net(model)
+    ticket, _ = check_exact(model, graded((8, 6), 24), steps=20)
+    assert [(e.src, e.dst) for e in ticket.edges if e.recurrent] == [("1.sub_module", "1.rc.y")]
+    assert sj is not None
+
+
+def test_spikingjelly_element_wise_container_refused() -> None:
+    pytest.importorskip("spikingjelly.activation_based")
+    from spikingjelly.activation_based import layer, neuron
+
+    cont = layer.ElementWiseRecurrentContainer(neuron.LIFNode(), element_wise_function=lambda y, x: x + y)
+    with pytest.raises(SltUnsupportedError, match="element-wise recurrent function"):
+        import_module(nn.Sequential(nn.Linear(6, 8), cont), input_shape=(6,))

@@ -24,6 +24,7 @@ from ..ir.graph import Edge, Encoding, Ticket
 from ..ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, Node, Output, Shape
 from ..ir.weights import BinaryWeights, FloatWeights, Weights
 from ..ir.weights import binarize as binarize_weights
+from . import _sj_recurrent as sj_recurrent
 from . import snntorch as snn_import
 from . import spikingjelly as sj_import
 from ._tokens import _PASS, TokenOps, is_token_graph, token_rank
@@ -244,6 +245,8 @@ class _Converter(TokenOps):
             return self._snntorch(m, path, self._arg(node))
         if sj_import.owns(m) and sj_import.is_neuron(m):
             return self._spikingjelly(m, path, self._arg(node))
+        if sj_recurrent.is_recurrent_container(m):
+            return sj_recurrent.linear_recurrent(self, m, path, self._arg(node), _Synapse)
         if _declares_neuron(m):
             return self._declared_neuron(m, path, self._arg(node))
         raise SltUnsupportedError(f"module '{path}' of type {type(m).__module__}.{type(m).__name__} is not supported")
