@@ -24,6 +24,46 @@ from numba import njit
 from .stores import CsrStore
 
 _JIT = dict(cache=True, nogil=True, boundscheck=False)
+_FEW_ROWS = 4
+
+
+@njit(cache=True, nogil=True, boundscheck=False, fastmath={"reassoc", "contract"})
+def _row_sums(x, r, rowptr, colidx, codes, o):
+    """``(Ŝ, B̂, m)`` of output ``o`` for input row ``r``; reassociation (vectorized) is allowed
+    because the error bound holds for any order of float64 accumulation (FMA included)."""
+    s = 0.0
+    b = 0.0
+    m = 0.0
+    for p in range(rowptr[o], rowptr[o + 1]):
+        t = np.float64(codes[p]) * x[r, colidx[p]]
+        s += t
+        b += abs(t)
+        m += 1.0 if t != 0.0 else 0.0
+    return s, b, m
+
+
+@njit(**_JIT)
+def _decide(s, b, m):
+    """True when the error-bound interval around ``s`` rounds to one float32 (see module doc)."""
+    e = 2.0 * (b * ((m + 1.0) * 2.0 ** -52) + 5e-324)
+    widen = 2.0 ** -51 * (abs(s) + e) + 5e-324
+    lo = np.float32(s - e - widen)
+    hi = np.float32(s + e + widen)
+    return b == 0.0 or (lo == hi and math.copysign(1.0, lo) == math.copysign(1.0, hi) and math.isfinite(e))
+
+
+@njit(**_JIT)
+def _lin_checked_rows(x, rowptr, colidx, codes, out, ambiguous):
+    """Few rows: one output at a time, the sum over its synapses vectorized (:func:`_row_sums`)."""
+    n_amb = 0
+    for r in range(x.shape[0]):
+        for o in range(rowptr.shape[0] - 1):
+            s, b, m = _row_sums(x, r, rowptr, colidx, codes, o)
+            out[r, o] = np.float32(s)
+            ok = _decide(s, b, m)
+            ambiguous[r, o] = 0 if ok else 1
+            n_amb += 0 if ok else 1
+    return n_amb
 
 
 @njit(**_JIT)
@@ -51,12 +91,8 @@ def _lin_checked(xt, rowptr, colidx, codes, out, ambiguous):
                 b[r] += abs(t)
                 m[r] += 1.0 if t != 0.0 else 0.0
         for r in range(R):
-            e = 2.0 * (b[r] * ((m[r] + 1.0) * 2.0 ** -52) + 5e-324)
-            widen = 2.0 ** -51 * (abs(s[r]) + e) + 5e-324
-            lo = np.float32(s[r] - e - widen)
-            hi = np.float32(s[r] + e + widen)
             out[r, o] = np.float32(s[r])
-            if b[r] == 0.0 or (lo == hi and math.copysign(1.0, lo) == math.copysign(1.0, hi) and math.isfinite(e)):
+            if _decide(s[r], b[r], m[r]):
                 ambiguous[r, o] = 0
             else:
                 ambiguous[r, o] = 1
@@ -69,5 +105,8 @@ def lin_checked(x: np.ndarray, store: CsrStore) -> tuple[np.ndarray, np.ndarray 
     x = np.asarray(x, dtype=np.float64)
     out = np.empty((x.shape[0], store.shape[0]), np.float32)
     amb = np.empty((x.shape[0], store.shape[0]), np.uint8)
-    n = _lin_checked(np.ascontiguousarray(x.T), store.rowptr, store.colidx, store.codes, out, amb)
+    if x.shape[0] <= _FEW_ROWS:
+        n = _lin_checked_rows(np.ascontiguousarray(x), store.rowptr, store.colidx, store.codes, out, amb)
+    else:
+        n = _lin_checked(np.ascontiguousarray(x.T), store.rowptr, store.colidx, store.codes, out, amb)
     return out, (amb.astype(bool) if n else None)
