@@ -17,9 +17,23 @@ def demo(
     epochs: int = typer.Option(8, help="With --retrain: training epochs per round."),
     seed: int = typer.Option(0, help="With --retrain: random seed."),
     as_json: bool = typer.Option(False, "--json", help="Print the demo summary as JSON."),
+    model: str = typer.Option("mlp", "--model", help="mlp (the digits MLP ticket) or spikformer (the committed "
+                              "MultiSp spiking-transformer ticket: every target, ONNX export, attention energy)."),
 ) -> None:
     """The whole path on the built-in digits example: ticket, inspect, export, verify every target, energy."""
     from ..demo import run_demo
+
+    if model not in ("mlp", "spikformer"):
+        from ..errors import SltInputError
+
+        raise SltInputError(f"--model must be mlp or spikformer, got {model!r}")
+    if model == "spikformer":
+        from ..demo_spikformer import run_spikformer_demo
+
+        result = run_spikformer_demo(out, ticket_path=ticket, console=None if as_json else console)
+        if as_json:
+            emit_json(result)
+        return
 
     summary = run_demo(out, retrain=retrain, ticket_path=ticket, rounds=rounds, epochs=epochs, seed=seed,
                        console=None if as_json else console)
