@@ -15,7 +15,9 @@ three tasks with LI readouts trained by ridge regression (slt_deploy.lnp.readout
 - ``activity``: the dense network's least active neurons (spikes on the digits training set,
   after training) removed down to ``lnp``'s neuron count;
 - ``imp``: iterative magnitude pruning of the recurrent synapses in 3 rounds (readout retrained
-  each round) down to ``lnp``'s synapse count.
+  each round) down to ``lnp``'s synapse count;
+- ``dense CHRSNN`` / ``lnp CHRSNN``: the clustered small-world variant (4 clusters), unpruned and
+  pruned by LNP (sparsity against the dense CHRSNN).
 
 Reported per network (medians over the seeds): synapse and neuron sparsity against the dense
 network, largest Lyapunov exponent (noise-driven, per step), digits accuracy, NRMSE on
@@ -40,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from slt_deploy.lnp import hrsnn, prune, readout, tasks  # noqa: E402
 
-NAMES = ("dense", "lnp", "lnp, steps 1-3", "random", "activity", "imp")
+NAMES = ("dense", "lnp", "lnp, steps 1-3", "random", "activity", "imp", "dense CHRSNN", "lnp CHRSNN")
 METRICS = ("synapse_sparsity", "neuron_sparsity", "lambda_max", "digits_accuracy", "nrmse_lorenz63",
            "nrmse_mackey_glass", "slt_bytes", "energy_pj")
 
@@ -59,10 +61,12 @@ def networks(seed: int, neurons: int, trials: int, series: list[tasks.Series]) -
     lnp, _ = prune.lnp(dense, seed, trials=trials)
     lnp3, _ = prune.lnp(dense, seed, steps=(1, 2, 3))
     _, _, rates = readout.classify_digits(dense)
+    clustered = hrsnn.build(neurons, 8, seed, clusters=4)
     return {"dense": dense, "lnp": lnp, "lnp, steps 1-3": lnp3,
             "random": prune.random_prune(dense, seed, lnp.n, lnp.synapses),
             "activity": prune.activity_prune(dense, rates, lnp.n),
-            "imp": imp(dense, lnp.synapses, 3, series)}
+            "imp": imp(dense, lnp.synapses, 3, series),
+            "dense CHRSNN": clustered, "lnp CHRSNN": prune.lnp(clustered, seed, trials=trials)[0]}
 
 
 def row(net: hrsnn.HRSNN, dense: hrsnn.HRSNN, seed: int, series: list[tasks.Series]) -> dict[str, float]:
@@ -80,7 +84,8 @@ def run(seeds: list[int], neurons: int, trials: int) -> dict[str, Any]:
     for seed in seeds:
         nets = networks(seed, neurons, trials, series)
         for name in NAMES:
-            per_seed[name].append(row(nets[name], nets["dense"], seed, series))
+            base = nets["dense CHRSNN" if "CHRSNN" in name else "dense"]
+            per_seed[name].append(row(nets[name], base, seed, series))
     medians = {n: {m: float(np.median([r[m] for r in rows])) for m in METRICS} for n, rows in per_seed.items()}
     return {"schema": "slt-lnp-bench/1", "seeds": seeds, "neurons": neurons, "trials": trials,
             "medians": medians, "per_seed": per_seed, "seconds": round(time.perf_counter() - t0, 1),
