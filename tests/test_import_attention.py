@@ -30,14 +30,14 @@ TARGETS = ["reference", "cpu", "torch", "onnxruntime"]
 class Attention(nn.Module):
     """Spikformer SSA ``LIF((Q Kᵀ · 0.125) V)`` or SDSA ``Q ⊙ LIF(Σ_tokens K ⊙ V)``, projection, residual."""
 
-    def __init__(self, dim: int, heads: int, variant: str) -> None:
+    def __init__(self, dim: int, heads: int, variant: str, neuron=None) -> None:
         super().__init__()
         self.heads, self.variant = heads, variant
         for part in ("q", "k", "v", "proj"):
             setattr(self, part, nn.Linear(dim, dim))
             setattr(self, part + "_bn", nn.BatchNorm1d(dim))
-            setattr(self, part + "_lif", leaky())
-        self.attn_lif = snn.Leaky(beta=0.5, threshold=0.5, init_hidden=True)
+            setattr(self, part + "_lif", neuron() if neuron else leaky())
+        self.attn_lif = neuron(0.5) if neuron else snn.Leaky(beta=0.5, threshold=0.5, init_hidden=True)
 
     def _lif_bn_linear(self, part: str, x: torch.Tensor) -> torch.Tensor:
         y = getattr(self, part)(x)
@@ -139,3 +139,32 @@ def test_unsupported_token_code_is_refused_by_name() -> None:
 
     with pytest.raises(SltUnsupportedError, match="power of two"):
         import_module(BadScale(), spikes((2, 3, 4), 0))
+
+
+def test_spikingjelly_neurons_in_an_attention_block_fire_exactly() -> None:
+    sj_neuron = pytest.importorskip("spikingjelly.activation_based.neuron")
+
+    def lif(threshold: float = 1.0) -> nn.Module:
+        return sj_neuron.LIFNode(tau=2.0, v_threshold=threshold)
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed, self.embed_lif = nn.Linear(8, 8), lif()
+            self.block = Attention(8, 2, "sdsa", neuron=lif)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.block(self.embed_lif(self.embed(x)))
+
+    net = dyadic_(Net(), seed=10, lo=-6, hi=8, bits=2)
+    for i, m in enumerate(mod for mod in net.modules() if isinstance(mod, nn.BatchNorm1d)):
+        exact_bn_(m, 10 + i)
+    net.eval()
+    x = spikes((4, 6, 8), 3, p=0.6)
+    ticket = import_module(net, x, timesteps=T)
+    want = run_torch(net, x, T)
+    assert min(float(s.mean()) for s in want.values()) > 0.02
+    for target in TARGETS:
+        res = slt.run(ticket, x.numpy(), target=target, record=True)
+        for path, spikes_torch in want.items():
+            np.testing.assert_array_equal(res.layers[path], spikes_torch, err_msg=f"{target}: {path}")
