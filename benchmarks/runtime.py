@@ -579,6 +579,12 @@ def main(argv: list[str] | None = None) -> int:
 def _matrix(args: argparse.Namespace, argv: list[str] | None) -> int:
     import runtime_matrix as rm
 
+    try:  # one BLAS thread: numpy's OpenBLAS threads next to torch's OpenMP workers on 2 shared cores
+        from threadpoolctl import threadpool_limits  # made a 1x784 @ 784x1024 matvec 28 ms instead of 0.2 ms
+
+        threadpool_limits(1, user_api="blas")
+    except ImportError:
+        pass
     systems = list(rm.SYSTEMS) if args.systems is None else args.systems.split(",")
     if not cpu.numba_available():
         systems = [s for s in systems if s != "slt cpu (numba)"]
