@@ -111,7 +111,7 @@ def test_two_blocks_and_the_slt_file_round_trip(tmp_path) -> None:
 
 def test_export_to_nir_refuses_the_attention_node_and_onnx_runs(tmp_path) -> None:
     ticket = import_module(_model("ssa", 1, seed=2), spikes((2, 6, 8), 1), timesteps=T)
-    with pytest.raises(SltUnsupportedError, match=r"node '[\w.]+' \((reshape|transpose|matmul)\): NIR 1.0 has no"):
+    with pytest.raises(SltUnsupportedError, match=r"node 'matmul' \(matmul\): NIR 1.0 has no"):
         slt.export(ticket, tmp_path / "t.nir", "nir")
     slt.export(ticket, tmp_path / "t.onnx", "onnx")
     assert (tmp_path / "t.onnx").stat().st_size > 0
