@@ -18,6 +18,7 @@ Rounding rules (docs/semantics.md):
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -119,6 +120,9 @@ def _neuron(node: LIF | RLIF | LI, run: _Run) -> Step:
     return step
 
 
+_ROWS: weakref.WeakKeyDictionary[Any, list[exact.WeightRows]] = weakref.WeakKeyDictionary()
+
+
 def _synapses(node: Linear | Conv2d, run: _Run) -> Step:
     """Exact synaptic sum rounded once to the working precision, then ``· scale + bias``."""
     dtype, codes = run.dtype, summed_codes(node.weights)
@@ -129,7 +133,10 @@ def _synapses(node: Linear | Conv2d, run: _Run) -> Step:
     total = _linear_sum if isinstance(node, Linear) else _conv_sum
     groups = 1 if isinstance(node, Linear) else node.groups
     og = codes.shape[0] // groups
-    rows = [exact.weight_rows(codes[g * og:(g + 1) * og].reshape(og, -1)) for g in range(groups)]  # once per layer
+    rows = _ROWS.get(node.weights)
+    if rows is None:  # once per weights object (kept while the ticket lives)
+        rows = [exact.weight_rows(codes[g * og:(g + 1) * og].reshape(og, -1)) for g in range(groups)]
+        _ROWS[node.weights] = rows
 
     def step(ins: list[np.ndarray], t: int) -> np.ndarray:
         return scale_and_bias(total(node, codes, ins[0].astype(np.float64), dtype, rows), scale, bias)
