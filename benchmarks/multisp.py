@@ -1,7 +1,7 @@
 """MultiSp on a small Spikformer (8x8 digits, 2x2 patches -> 16 tokens, embedding 32, 1 block, T = 4):
 dense vs tickets at each sparsity level (seeded; not a test).
 
-    .venv/bin/python benchmarks/multisp.py [--out benchmarks/results] [--epochs 10] [--seed 0]
+    .venv/bin/python benchmarks/multisp.py [--out benchmarks/results] [--epochs 20] [--seed 0]
 
 Rows (one ``slt search --arch spikformer`` each, run side by side in worker processes, 1 thread each):
 
@@ -67,7 +67,7 @@ def _row(args: tuple[str, dict, int, int, str]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="benchmarks/results")
-    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep", default=None, help="folder to keep the .slt files in (default: a temporary one)")
     a = ap.parse_args(argv)
