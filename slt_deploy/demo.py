@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -53,7 +54,14 @@ def run_demo(out: Path = Path("slt-demo"), retrain: bool = False, ticket_path: P
              rounds: int = 9, epochs: int = 8, seed: int = 0, console: Any = None) -> dict[str, Any]:
     """Run the demo into ``out``; returns the summary (also written to ``out/summary.json``)."""
     say = console.print if console is not None else (lambda *a, **k: None)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".slt-demo-probe-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise SltError(f"--out {out}: cannot write there ({exc.strerror or type(exc).__name__}); give a writable "
+                       "folder") from None
     started = time.perf_counter()
     summary: dict[str, Any] = {"out": str(out)}
     slt_path = out / "digits.slt"

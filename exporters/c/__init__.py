@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from slt_deploy.atomic import clean_stale, replace_folder, temp_prefix
 from slt_deploy.errors import SltError, SltUnsupportedError
 from slt_deploy.ir.graph import Ticket
 
@@ -103,14 +104,15 @@ def export_c(ticket: Ticket, path: str | os.PathLike[str], prefix: str | None = 
         raise SltError(f"--word must be 32 or 64, got {word!r}")
     prefix = check_prefix(prefix if prefix is not None else default_prefix(out))
     profile = board_profile(board) if board else None
-    if out.exists() and not out.is_dir():
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise SltError(f"output {out} exists and is not a folder; --to c writes a folder (NAME.h, NAME.c)")
+    clean_stale(out)  # temporaries of killed exports; a folder left aside by a kill is put back
     if out.is_dir() and any(out.iterdir()) and not force:
         raise SltError(f"output folder {out} exists and is not empty; pass --force to replace it")
 
     parent = out.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(out), dir=parent))
     try:
         cflags = profile.cflags if profile else M4F
         note = ""
@@ -155,14 +157,8 @@ def _measured(folder: Path, prefix: str, cflags: tuple[str, ...], wanted: bool) 
 
 
 def _replace_folder(tmp: Path, out: Path) -> None:
-    if out.is_dir():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
-    os.chmod(out, 0o755)
+    os.chmod(tmp, 0o755)
+    replace_folder(tmp, out)  # one atomic step (slt_deploy.atomic)
 
 
 def _report(ticket: Ticket, prefix: str, arith: str, word: int, out: Path, info: dict[str, Any],
