@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-import slt_deploy as slt
 from slt_deploy.atomic import atomic_write_bytes, clean_stale, replace_folder, temp_prefix
 from slt_deploy.errors import SltError
 
