@@ -12,6 +12,8 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from slt_deploy import exact
 
@@ -163,3 +165,48 @@ def test_cpu_equals_reference_on_float_data_and_reports_slow_path(case: int) -> 
         assert got.diagnostics.slow_path_sums is not None
         for name, value in ref.layers.items():
             assert _same_bits(got.layers[name], value), (backend, name)
+
+
+# ----------------------------------------------------------------------------- hypothesis
+_F32 = st.floats(width=32, allow_nan=False, allow_infinity=False, allow_subnormal=True)
+
+
+def _mixed(draw, shape: tuple[int, int]) -> np.ndarray:
+    """float32 values with huge exponent spans, zeros, exact cancellations and midpoint sums."""
+    vals = np.asarray(draw(st.lists(_F32, min_size=shape[0] * shape[1], max_size=shape[0] * shape[1])), np.float32)
+    vals = vals.reshape(shape)
+    pick = draw(st.sampled_from(["raw", "cancel", "midpoint"]))
+    if pick == "cancel" and shape[1] >= 2:
+        vals[:, 1] = -vals[:, 0]
+    if pick == "midpoint" and shape[1] >= 2:
+        vals[:, 0], vals[:, 1] = np.float32(1.0), np.float32(2.0 ** -24)
+    return vals
+
+
+@st.composite
+def _pairs(draw):
+    k = draw(st.integers(1, 6))
+    return _mixed(draw, (draw(st.integers(1, 3)), k)), _mixed(draw, (draw(st.integers(1, 3)), k))
+
+
+@settings(max_examples=150, deadline=None, database=None)
+@given(_pairs())
+def test_hypothesis_exact_matmul_and_numba_checked_match_fsum(pair) -> None:
+    x, w = pair
+    with np.errstate(all="ignore"):
+        want = _oracle_matmul(x, w)
+        assert _same_bits(exact.exact_matmul(x.astype(np.float64), w.astype(np.float64)), want)
+        from slt_deploy.targets import cpu
+
+        if cpu.numba_available():
+            from slt_deploy.targets.cpu import numba_checked
+            from slt_deploy.targets.cpu.stores import Coo, CsrStore
+
+            from slt_deploy.ir import FloatWeights
+
+            csr = CsrStore.from_coo(Coo.from_weights(FloatWeights(w != 0, w)))
+            for rows in (x, np.repeat(x, 5, axis=0)):  # few-rows and transposed kernels
+                got, amb = numba_checked.lin_checked(rows.astype(np.float64), csr)
+                ok = np.ones(got.shape, bool) if amb is None else ~amb
+                ref = np.repeat(want, rows.shape[0] // x.shape[0], axis=0)
+                assert _same_bits(np.where(ok, got, ref), ref)
