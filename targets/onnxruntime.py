@@ -122,8 +122,30 @@ def load_onnx_file(path: str | os.PathLike[str], threads: int | None = None,
 
 def run_onnx_file(path: str | os.PathLike[str], x: np.ndarray, record: bool = True,
                   threads: int | None = None) -> Result:
-    """Run an exported ``.onnx`` file on ``x`` (shapes as for the ticket it came from)."""
-    return load_onnx_file(path, threads=threads).run(x, record=record)
+    """Run an exported ``.onnx`` file on ``x`` (shapes as for the ticket it came from); the run's
+    memory is estimated first (``16 x T x batch x`` the recorded values per step, as
+    :mod:`slt_deploy.untrusted.limits`) and refused above ``SLT_MAX_MEMORY`` / min(8 GiB, 3/4 RAM)."""
+    program = load_onnx_file(path, threads=threads)
+    _check_memory(program.info, x, record, os.fspath(path))
+    return program.run(x, record=record)
+
+
+def _check_memory(info: _Info, x: Any, record: bool, where: str) -> None:
+    import math
+
+    from ..untrusted.limits import MAX_MEMORY_ENV, default_limit, fmt_bytes
+
+    shape = np.shape(x)
+    lead = 1 if info.per_step_input else 0
+    if len(shape) <= lead:
+        return  # the input check names the problem
+    per_step = math.prod(info.output_shape) + sum(math.prod(r[3]) for r in info.records)
+    need = 16 * info.timesteps * int(shape[lead]) * per_step
+    cap = default_limit()
+    if need > cap:
+        raise SltInputError(f"{where}: this run needs about {fmt_bytes(need)} (T={info.timesteps} x batch "
+                            f"{int(shape[lead])} x {per_step:,} values per step), above the {fmt_bytes(cap)} limit; "
+                            f"raise it with {MAX_MEMORY_ENV}, or run a smaller batch")
 
 
 # --------------------------------------------------------------------- metadata

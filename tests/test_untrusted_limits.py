@@ -84,3 +84,15 @@ def test_energy_profile_from_dev_zero_is_refused(tmp_path: Path) -> None:
     res = _cli("energy", str(TICKET), "-i", str(x), "--profile", "/dev/zero")
     lines = res.stderr.strip().splitlines()
     assert res.returncode == 2 and len(lines) == 1 and "not a regular file" in lines[0], res.stderr
+
+
+def test_an_onnx_file_run_is_estimated_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("onnxruntime")
+    from slt_deploy.targets.onnxruntime import run_onnx_file
+
+    path = tmp_path / "m.onnx"
+    slt.export(slt.load(TICKET), path, to="onnx")
+    assert np.array_equal(run_onnx_file(path, _digits()).output, slt.run(slt.load(TICKET), _digits()).output)
+    monkeypatch.setenv("SLT_MAX_MEMORY", "1K")
+    with pytest.raises(SltInputError, match="SLT_MAX_MEMORY"):
+        run_onnx_file(path, _digits())

@@ -73,7 +73,8 @@ def run_bytes(ticket: Any, batch: int, record: bool) -> int:
     return 32 * batch * total + 16 * T * batch * (kept + per_step_input)
 
 
-def _fmt(n: int) -> str:
+def fmt_bytes(n: int) -> str:
+    """``n`` bytes in binary units, one decimal."""
     for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if n >= size:
             return f"{n / size:.1f} {unit}"
@@ -87,7 +88,8 @@ def check_run_memory(ticket: Any, batch: int, record: bool, limit: int | str | N
     need = run_bytes(ticket, batch, record)
     if need > cap:
         raise SltInputError(
-            f"this run needs about {_fmt(need)} (T={ticket.timesteps} x batch {batch} x "
-            f"{sum(math.prod(s) for s in ticket.shapes.values()):,} values per step), above the {_fmt(cap)} limit; "
+            f"this run needs about {fmt_bytes(need)} (T={ticket.timesteps} x batch {batch} x "
+            f"{sum(math.prod(s) for s in ticket.shapes.values()):,} values per step), above the "
+            f"{fmt_bytes(cap)} limit; "
             f"raise it with {flag} or {MAX_MEMORY_ENV}, or run a smaller batch or fewer time steps")
     return need
