@@ -610,6 +610,10 @@ def test_example_tickets(tmp_path, path: Path) -> None:
 
     ticket = api.load(path)
     x = lively_input(ticket, batch=8)
+    if path.parent.name == "spikformer":  # attention nodes: the C exporter refuses them by name
+        with pytest.raises(SltUnsupportedError, match="token/attention"):
+            check_float(ticket, x, tmp_path / "f")
+        return
     check_float(ticket, x, tmp_path / "f")
     try:
         check_fixed(ticket, x, tmp_path / "q")
