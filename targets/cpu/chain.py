@@ -23,7 +23,10 @@ from numba import njit
 from numba.core.errors import NumbaTypeSafetyWarning
 from numba.typed import List
 
-from . import kernels_numba as kn
+from . import numba_base as nb
+from . import numba_certificate as ncert
+from . import numba_linear as nlin
+from . import numba_neurons as nneu
 from .neurons import NeuronOp
 from .stores import CscStore, CsrStore, PlaneStore
 from .synapse import SynapseOp
@@ -130,7 +133,7 @@ class ChainProgram:
             xa, xs = _NO_F64, np.ascontiguousarray(flat)
         else:
             xa, xs = np.ascontiguousarray(flat, dtype=np.float64), _NO_U8
-        if _run_chain(self.prog, self.arrays, kn._LANES, xa, xs, T, b, out_f, out_s, counts) != 0:
+        if _run_chain(self.prog, self.arrays, nlin._LANES, xa, xs, T, b, out_f, out_s, counts) != 0:
             return None
         out = out_f if self.out_li else out_s
         return out.reshape(T, b, *self.out_shape), counts
@@ -218,7 +221,7 @@ def _run_chain(prog, buf, lanes, xa, xs, T, B, out_f, out_s, counts):
                     x = spk.astype(np.float64)
                 else:
                     x = xa
-                    if not kn._rows_certified(x, float(prog[i, 9]), 0):
+                    if not ncert._rows_certified(x, float(prog[i, 9]), 0):
                         return 1
                 cur = _gather_layer(prog[i], buf, x)
                 cur_rows = x.shape[0] // B
@@ -240,10 +243,10 @@ def _run_chain(prog, buf, lanes, xa, xs, T, B, out_f, out_s, counts):
                 m = out_f
                 sp = out_s if last else np.empty((T, B, N), np.uint8)
             no_rec = np.zeros((1, 1, 1), np.float32)  # a chain has no recurrent layer
-            kn._neuron(cur3, T, buf[prog[i, 3]].view(np.float32), buf[prog[i, 4]].view(np.float32),
-                       buf[prog[i, 5]].view(np.float32), prog[i, 15] == 1, buf[prog[i, 6]].view(np.float32),
-                       buf[prog[i, 9]].view(np.float32), prog[i, 13], prog[i, 14], li, v, s, sp, m, c,
-                       no_rec, False)
+            nneu._neuron(cur3, T, buf[prog[i, 3]].view(np.float32), buf[prog[i, 4]].view(np.float32),
+                         buf[prog[i, 5]].view(np.float32), prog[i, 15] == 1, buf[prog[i, 6]].view(np.float32),
+                         buf[prog[i, 9]].view(np.float32), prog[i, 13], prog[i, 14], li, v, s, sp, m, c,
+                         no_rec, False)
             if li:
                 cur = m.reshape((T * B, N))
                 cur_rows = T
@@ -270,26 +273,26 @@ def _gather_layer(row, buf, x):
         negstart = buf[row[4]].view(np.int64)
         codes = buf[row[6]].view(np.int8)
         if row[14] == 0:
-            kn._lin_event_analog(x, colptr, negstart, buf[row[5]].view(np.uint16), codes,
-                                 row[13] == 1, acc, scale, True, bias, has_bias, out)
+            nlin._lin_event_analog(x, colptr, negstart, buf[row[5]].view(np.uint16), codes,
+                                   row[13] == 1, acc, scale, True, bias, has_bias, out)
         else:
-            kn._lin_event_analog(x, colptr, negstart, buf[row[5]].view(np.int32), codes,
-                                 row[13] == 1, acc, scale, True, bias, has_bias, out)
+            nlin._lin_event_analog(x, colptr, negstart, buf[row[5]].view(np.int32), codes,
+                                   row[13] == 1, acc, scale, True, bias, has_bias, out)
     elif op == GATHER_PLANES:
         W = row[10]
         xt = np.ascontiguousarray(x.T)
         neg = buf[row[3]].view(np.uint64).reshape((O, W))
         if row[4] > 0:
             mask = buf[row[4]].view(np.uint64).reshape((O, W))
-            kn._lin_gather_planes(xt, neg, mask, True, scale, True, bias, has_bias, out)
-        elif rows <= kn._FEW_ROWS:
-            kn._lin_gather_planes_rows(x, neg, empty_u64, False, scale, True, bias, has_bias, out)
+            nlin._lin_gather_planes(xt, neg, mask, True, scale, True, bias, has_bias, out)
+        elif rows <= nb._FEW_ROWS:
+            nlin._lin_gather_planes_rows(x, neg, empty_u64, False, scale, True, bias, has_bias, out)
         else:
-            kn._lin_gather_planes(xt, neg, empty_u64, False, scale, True, bias, has_bias, out)
+            nlin._lin_gather_planes(xt, neg, empty_u64, False, scale, True, bias, has_bias, out)
     else:
         xt = np.ascontiguousarray(x.T)
-        kn._lin_gather_coded(xt, buf[row[3]].view(np.int64), buf[row[5]].view(np.int32),
-                             buf[row[6]].view(np.int8), scale, True, bias, has_bias, out)
+        nlin._lin_gather_coded(xt, buf[row[3]].view(np.int64), buf[row[5]].view(np.int32),
+                               buf[row[6]].view(np.int8), scale, True, bias, has_bias, out)
     return out
 
 
@@ -302,41 +305,41 @@ def _spike_layer(row, buf, lanes, spk, B):
     has_bias = row[15] == 1
     R = spk.shape[0]
     xw = np.empty((R, (K + 63) // 64), np.uint64)
-    kn._pack(spk, xw)
+    nb._pack(spk, xw)
     out = np.empty((R, O), np.float32)
     if op == POPCOUNT:
         W = row[10]
         neg = buf[row[3]].view(np.uint64).reshape((O, W))
         if row[4] > 0:
             mask = buf[row[4]].view(np.uint64).reshape((O, W))
-            kn._lin_popcount(xw, neg, mask, True, scale, True, bias, has_bias, out)
+            nlin._lin_popcount(xw, neg, mask, True, scale, True, bias, has_bias, out)
         else:
-            kn._lin_popcount(xw, neg, np.zeros((1, 1), np.uint64), False, scale, True, bias, has_bias, out)
+            nlin._lin_popcount(xw, neg, np.zeros((1, 1), np.uint64), False, scale, True, bias, has_bias, out)
     elif op == EV_BIN:
         colptr = buf[row[3]].view(np.int64)
         negstart = buf[row[4]].view(np.int64)
         steps = R // B
         if steps > 1 and row[11] <= 255:
             if row[14] == 0:
-                kn._lin_event_binary_steps(xw, steps, colptr, negstart, buf[row[5]].view(np.uint16),
-                                           lanes, scale, True, bias, has_bias, out)
+                nlin._lin_event_binary_steps(xw, steps, colptr, negstart, buf[row[5]].view(np.uint16),
+                                             lanes, scale, True, bias, has_bias, out)
             else:
-                kn._lin_event_binary_steps(xw, steps, colptr, negstart, buf[row[5]].view(np.int32),
-                                           lanes, scale, True, bias, has_bias, out)
+                nlin._lin_event_binary_steps(xw, steps, colptr, negstart, buf[row[5]].view(np.int32),
+                                             lanes, scale, True, bias, has_bias, out)
         elif row[14] == 0:
-            kn._lin_event_binary(xw, colptr, negstart, buf[row[5]].view(np.uint16), scale, True,
-                                 bias, has_bias, out)
+            nlin._lin_event_binary(xw, colptr, negstart, buf[row[5]].view(np.uint16), scale, True,
+                                   bias, has_bias, out)
         else:
-            kn._lin_event_binary(xw, colptr, negstart, buf[row[5]].view(np.int32), scale, True,
-                                 bias, has_bias, out)
+            nlin._lin_event_binary(xw, colptr, negstart, buf[row[5]].view(np.int32), scale, True,
+                                   bias, has_bias, out)
     else:
         acc = np.zeros(O, np.int64)
         colptr = buf[row[3]].view(np.int64)
         codes = buf[row[6]].view(np.int8)
         if row[14] == 0:
-            kn._lin_event_coded(xw, colptr, buf[row[5]].view(np.uint16), codes, acc, scale, True,
-                                bias, has_bias, out)
+            nlin._lin_event_coded(xw, colptr, buf[row[5]].view(np.uint16), codes, acc, scale, True,
+                                  bias, has_bias, out)
         else:
-            kn._lin_event_coded(xw, colptr, buf[row[5]].view(np.int32), codes, acc, scale, True,
-                                bias, has_bias, out)
+            nlin._lin_event_coded(xw, colptr, buf[row[5]].view(np.int32), codes, acc, scale, True,
+                                  bias, has_bias, out)
     return out
