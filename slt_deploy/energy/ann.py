@@ -27,6 +27,11 @@ layer, in graph order, with the ticket's weight shapes):
 
       Eff_l = Σ_b dense_eff_l[b] / N          first layers (reached from the input without a neuron layer)
       Eff_l = (1 − s) · Dense_l               every other layer
+      Eff_l = Π_operands d · Dense_l          attention (MatMul, Mul; Reduce: adds, so ACs), d = 1 − s for an
+                                              operand that is a ReLU output, 1 for a product or sum of them
+
+  (spiking transformers: every token kept, each layer times its token factor, :mod:`.tokenops`;
+  the ANN twin of spiking self-attention is real-valued attention ``Q·Kᵀ·V``, counted as MACs)
 
   ``s`` defaults to 0.5 (:data:`ASSUMED_SPARSITY`): Glorot, Bordes & Bengio (AISTATS 2011)
   observe that about half of a rectifier network's hidden outputs are exactly zero (after
@@ -39,34 +44,30 @@ spike-train ticket the given ``ann_input``, else the spike counts over T (an eve
 
 from __future__ import annotations
 
+import math
 import os
-import zipfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..dispatch import HandlerTable, refuse
-from ..errors import SltEnergyError
 from ..ir.graph import Encoding, Ticket
 from ..ir.neurons import LI, LIF, RLIF
 from ..ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, Output, SumPool2d
 from ..ir.tokens import TOKEN_KINDS
+from .ann_files import SltAnnError, _torch, load_ann_file
 from .counting import count_inputs, first_layers
 from .stats import Progress, RunStats, StatsBuilder, batch_size_for
+from .tokenops import operand_density
 
 ASSUMED_SPARSITY = 0.5
 SPARSITY_SOURCE = ("Glorot, Bordes & Bengio, 'Deep Sparse Rectifier Neural Networks', AISTATS 2011: "
                    "about half of a ReLU network's hidden outputs are exactly zero")
-MAX_ANN_BYTES = 2 << 30
 SCHEMA = "slt-ann/1"
 ANN_SUFFIX = ".ann.safetensors"
-
-
-class SltAnnError(SltEnergyError):
-    """An ANN baseline cannot be used: unreadable or unsafe file, or not the ticket's architecture."""
 
 
 @dataclass(frozen=True)
@@ -85,9 +86,12 @@ class AnnCounts:
     sparsity_source: str
     assumed: dict[str, float]
     metadata: dict[str, str]
+    assumed_ac: dict[str, float] = field(default_factory=dict)  # assumed layers that only add (a Reduce)
 
     def layer_ops(self, name: str) -> tuple[float, float]:
         """(ACs, MACs) per inference of one layer."""
+        if name in self.assumed_ac:
+            return self.assumed_ac[name], 0.0
         if name in self.assumed:
             return 0.0, self.assumed[name]
         s = self.stats.synapse(name)
@@ -95,29 +99,33 @@ class AnnCounts:
 
     def per_sample(self) -> tuple[np.ndarray, np.ndarray]:
         """(ACs, MACs) per sample, all layers, ``(N,)`` each."""
-        ac = sum((s.ac_b for s in self.stats.synapses if s.name not in self.assumed),
+        skip = self.assumed.keys() | self.assumed_ac.keys()
+        ac = sum((s.ac_b for s in self.stats.synapses if s.name not in skip),
                  np.zeros(self.stats.samples, np.int64)).astype(np.float64)
-        mac = sum((s.mac_b for s in self.stats.synapses if s.name not in self.assumed),
+        mac = sum((s.mac_b for s in self.stats.synapses if s.name not in skip),
                   np.zeros(self.stats.samples, np.int64)).astype(np.float64)
-        return ac, mac + sum(self.assumed.values())
+        return ac + sum(self.assumed_ac.values()), mac + sum(self.assumed.values())
 
     @property
     def effective_ac(self) -> float:
         """ACs per inference: the integer total over measured layers divided once by the samples
         (NeuroBench's ``Effective_ACs``), plus assumed layers."""
         n = self.stats.samples
-        return sum(s.ac for s in self.stats.synapses if s.name not in self.assumed) / n
+        skip = self.assumed.keys() | self.assumed_ac.keys()
+        return sum(s.ac for s in self.stats.synapses if s.name not in skip) / n + sum(self.assumed_ac.values())
 
     @property
     def effective_mac(self) -> float:
         """MACs per inference, as :attr:`effective_ac` (NeuroBench's ``Effective_MACs``)."""
         n = self.stats.samples
-        return sum(s.mac for s in self.stats.synapses if s.name not in self.assumed) / n + sum(self.assumed.values())
+        skip = self.assumed.keys() | self.assumed_ac.keys()
+        return sum(s.mac for s in self.stats.synapses if s.name not in skip) / n + sum(self.assumed.values())
 
     @property
     def dense(self) -> int:
-        """NeuroBench's ``Dense`` per inference: every weight and input value taken as nonzero."""
-        return sum(s.dense_ops for s in self.stats.synapses)
+        """NeuroBench's ``Dense`` per inference: every weight and input value taken as nonzero
+        (every token kept: each layer times its token factor)."""
+        return round(sum(s.dense_ops * s.token_factor for s in self.stats.synapses))
 
 
 # ------------------------------------------------------------------------------ files
@@ -136,87 +144,6 @@ def available_twin(slt_path: str | os.PathLike[str] | None) -> Path | None:
     except ImportError:
         return None
     return twin_path(slt_path)
-
-
-def _torch() -> Any:
-    try:
-        import torch
-    except ImportError:
-        raise SltAnnError("the measured ANN baseline runs the ANN with PyTorch: pip install 'slt-deploy[torch]'") \
-            from None
-    return torch
-
-
-def load_ann_file(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """Tensors and metadata of an ANN weights file: ``.safetensors``, or a ``.pt``/``.pth`` state
-    dict read with ``torch.load(weights_only=True)``. Every problem is one :class:`SltAnnError` line."""
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise SltAnnError(f"{path}: no such ANN file") from None
-    except OSError as exc:
-        raise SltAnnError(f"{path}: cannot read the ANN file ({exc.strerror or type(exc).__name__})") from None
-    if path.is_dir():
-        raise SltAnnError(f"{path}: is a directory; give the ANN's .safetensors or .pt file")
-    if size > MAX_ANN_BYTES:
-        raise SltAnnError(f"{path}: ANN file is larger than 2 GiB")
-    if path.name.endswith(".safetensors"):
-        return _load_safetensors(path)
-    if path.suffix.lower() in (".pt", ".pth", ".bin", ".ckpt"):
-        return _load_torch(path), {}
-    raise SltAnnError(f"{path}: unknown ANN file type; give a .safetensors file or a .pt state dict")
-
-
-def _load_safetensors(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="np") as f:
-            meta = dict(f.metadata() or {})
-            tensors = {k: np.asarray(f.get_tensor(k)) for k in f.keys()}  # noqa: SIM118 - safe_open has no iterator
-    except (SafetensorError, OSError, ValueError, TypeError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise SltAnnError(f"{path}: not a readable safetensors file ({reason})") from None
-    return tensors, meta
-
-
-def _load_torch(path: Path) -> dict[str, np.ndarray]:
-    torch = _torch()
-    import pickle
-
-    from ..untrusted import verify_torch_zip
-
-    verify_torch_zip(path, error=SltAnnError)  # torch.load does not check the zip's CRC-32s
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if "unsupported global" not in str(exc).lower():  # not a pickle of Python objects: corrupt
-            raise SltAnnError(f"{path}: not a readable PyTorch state dict (corrupt or not a torch.save file)") \
-                from None
-        raise SltAnnError(f"{path}: not a weights-only file (it pickles Python objects, which is refused); save "
-                          "model.state_dict() (or a .safetensors file) instead") from None
-    except (RuntimeError, OSError, EOFError, ValueError, zipfile.BadZipFile, AttributeError, KeyError,
-            IndexError, TypeError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise SltAnnError(f"{path}: not a readable PyTorch state dict ({reason[:160]})") from None
-    for key in ("state_dict", "model_state_dict", "model"):
-        if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
-            obj = obj[key]
-            break
-    if not isinstance(obj, Mapping):
-        raise SltAnnError(f"{path}: holds a {type(obj).__name__}, not a state dict (name -> tensor)")
-    out: dict[str, np.ndarray] = {}
-    for k, v in obj.items():
-        if not isinstance(k, str):
-            raise SltAnnError(f"{path}: state dict key {k!r} is not a string")
-        if isinstance(v, torch.Tensor):
-            if v.is_complex() or not (v.is_floating_point() or v.dtype in (torch.int64, torch.int32, torch.bool)):
-                raise SltAnnError(f"{path}: tensor {k!r} has dtype {v.dtype}; expected real numbers")
-            out[k] = v.detach().to(torch.float64 if v.is_floating_point() else v.dtype).numpy()
-    if not out:
-        raise SltAnnError(f"{path}: the state dict holds no tensors")
-    return out
 
 
 # ------------------------------------------------------------------------------ architecture
@@ -331,8 +258,8 @@ HANDLERS: HandlerTable[Callable[..., Any]] = HandlerTable("the ANN twin", {
     Flatten: lambda F, node, ins, param, logits: ins[0].flatten(1),
     Add: _ann_add,
     **dict.fromkeys(TOKEN_KINDS, refuse(
-        "the energy report does not price token/attention nodes yet; count a spiking transformer with "
-        "slt_deploy.energy.attention.attention_energy (per layer, head and token)")),
+        "a measured ANN of a token/attention ticket is not supported yet; leave out --ann: the report then "
+        "estimates the ANN twin (real-valued attention Q·Kᵀ·V counted as MACs, every token kept)")),
 })
 
 
@@ -442,6 +369,7 @@ def measure_ann(ticket: Ticket, ann: Any, x: np.ndarray, *, given_input: np.ndar
                 batch_size: int | None = None, progress: Progress | None = None) -> AnnCounts:
     """Run a trained ReLU ANN (``nn.Module``, or a weights file) on the ticket's inputs and count it."""
     check_architecture(ticket)
+    HANDLERS.check(ticket.nodes)  # token/attention kinds: refused by name (the estimate counts them)
     torch = _torch()
     samples = len(x) if ticket.encoding.kind != "spikes" else np.shape(x)[1]
     xa = ann_input(ticket, x, given_input, samples)
@@ -490,5 +418,14 @@ def estimate_ann(ticket: Ticket, x: np.ndarray, sparsity: float = ASSUMED_SPARSI
             if c.name in first:  # the dense network's ops: every weight kept, on the measured input
                 builder.add_synapse(c.name, a, c.dense_effective, c.dense_effective, c.binary, c.input_nonzero)
     stats = builder.build()
-    assumed = {s.name: (1.0 - float(sparsity)) * s.dense_ops for s in stats.synapses if s.name not in first}
-    return AnnCounts(False, "estimate", stats, float(sparsity), source, assumed, {})
+    assumed: dict[str, float] = {}
+    adds: dict[str, float] = {}
+    for s in stats.synapses:
+        if s.name in first:
+            continue
+        if not s.is_op:
+            assumed[s.name] = (1.0 - float(sparsity)) * s.dense_ops * s.token_factor
+            continue
+        density = math.prod(operand_density(ticket, e.src, float(sparsity)) for e in ticket.inputs_of(s.name))
+        (adds if s.kind == "reduce" else assumed)[s.name] = density * s.dense_ops * s.token_factor
+    return AnnCounts(False, "estimate", stats, float(sparsity), source, assumed, {}, adds)

@@ -12,7 +12,8 @@ profile constants ``E_AC, E_MAC, E_act, E_inact, E_spike`` and memory access ene
         ANN, dense upper bound:      MAC_l = E_MAC · FLOPs_l
         ANN, effective:              AC_l = E_AC · N_AC,l,  MAC_l = E_MAC · N_MAC,l   (as neurobench)
     neuron_n = E_act · N_active,n + E_inact · N_inactive,n           (ANN: E_AC per ReLU)
-    memory_l = P · M(B_l, B_l)                                        (weights read once per pass)
+    memory_l = P · a_l · M(B_l, B_l)      (weights read once per pass, a_l = 1; a MatMul's buffered
+                                           operand written and read once per pass, a_l = 2)
     memory_n = P · 2 · M(S_n, S_n) + E_spike · N_spikes,n             (membrane read + write)
 
 ``FLOPs_l`` = MACs of one pass over the weights the variant keeps (padding positions
@@ -116,7 +117,7 @@ def layer_energies(variant: Variant, profile: Profile, convention: Convention, t
         else:
             ac, mac = e_ac * w.input_rate * timesteps * w.flops, 0.0
         nbytes = w.bytes_at(profile.state_bits)
-        out[w.name] = Components(ac=ac, mac=mac, memory=P * profile.access_pj(nbytes, nbytes))
+        out[w.name] = Components(ac=ac, mac=mac, memory=P * w.accesses * profile.access_pj(nbytes, nbytes))
     for n in variant.neurons:
         state = n.neurons * profile.state_bits / 8
         array = int(-(-n.neurons * profile.state_bits // 8))

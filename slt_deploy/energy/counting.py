@@ -13,6 +13,10 @@ in int64 from the nonzero indicator ``z = [x ≠ 0]`` (no floating point involve
     bin[t, b] = every value of x in {−1, 0, 1}            (NeuroBench: an AC layer call)
     AC  = Σ_(t,b) eff[t, b] · bin[t, b]        MAC = Σ_(t,b) eff[t, b] · (1 − bin[t, b])
 
+Operation layers (MatMul, Mul, Reduce of a spiking transformer) are counted the same way
+from their recorded operands (:mod:`.tokenops`): the pairs of nonzero operand values (spike ×
+spike: coincidences), per head for a MatMul; the views Reshape, Transpose, Select move data only.
+
 A *layer call* is one sample at one step, so per-inference counts do not depend on how
 samples are batched (NeuroBench classifies a whole batched call; at batch 1 they agree).
 ``dense_eff`` is ``eff`` with every weight kept (mask of ones): the operations a dense
@@ -35,12 +39,13 @@ from typing import Any
 
 import numpy as np
 
-from ..dispatch import HandlerTable, refuse
+from ..dispatch import HandlerTable
 from ..ir.graph import Ticket
 from ..ir.neurons import LI, LIF, RLIF, NeuronLayer
 from ..ir.nodes import Add, AvgPool2d, Conv2d, Flatten, Input, Linear, MaxPool2d, Output, SumPool2d
-from ..ir.tokens import TOKEN_KINDS
+from ..ir.tokens import MatMul, Mul, Reduce, Reshape, Select, Transpose
 from ..result import Result
+from .tokenops import binary_calls, op_effective, operands
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,8 @@ class SynapseCounts:
     dense_effective: np.ndarray
     binary: np.ndarray
     input_nonzero: np.ndarray
+    heads: np.ndarray | None = None  # (T, batch, H): a MatMul's ops per leading index (head)
+    buffer_binary: bool = True  # a MatMul's buffered (second) operand held only values in {-1, 0, 1}
 
     @property
     def ac(self) -> int:
@@ -281,8 +288,24 @@ def count_run(ticket: Ticket, result: Result) -> RunCounts:
 
 
 def _no_synaptic_ops(ticket: Ticket, result: Result, node: Any, first: bool) -> None:
-    """Pools, Flatten, Add, Input, Output: data movement only (the memory-aware view prices their values)."""
+    """Pools, Flatten, Add, Input, Output, and the views Reshape, Transpose, Select: data movement only."""
     return None
+
+
+def op_counts(ticket: Ticket, result: Result, node: MatMul | Mul | Reduce, first: bool) -> SynapseCounts:
+    """Count one operation layer (MatMul, Mul, Reduce) from the recorded run (:mod:`.tokenops`)."""
+    ops = operands(ticket, result, node.name)
+    eff, binary, heads = op_effective(node, ops)
+    buffered = bool(binary_calls(ops[1]).all()) if isinstance(node, MatMul) else True
+    T, batch = eff.shape
+    a = ops[0]
+    nonzero = (a != 0).reshape(T, batch, -1).sum(axis=2, dtype=np.int64)
+    return SynapseCounts(
+        name=node.name, kind=node.kind, source=ticket.inputs_of(node.name)[0].src, weight_kind="activations",
+        synapses=0, kept=0, dense_macs=0, kept_macs=0, input_size=int(np.prod(a.shape[2:])), first=first,
+        effective=eff, dense_effective=eff, binary=binary, input_nonzero=nonzero, heads=heads,
+        buffer_binary=buffered,
+    )
 
 
 def _neurons(ticket: Ticket, result: Result, node: NeuronLayer, first: bool) -> NeuronCounts:
@@ -293,7 +316,6 @@ HANDLERS: HandlerTable[Callable[..., Any]] = HandlerTable("the energy counter", 
     Linear: synapse_counts, Conv2d: synapse_counts, LIF: _neurons, RLIF: _neurons, LI: _neurons,
     Input: _no_synaptic_ops, Output: _no_synaptic_ops, Flatten: _no_synaptic_ops, Add: _no_synaptic_ops,
     SumPool2d: _no_synaptic_ops, AvgPool2d: _no_synaptic_ops, MaxPool2d: _no_synaptic_ops,
-    **dict.fromkeys(TOKEN_KINDS, refuse(
-        "the energy report does not price token/attention nodes yet; count a spiking transformer with "
-        "slt_deploy.energy.attention.attention_energy (per layer, head and token)")),
+    Reshape: _no_synaptic_ops, Transpose: _no_synaptic_ops, Select: _no_synaptic_ops,
+    MatMul: op_counts, Mul: op_counts, Reduce: op_counts,
 })

@@ -137,6 +137,7 @@ def render_html(report: Any) -> str:
                      ["zero" if r.zero_op else "" for r in layer_rows]),
               "<p>rate: fraction of nonzero input values (in) or of neurons spiking (out) per step; (excl.): "
               "computed, left out by the convention; grey rows do no operations.</p>"]
+    parts += _token_parts(report)
     for cv in views:
         rows = [[name, *(fmt_energy(tot[v.key]) for v in report.variants),
                  fmt_ratio(tot["ann"] / tot[t.key]) if tot[t.key] > 0 else "-"]
@@ -149,6 +150,19 @@ def render_html(report: Any) -> str:
               f"<p>ANN hidden sparsity source: {esc(report.ann.sparsity_source)}.</p>",
               f"<p>Report schema {esc(report.schema)}; formulas in docs/energy.md.</p></body></html>"]
     return "\n".join(parts)
+
+
+def _token_parts(report: Any) -> list[str]:
+    """The per-token table of a spiking transformer (nothing for other tickets)."""
+    tokens = report.token_rows()
+    if not tokens:
+        return []
+    rows = [[r["label"], str(r["tokens"]), fmt_count(round(r["ops"], 1)), fmt_count(round(r["ops_per_token"], 1)),
+             ", ".join(fmt_count(round(h, 1)) for h in r["per_head"]), f"x{r['token_factor']:g}",
+             fmt_count(round(r["all_tokens_ops"], 1))] for r in tokens]
+    return ["<h2>Per token and head (this ticket's activity, per inference)</h2>",
+            _table(["layer", "tokens", "ops", "ops/token", "per head", "token factor", "ops, all tokens"], rows),
+            "<p>token factor: work with every token kept / work with the kept tokens.</p>"]
 
 
 def _breakeven_table(report: Any) -> str:

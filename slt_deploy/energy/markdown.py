@@ -76,6 +76,7 @@ def render_markdown(report: Any) -> str:
     lines += _table(header, rows)
     lines += ["", "rate: fraction of nonzero input values (in) or of neurons spiking (out) per step; "
               "energies in the columns marked \"not in total\" are computed but left out by the convention."]
+    lines += token_lines(report)
     for cv in views:
         lines += ["", f"### Energy per inference under each profile ({cv})", ""]
         rows = [[name, *(fmt_energy(tot[v.key]) for v in report.variants),
@@ -88,3 +89,17 @@ def render_markdown(report: Any) -> str:
     rows += [["ANN hidden ReLU sparsity", f"{report.ann.sparsity:.3f}", report.ann.sparsity_source]]
     lines += _table(["constant", "value", "source"], rows)
     return "\n".join(lines) + "\n"
+
+
+def token_lines(report: Any) -> list[str]:
+    """The per-token table of a spiking transformer (nothing for other tickets)."""
+    rows = report.token_rows()
+    if not rows:
+        return []
+    lines = ["", "### Per token and head (this ticket's activity, per inference)", ""]
+    lines += _table(["layer", "tokens", "ops", "ops/token", "per head", "token factor", "ops, all tokens"],
+                    [[r["label"], str(r["tokens"]), fmt_count(round(r["ops"], 1)),
+                      fmt_count(round(r["ops_per_token"], 1)),
+                      ", ".join(fmt_count(round(h, 1)) for h in r["per_head"]), f"x{r['token_factor']:g}",
+                      fmt_count(round(r["all_tokens_ops"], 1))] for r in rows])
+    return lines + ["", "token factor: work with every token kept / work with the kept tokens (docs/energy.md §9)."]

@@ -167,8 +167,9 @@ class EnergyReport:
         tag = conv.view if conv.view == conv.name else f"{conv.view}, {conv.name}"
         return f"vs the effective ANN: {s.words} ({tag})"
 
-    def layer_rows(self, convention: str | None = None) -> list[LayerRow]:
-        """Every node of the ticket but Input/Output in graph order; pools, Flatten and Add as zero-op rows."""
+    def layer_rows(self, convention: str | None = None, views: bool = False) -> list[LayerRow]:
+        """Every node of the ticket but Input/Output in graph order; pools, Flatten, Add and token masks as
+        zero-op rows; the pure views Reshape and Transpose only with ``views=True``."""
         e = self.energies[self._conv(convention)][self.ticket.key]
         works = {w.name: w for w in self.ticket.layers}
         syn = {s.name: s for s in self.counts.synapses}
@@ -179,16 +180,39 @@ class EnergyReport:
             label = layer_label(self.graph, name) if not isinstance(node, (Input, Output)) else ""
             if name in syn:
                 s, w = syn[name], works[name]
-                nbytes, encoding = self.packed[name]
-                rows.append(LayerRow(name, label, s.kind, f"{s.weight_kind} / {encoding}, {nbytes:,} B", w.ac, w.mac,
-                                     f"{w.input_rate:.3f} in", e[name]))
+                if s.is_op:
+                    spikes = "spike" if s.buffer_binary else "value"
+                    what = (f"activations, {s.buffer_values:,} {spikes}s buffered ({w.weight_bytes:,} B)"
+                            if s.buffer_values else "activations")
+                else:
+                    nbytes, encoding = self.packed[name]
+                    what = f"{s.weight_kind} / {encoding}, {nbytes:,} B"
+                rows.append(LayerRow(name, label, s.kind, what, w.ac, w.mac, f"{w.input_rate:.3f} in", e[name]))
             elif name in neu:
                 n = neu[name]
                 rows.append(LayerRow(name, label, n.kind, f"{n.neurons:,} neurons", None, None,
                                      f"{float(n.spike_rate().mean()):.3f} out", e[name]))
-            elif not isinstance(node, (Input, Output)):
+            elif not isinstance(node, (Input, Output)) and (views or node.kind not in ("reshape", "transpose")):
                 rows.append(LayerRow(name, label, node.kind, "no weights, no state", None, None, "", Components(),
                                      zero_op=True))
+        return rows
+
+    def token_rows(self) -> list[dict[str, Any]]:
+        """Per-token view of a spiking transformer (empty for other tickets): every counted layer that works
+        on more than one token: tokens, effective ops per token, per head (a MatMul), and with every token
+        kept (token factor, :mod:`.tokenops`); this ticket's activity, per inference."""
+        if not any(s.is_op for s in self.counts.synapses) and not self.counts.token_mask:
+            return []
+        b = self.counts.samples
+        rows = []
+        for s in self.counts.synapses:
+            ops = (s.ac + s.mac) / b
+            if s.tokens <= 1 and not s.is_op:
+                continue
+            rows.append({"name": s.name, "label": layer_label(self.graph, s.name), "kind": s.kind,
+                         "tokens": s.tokens, "ops": ops, "ops_per_token": ops / max(s.tokens, 1),
+                         "per_head": [float(h) / b for h in s.heads], "token_factor": s.token_factor,
+                         "all_tokens_ops": ops * s.token_factor})
         return rows
 
     def spread(self) -> dict[str, dict[str, float]]:
@@ -210,7 +234,8 @@ class EnergyReport:
         primary = self.convention
         inc = primary.includes
         views = [cv.name for cv in self.views]
-        zero_op = [{"name": r.name, "label": r.label, "kind": r.kind} for r in self.layer_rows() if r.zero_op]
+        zero_op = [{"name": r.name, "label": r.label, "kind": r.kind} for r in self.layer_rows(views=True)
+                   if r.zero_op]
         a = self.ann
         ops = ticket_ops(c)
         ann_ac, ann_mac = a.per_sample()
@@ -224,6 +249,8 @@ class EnergyReport:
             "layers": self._layers_dict(views),
             "neurons": self._neurons_dict(),
             "zero_op_layers": zero_op,
+            "tokens": {"token_mask": self.counts.token_mask, "followed": self.counts.tokens_followed,
+                       "layers": self.token_rows()},
             "ann": {
                 "measured": a.measured, "source": a.source, "hidden_relu_sparsity": a.sparsity,
                 "sparsity_source": a.sparsity_source, "effective_ac": a.effective_ac, "effective_mac": a.effective_mac,
@@ -279,7 +306,7 @@ class EnergyReport:
         ticket_e = self.energies[self.convention.name][self.ticket.key]
         layers = []
         for s in self.counts.synapses:
-            nbytes, encoding = self.packed[s.name]
+            nbytes, encoding = self.packed.get(s.name, (0, "none"))
             ann_ac, ann_mac = self.ann.layer_ops(s.name)
             layers.append({
                 "name": s.name, "label": layer_label(self.graph, s.name), "kind": s.kind, "source": s.source,
@@ -297,6 +324,9 @@ class EnergyReport:
                 "energy_pj": _components(ticket_e[s.name], inc),
                 "energy_pj_by_view": {v: self.energies[v][self.ticket.key][s.name].total(self.view(v).includes)
                                       for v in views},
+                "tokens": s.tokens, "ops_per_token": (s.ac + s.mac) / b / max(s.tokens, 1),
+                "per_head": (s.heads / b).tolist(), "token_factor": s.token_factor,
+                "buffer_values": s.buffer_values, "buffer_spikes": s.buffer_binary if s.buffer_values else None,
             })
         return layers
 

@@ -22,15 +22,17 @@ streamed counts equal those of one unbatched run exactly, whatever the batch siz
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import SltInputError
 from ..ir.graph import Ticket
+from ..ir.nodes import Conv2d, Linear
 from ..reference import simulate
 from ..result import check_input
 from .counting import RunCounts, count_run, dense_ops, first_layers, output_positions
+from .tokenops import OP_KINDS, buffer_values, full_buffer_values, op_flops, op_tokens, token_factors
 
 Progress = Callable[[int, int], None]
 BATCH_BYTES = 64 << 20  # recorded activity per batch (float32 values of every node, all steps)
@@ -62,6 +64,17 @@ class SynapseStats:
     ac_b: np.ndarray
     mac_b: np.ndarray
     nonzero_b: np.ndarray
+    heads: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # MatMul: ops per head, whole run
+    tokens: int = 1  # tokens the layer works on (conv: output positions; MatMul: query tokens)
+    buffer_values: int = 0  # MatMul: values of the buffered (second) operand per pass
+    buffer_values_all: int = 0  # the same with every token kept
+    buffer_binary: bool = True  # the buffered operand held spikes only (1 bit per value)
+    token_factor: float = 1.0  # FLOPs with every token kept / FLOPs with the kept tokens
+
+    @property
+    def is_op(self) -> bool:
+        """An operation layer (MatMul, Mul, Reduce): activations as operands, no weights."""
+        return self.weight_kind == "activations"
 
     @property
     def samples(self) -> int:
@@ -105,6 +118,7 @@ class NeuronStats:
     spiking: bool
     spikes_t: np.ndarray
     spikes_b: np.ndarray
+    token_factor: float = 1.0  # neurons with every token kept / neurons with the kept tokens
 
     @property
     def spikes(self) -> int:
@@ -134,6 +148,8 @@ class RunStats:
     samples: int
     synapses: tuple[SynapseStats, ...]
     neurons: tuple[NeuronStats, ...]
+    token_mask: bool = False  # the ticket drops tokens (a Select node)
+    tokens_followed: bool = True  # the all-tokens counts could follow the token axis (:mod:`.tokenops`)
 
     @property
     def batch(self) -> int:
@@ -165,10 +181,12 @@ class StatsBuilder:
         self.ticket = ticket
         T, N = self.T, samples
         z = lambda n: np.zeros(n, np.int64)  # noqa: E731
-        self.syn = {n.name: {k: z(T) for k in ("ac_t", "mac_t", "dense_ac_t", "dense_mac_t", "nonzero_t", "binary_t")}
-                    | {k: z(N) for k in ("ac_b", "mac_b", "nonzero_b")} for n in ticket.synapse_layers()}
+        self.syn = {n: {k: z(T) for k in ("ac_t", "mac_t", "dense_ac_t", "dense_mac_t", "nonzero_t", "binary_t")}
+                    | {k: z(N) for k in ("ac_b", "mac_b", "nonzero_b")} for n in counted_layers(ticket)}
         self.neu = {n.name: {"spikes_t": z(T), "spikes_b": z(N)} for n in ticket.neuron_layers()}
         self.kinds: dict[str, tuple[str, bool]] = {}
+        self.heads: dict[str, np.ndarray] = {}
+        self.buffer_binary: dict[str, bool] = {}
 
     def add_synapse(self, name: str, offset: int, eff: np.ndarray, dense: np.ndarray, binary: np.ndarray,
                     nonzero: np.ndarray) -> None:
@@ -190,6 +208,9 @@ class StatsBuilder:
         """One batch of the ticket's run, its first sample being sample ``offset`` of the whole input."""
         for s in counts.synapses:
             self.add_synapse(s.name, offset, s.effective, s.dense_effective, s.binary, s.input_nonzero)
+            if s.heads is not None:
+                self.heads[s.name] = self.heads.get(s.name, 0) + s.heads.sum(axis=(0, 1))
+            self.buffer_binary[s.name] = self.buffer_binary.get(s.name, True) and s.buffer_binary
         for n in counts.neurons:
             a = self.neu[n.name]
             a["spikes_t"] += n.spikes.sum(axis=1)
@@ -201,8 +222,13 @@ class StatsBuilder:
         first_direct = first_layers(t) if t.encoding.kind == "direct" else set()
         analog = first_layers(t)
         ops = dense_ops(t)
+        factors, followed = token_factors(t)
         synapses = []
-        for node in t.synapse_layers():
+        for name in counted_layers(t):
+            node = t.node(name)
+            if isinstance(node, OP_KINDS):
+                synapses.append(self._op_stats(node, factors[name]))
+                continue
             mask = self.masks.get(node.name, node.weights.mask)
             positions = output_positions(t, node.name)
             (edge,) = t.inputs_of(node.name)
@@ -212,12 +238,34 @@ class StatsBuilder:
                 kept=int(np.count_nonzero(mask)), dense_macs=int(mask.size) * positions,
                 kept_macs=int(np.count_nonzero(mask)) * positions, dense_ops=ops[node.name],
                 input_size=int(np.prod(t.shapes[edge.src])), first=node.name in first_direct,
-                spike_fed=node.name not in analog, **self.syn[node.name]))
+                spike_fed=node.name not in analog, **self.syn[node.name],
+                tokens=positions if isinstance(node, Conv2d) else 1, token_factor=factors.get(node.name, 1.0)))
         neurons = []
         for node in t.neuron_layers():
             kind, spiking = self.kinds.get(node.name, (node.kind, node.spiking))
-            neurons.append(NeuronStats(node.name, kind, int(np.prod(node.shape)), spiking, **self.neu[node.name]))
-        return RunStats(self.T, self.N, tuple(synapses), tuple(neurons))
+            neurons.append(NeuronStats(node.name, kind, int(np.prod(node.shape)), spiking, **self.neu[node.name],
+                                       token_factor=factors.get(node.name, 1.0)))
+        has_mask = any(n.kind == "select" for n in t.nodes)
+        return RunStats(self.T, self.N, tuple(synapses), tuple(neurons), has_mask, followed)
+
+    def _op_stats(self, node: object, factor: float) -> SynapseStats:
+        """Static and streamed counts of one operation layer (MatMul, Mul, Reduce; :mod:`.tokenops`)."""
+        t, name = self.ticket, node.name  # type: ignore[attr-defined]
+        ins = [t.shapes[e.src] for e in t.inputs_of(name)]
+        flops = op_flops(node, ins, t.shapes[name])
+        return SynapseStats(
+            name=name, kind=node.kind, source=t.inputs_of(name)[0].src, weight_kind="activations",  # type: ignore[attr-defined]
+            weight_shape=(), synapses=0, kept=0, dense_macs=flops, kept_macs=flops, dense_ops=flops,
+            input_size=int(np.prod(ins[0])), first=False, spike_fed=True, **self.syn[name],
+            heads=np.asarray(self.heads.get(name, np.zeros(0, np.int64)), np.int64),
+            tokens=op_tokens(node, ins, t.shapes[name]), buffer_values=buffer_values(node, ins),
+            buffer_values_all=full_buffer_values(t, name), buffer_binary=self.buffer_binary.get(name, True),
+            token_factor=factor)
+
+
+def counted_layers(ticket: Ticket) -> list[str]:
+    """Synapse layers (Linear, Conv2d) and operation layers (MatMul, Mul, Reduce), in graph order."""
+    return [n for n in ticket.order if isinstance(ticket.node(n), (Linear, Conv2d, *OP_KINDS))]
 
 
 def samples_of(ticket: Ticket, x: np.ndarray) -> int:

@@ -10,7 +10,7 @@ from .fmt import fmt_count, fmt_energy, fmt_ratio
 
 SHORT = {"ac": "E ac", "mac": "E mac", "neuron": "E neur", "memory": "E mem"}
 VARIANT_HEAD = {"ann-dense": "ANN dense", "ann": "ANN eff", "dense-snn": "dense SNN", "sparse-fp32": "sparse fp32",
-                "sparse-binary": "sparse bin", "ticket": "ticket"}
+                "sparse-binary": "sparse bin", "ticket": "ticket", "all-tokens": "all tokens"}
 
 
 def print_report(report: Any, console: Any = None) -> None:
@@ -20,6 +20,7 @@ def print_report(report: Any, console: Any = None) -> None:
     console = console or Console()
     _print_headline(report, console)
     _print_layers(report, console)
+    _print_tokens(report, console)
     _print_networks(report, console)
     _print_breakeven(report, console)
     _print_spread(report, console)
@@ -65,6 +66,28 @@ def _print_layers(report: Any, console: Any) -> None:
     if excluded:
         console.print(f"  * computed, not in the {conv.name} total; rate: nonzero inputs (in) or spikes (out) per "
                       "value and step; dim rows do no operations")
+
+
+def _print_tokens(report: Any, console: Any) -> None:
+    """Spiking transformers: effective ops per token, per head, and with every token kept."""
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    rows = report.token_rows()
+    if not rows:
+        return
+    table = Table("layer", "tokens", "ops", "ops/token", "per head", "all tokens", "ops, all tokens",
+                  box=box.SIMPLE_HEAD, title="per token and head, per inference (this ticket's activity)",
+                  title_justify="left")
+    for r in rows:
+        table.add_row(escape(r["label"]), str(r["tokens"]), fmt_count(round(r["ops"], 1)),
+                      fmt_count(round(r["ops_per_token"], 1)), ", ".join(fmt_count(round(h, 1)) for h in r["per_head"]),
+                      f"x{r['token_factor']:g}", fmt_count(round(r["all_tokens_ops"], 1)))
+    console.print(table)
+    if report.counts.token_mask and not report.counts.tokens_followed:
+        console.print("  the token axis could not be followed through the graph: the all-tokens counts equal the "
+                      "kept ones")
 
 
 def _print_networks(report: Any, console: Any) -> None:

@@ -25,6 +25,14 @@ Per-inference values are run totals divided by the number of samples.
 every variant assumed to share its activity); :func:`scale_spikes` multiplies their
 spike-driven counts by ``s``, which is how the break-even spike rate is found
 (:mod:`.breakeven`).
+
+Spiking transformers (:mod:`.tokenops`): an operation layer (MatMul, Mul, Reduce) has no
+weights; a MatMul buffers its second operand (``Kᵀ`` or ``V``) instead, written once and read
+once per pass (``accesses = 2``): 1 bit per value when it holds spikes, else ``b`` bits (the
+ANNs: always ``b`` bits, real-valued attention). The baselines keep **every token**: the dense
+SNN and both ANN rows scale each layer by its token factor (all-tokens / kept-tokens work),
+and a ticket with a token mask gets one more row, ``all-tokens``: its own weights with every
+token kept (assumed: its per-token activity), which isolates what token pruning saves.
 """
 
 from __future__ import annotations
@@ -53,6 +61,7 @@ class LayerWork:
     weight_bytes: int
     spike_fed: bool = False
     dense_values: int = 0
+    accesses: int = 1  # memory accesses of those bytes per pass: weights 1 (read), a MatMul buffer 2 (write + read)
 
     def bytes_at(self, bits: int) -> int:
         """Weight bytes read per pass: packed bytes, or ``dense_values`` weights at ``bits`` each."""
@@ -134,45 +143,86 @@ def packed_bytes(ticket: Ticket) -> dict[str, tuple[int, str]]:
     return {r["name"]: (int(r["bytes"]), str(r["encoding"])) for r in layer_report(ticket)}
 
 
-def _exact(stats: RunStats, dense: bool = False) -> tuple[float, float]:
-    """(ACs, MACs) per inference: summed integer counts of the run divided once by the samples."""
+def _exact(stats: RunStats, dense: bool = False, all_tokens: bool = False) -> tuple[float, float]:
+    """(ACs, MACs) per inference: summed integer counts of the run divided once by the samples
+    (times each layer's token factor when every token is kept)."""
+    f = (lambda s: s.token_factor) if all_tokens else (lambda s: 1)  # noqa: E731
     if dense:
-        return (sum(s.dense_ac for s in stats.synapses) / stats.samples,
-                sum(s.dense_mac for s in stats.synapses) / stats.samples)
-    return sum(s.ac for s in stats.synapses) / stats.samples, sum(s.mac for s in stats.synapses) / stats.samples
+        return (sum(s.dense_ac * f(s) for s in stats.synapses) / stats.samples,
+                sum(s.dense_mac * f(s) for s in stats.synapses) / stats.samples)
+    return (sum(s.ac * f(s) for s in stats.synapses) / stats.samples,
+            sum(s.mac * f(s) for s in stats.synapses) / stats.samples)
 
 
-def _sparse_layers(stats: RunStats, nbytes: dict[str, tuple[int, str]]) -> tuple[LayerWork, ...]:
+def _buffer(s: SynapseStats, all_tokens: bool, analog: bool = False) -> dict[str, int]:
+    """LayerWork memory fields of an operation layer: the MatMul's buffered operand (module docstring)."""
+    values = s.buffer_values_all if all_tokens else s.buffer_values
+    if values == 0:
+        return {"weight_bytes": 0}
+    if s.buffer_binary and not analog:
+        return {"weight_bytes": -(-values // 8), "accesses": 2}
+    return {"weight_bytes": 4 * values, "dense_values": values, "accesses": 2}
+
+
+def _sparse_layers(stats: RunStats, nbytes: dict[str, tuple[int, str]], all_tokens: bool = False
+                   ) -> tuple[LayerWork, ...]:
     n = stats.samples
-    return tuple(LayerWork(s.name, s.ac / n, s.mac / n, s.kept_macs, s.rate, s.first, nbytes[s.name][0], s.spike_fed)
-                 for s in stats.synapses)
+    out = []
+    for s in stats.synapses:
+        f = s.token_factor if all_tokens else 1.0
+        mem = _buffer(s, all_tokens) if s.is_op else {"weight_bytes": nbytes[s.name][0]}
+        out.append(LayerWork(s.name, s.ac / n * f, s.mac / n * f, round(s.kept_macs * f), s.rate, s.first,
+                             spike_fed=s.spike_fed, **mem))
+    return tuple(out)
 
 
-def _snn_neurons(stats: RunStats) -> tuple[NeuronWork, ...]:
+def _snn_neurons(stats: RunStats, all_tokens: bool = False) -> tuple[NeuronWork, ...]:
     n, T = stats.samples, stats.timesteps
     out = []
     for nl in stats.neurons:
-        active = nl.active / n
-        out.append(NeuronWork(nl.name, nl.neurons, active, nl.neurons * T - active, nl.spikes / n, nl.spiking))
+        f = nl.token_factor if all_tokens else 1.0
+        active = nl.active / n * f
+        neurons = round(nl.neurons * f)
+        out.append(NeuronWork(nl.name, neurons, active, neurons * T - active, nl.spikes / n * f, nl.spiking))
     return tuple(out)
 
 
 def _dense_layers(stats: RunStats) -> tuple[LayerWork, ...]:
+    """The dense SNN: every weight kept, every token kept (this ticket's per-position activity)."""
     n = stats.samples
-    return tuple(LayerWork(s.name, s.dense_ac / n, s.dense_mac / n, s.dense_macs, s.rate, s.first, 4 * s.synapses,
-                           s.spike_fed, s.synapses) for s in stats.synapses)
+    out = []
+    for s in stats.synapses:
+        f = s.token_factor
+        mem = _buffer(s, True) if s.is_op else {"weight_bytes": 4 * s.synapses, "dense_values": s.synapses}
+        out.append(LayerWork(s.name, s.dense_ac / n * f, s.dense_mac / n * f, round(s.dense_macs * f), s.rate,
+                             s.first, spike_fed=s.spike_fed, **mem))
+    return tuple(out)
 
 
 def _ann_neurons(stats: RunStats) -> tuple[NeuronWork, ...]:
-    return tuple(NeuronWork(n.name, n.neurons, float(n.neurons), 0.0, 0.0, False) for n in stats.neurons)
+    out = []
+    for n in stats.neurons:
+        neurons = round(n.neurons * n.token_factor)
+        out.append(NeuronWork(n.name, neurons, float(neurons), 0.0, 0.0, False))
+    return tuple(out)
+
+
+def _ann_memory(s: SynapseStats) -> dict[str, int]:
+    """An ANN layer's weights (``|W|`` values at ``b`` bits), or a MatMul's real-valued buffer."""
+    return _buffer(s, True, analog=True) if s.is_op else {"weight_bytes": 4 * s.synapses, "dense_values": s.synapses}
 
 
 def ann_dense(stats: RunStats) -> Variant:
-    """The ANN with every weight and input value used: NeuroBench's ``Dense`` count, an upper bound."""
-    layers = tuple(LayerWork(s.name, 0.0, float(s.dense_ops), s.dense_macs, 1.0, True, 4 * s.synapses,
-                             dense_values=s.synapses) for s in stats.synapses)
+    """The ANN with every weight and input value used: NeuroBench's ``Dense`` count, an upper bound
+    (every token kept; a Reduce adds, so its operations are ACs)."""
+    layers = []
+    for s in stats.synapses:
+        ops = float(s.dense_ops) * s.token_factor
+        adds = s.kind == "reduce"
+        layers.append(LayerWork(s.name, ops if adds else 0.0, 0.0 if adds else ops,
+                                round(s.dense_macs * s.token_factor), 1.0, True, **_ann_memory(s)))
     return Variant("ann-dense", "ANN, dense upper bound", "none: every weight and input value used (NeuroBench "
-                   "'Dense'; an upper bound, not a measurement)", 1, True, False, layers, _ann_neurons(stats),
+                   "'Dense'; an upper bound, not a measurement)", 1, True, False, tuple(layers), _ann_neurons(stats),
                    dense_flops=True, short="ANN, dense upper bound")
 
 
@@ -183,8 +233,8 @@ def ann_effective(stats: RunStats, ann: AnnCounts) -> Variant:
     for s in stats.synapses:
         ac, mac = ann.layer_ops(s.name)
         a: SynapseStats = by_name[s.name]
-        rate = (1.0 - ann.sparsity) if s.name in ann.assumed else a.rate
-        layers.append(LayerWork(s.name, ac, mac, s.dense_macs, rate, True, 4 * s.synapses, dense_values=s.synapses))
+        rate = (1.0 - ann.sparsity) if s.name in ann.assumed or s.name in ann.assumed_ac else a.rate
+        layers.append(LayerWork(s.name, ac, mac, round(s.dense_macs * s.token_factor), rate, True, **_ann_memory(s)))
     if ann.measured:
         label = f"ANN, effective (measured: {ann.source}; hidden ReLU sparsity {ann.sparsity:.3f})"
         activity = "measured (the trained ANN's run on the same inputs; NeuroBench effective MACs)"
@@ -199,7 +249,7 @@ def ann_effective(stats: RunStats, ann: AnnCounts) -> Variant:
 
 
 def _kinds(stats: RunStats) -> set[str]:
-    return {s.weight_kind for s in stats.synapses}
+    return {s.weight_kind for s in stats.synapses if not s.is_op}
 
 
 def build_variants(ticket: Ticket, stats: RunStats, ann: AnnCounts, dense: RunStats | None = None,
@@ -212,12 +262,14 @@ def build_variants(ticket: Ticket, stats: RunStats, ann: AnnCounts, dense: RunSt
     measured = "measured (this ticket's run)"
     assumed = "assumed: this ticket's activity"
     if dense is None:
-        dense_snn = Variant("dense-snn", f"dense SNN: all weights, T={T}", "assumed: this ticket's spike rates",
-                            T, False, False, _dense_layers(stats), _snn_neurons(stats), spike_scaled=True,
-                            totals=_exact(stats, dense=True))
+        tokens = ", all tokens" if stats.token_mask else ""
+        dense_snn = Variant("dense-snn", f"dense SNN: all weights{tokens}, T={T}", "assumed: this ticket's spike rates",
+                            T, False, False, _dense_layers(stats), _snn_neurons(stats, all_tokens=True),
+                            spike_scaled=True, totals=_exact(stats, dense=True, all_tokens=True))
     else:
         dense_snn = Variant("dense-snn", f"dense SNN: all weights, T={T}", "measured (dense model's run)",
-                            T, False, False, _dense_layers(dense), _snn_neurons(dense), totals=_exact(dense, True))
+                            T, False, False, _dense_layers(dense), _snn_neurons(dense, all_tokens=True),
+                            totals=_exact(dense, True, all_tokens=True))
     out = [ann_dense(stats), ann_effective(stats, ann), dense_snn]
     for kind, key, label in (("float32", "sparse-fp32", "sparse ticket, fp32 weights"),
                              ("binary", "sparse-binary", "sparse ticket, binary weights")):
@@ -231,6 +283,11 @@ def build_variants(ticket: Ticket, stats: RunStats, ann: AnnCounts, dense: RunSt
         out.append(Variant("ticket", f"this ticket ({what} weights)", measured, T, False, True,
                            _sparse_layers(stats, packed), _snn_neurons(stats), spike_scaled=True,
                            totals=_exact(stats)))
+    if stats.token_mask and stats.tokens_followed:
+        out.insert(3, Variant("all-tokens", "this ticket's weights, all tokens (token mask undone)",
+                              "assumed: this ticket's per-token activity", T, False, False,
+                              _sparse_layers(stats, packed, all_tokens=True), _snn_neurons(stats, all_tokens=True),
+                              spike_scaled=True, totals=_exact(stats, all_tokens=True), short="ticket, all tokens"))
     return out
 
 
