@@ -57,6 +57,7 @@ class SynapseOp:
         self._plans: dict[bool, tuple[Any, Any, bool]] = {}
         self._dense: np.ndarray | None = None  # float64 weights for the checked float path (numpy, conv)
         self._csr: CsrStore | None = None  # CSR codes for the checked float path (numba, linear)
+        self._conv_taps: Any = None  # decoded kept taps for the checked float path (numba, conv)
         self._dense_rows: list[exact.WeightRows] = []
         self._lock = threading.Lock()
 
@@ -136,6 +137,8 @@ class SynapseOp:
             extra += self._dense.nbytes + sum(r.abs.nbytes for r in self._dense_rows)
         if self._csr is not None:
             extra += self._csr.nbytes
+        if self._conv_taps is not None:
+            extra += self._conv_taps.nbytes
         return int(sum(s.nbytes for s in self.stores.values()) + extra)
 
     @property
@@ -219,8 +222,8 @@ class SynapseOp:
         """Sums rounded once to float32 by :func:`slt_deploy.exact.exact_matmul` (BLAS in float64,
         error-bound and lattice tests, exact slow path for the rare ambiguous sums)."""
         x = np.asarray(inp, dtype=np.float64)
-        if not self.conv and self.backend == "numba":
-            return self._checked_sparse(x.reshape(x.shape[0], -1))
+        if self.backend == "numba":
+            return self._checked_conv(x) if self.conv else self._checked_sparse(x.reshape(x.shape[0], -1))
         dense, rows = self._dense64()
         if not self.conv:
             return exact.exact_matmul(x.reshape(x.shape[0], -1), dense, rows=rows[0])
@@ -233,15 +236,28 @@ class SynapseOp:
             out[:, grp * g.og:(grp + 1) * g.og] = sums.reshape(r, g.ho, g.wo, g.og).transpose(0, 3, 1, 2)
         return out
 
-    def _checked_sparse(self, x: np.ndarray) -> np.ndarray:
-        """numba: CSR sums with the in-kernel error-bound test; undecided sums recomputed exactly."""
-        from . import numba_checked
-
+    def _csr_store(self) -> CsrStore:
         if self._csr is None:
             with self._lock:
                 if self._csr is None:
                     self._csr = CsrStore.from_coo(self._coo())
-        out, ambiguous = numba_checked.lin_checked(x, self._csr)
+        return self._csr
+
+    def _checked_conv(self, x: np.ndarray) -> np.ndarray:
+        """numba conv: sparse-tap gather with the in-kernel error-bound test (:mod:`.numba_conv_checked`)."""
+        from . import numba_conv_checked
+
+        if self._conv_taps is None:
+            taps = numba_conv_checked.ConvTaps.of(self._csr_store(), self.geom)
+            with self._lock:
+                self._conv_taps, self._csr = taps, None
+        return numba_conv_checked.conv_checked(x, self._conv_taps, self.geom)
+
+    def _checked_sparse(self, x: np.ndarray) -> np.ndarray:
+        """numba: CSR sums with the in-kernel error-bound test; undecided sums recomputed exactly."""
+        from . import numba_checked
+
+        out, ambiguous = numba_checked.lin_checked(x, self._csr_store())
         if ambiguous is not None:
             rows, outs = np.nonzero(ambiguous)
             exact.count_slow_path(rows.size)

@@ -1,0 +1,206 @@
+"""Checked float conv of the CPU runtime (numba): analog input planes, sparse kept taps, rounded once.
+
+For analog input (standardized features, images/255) the first conv layer's sums
+``S[o, y, x] = Σ_(c,ky,kx) code · x[c, y·sh − ph + ky·dh, x·sw − pw + kx·dw]`` run over
+the *kept* taps of output channel ``o`` only (a sparse-weight gather: one shifted input
+plane per kept synapse, the loop over output columns vectorized). Each output pixel
+accumulates in float64
+
+    Ŝ = Σ code·x,    B̂ = Σ |code|·|x|      (every product of two float32 values is exact)
+
+and the error-bound test of :mod:`slt_deploy.exact` decides it, with ``n`` = the number of
+kept taps of ``o`` (at least the number of nonzero terms, so the bound only grows):
+
+    E = (n+1)·2^-52·B̂ + 2^-1074;  float32(down(Ŝ − 2E)) == float32(up(Ŝ + 2E))
+      =>  float32(Ŝ) is the exact sum rounded once
+
+(:func:`.numba_checked._decide`, which widens the interval a little more than the two
+float64 roundings of its ends). A sum it cannot decide (an exact cancellation to 0, a sum
+on a float32 midpoint) gets the lattice certificate of :mod:`slt_deploy.exact`: its nonzero
+terms are multiples of ``2^g`` and ``B̂ < 2^(g+52)``, so every float64 order is exact.
+The sums neither test accepts are flagged; :func:`conv_checked`
+recomputes exactly those with :func:`slt_deploy.exact.round_exact` (and counts them as
+slow-path sums). Reassociation (vectorization, FMA) is allowed: the bound holds for any
+float64 order.
+"""
+
+# Kernel code uses the math names O, H, W of the docstrings.
+# ruff: noqa: E741
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from slt_deploy import exact
+
+from .geometry import ConvGeometry
+from .numba_checked import _decide
+from .stores import CsrStore
+
+_FAST = dict(cache=True, nogil=True, boundscheck=False, fastmath={"reassoc", "contract"})
+_JIT = dict(cache=True, nogil=True, boundscheck=False)
+
+
+@dataclass(frozen=True)
+class ConvTaps:
+    """The kept taps of a conv layer per output channel (CSR order), decoded once for the kernel:
+    input channel ``c``, offsets ``dy = ky·dh − ph``, ``dx = kx·dw − pw``, the code as float64
+    and its lattice exponent."""
+
+    rowptr: np.ndarray  # int64 (O+1)
+    chan: np.ndarray  # int64: absolute input channel
+    dy: np.ndarray  # int64
+    dx: np.ndarray  # int64
+    code: np.ndarray  # float64
+    grid: np.ndarray  # int64
+
+    @classmethod
+    def of(cls, store: CsrStore, g: ConvGeometry) -> ConvTaps:
+        k = store.colidx.astype(np.int64)
+        o = np.repeat(np.arange(g.o), np.diff(store.rowptr))
+        t = k % g.taps
+        code = store.codes.astype(np.float64)
+        return cls(store.rowptr.astype(np.int64), (o // g.og) * g.cg + k // g.taps, (t // g.kw) * g.dh - g.ph,
+                   (t % g.kw) * g.dw - g.pw, code, exact.grid_exponent(code).astype(np.int64))
+
+    @property
+    def nbytes(self) -> int:
+        return int(sum(a.nbytes for a in (self.rowptr, self.chan, self.dy, self.dx, self.code, self.grid)))
+
+
+@njit(**_FAST)
+def _accumulate(x, ax, r, c, dy, dx, cv, geom, s, b):
+    """Add the kept tap (input channel ``c``, offsets ``dy``, ``dx``) with code ``cv`` to the
+    planes ``s`` (Ŝ) and ``b`` (B̂)."""
+    C, H, W, O, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, G = geom
+    ca = abs(cv)
+    ox_lo = 0
+    while ox_lo < Wo and ox_lo * sw + dx < 0:
+        ox_lo += 1
+    ox_hi = Wo
+    while ox_hi > ox_lo and (ox_hi - 1) * sw + dx >= W:
+        ox_hi -= 1
+    for oy in range(Ho):
+        iy = oy * sh + dy
+        if iy < 0 or iy >= H:
+            continue
+        if sw == 1:
+            for ox in range(ox_lo, ox_hi):
+                s[oy, ox] += cv * x[r, c, iy, ox + dx]
+                b[oy, ox] += ca * ax[r, c, iy, ox + dx]
+        else:
+            for ox in range(ox_lo, ox_hi):
+                ix = ox * sw + dx
+                s[oy, ox] += cv * x[r, c, iy, ix]
+                b[oy, ox] += ca * ax[r, c, iy, ix]
+
+
+_DEBRUIJN = 0x03F79D71B4CB0A89
+_TZ = np.zeros(64, np.int64)
+for _i in range(64):
+    _TZ[((1 << _i) * _DEBRUIJN & 0xFFFFFFFFFFFFFFFF) >> 58] = _i
+
+
+@njit(**_JIT)
+def _input_grids(x, r, tz, xg):
+    """``xg[c, y, x]`` = exponent of the lowest set bit of ``x[r, c, y, x]`` (``v = odd · 2^e``), huge for 0."""
+    C, H, W = xg.shape
+    bits = x.view(np.uint64)
+    for c in range(C):
+        for iy in range(H):
+            for ix in range(W):
+                u = bits[r, c, iy, ix]
+                e = np.int64((u >> np.uint64(52)) & np.uint64(0x7FF))
+                m = u & np.uint64(0xFFFFFFFFFFFFF)
+                if e != 0:
+                    m |= np.uint64(1 << 52)
+                if m == np.uint64(0):
+                    xg[c, iy, ix] = 1 << 20
+                    continue
+                low = m & (~m + np.uint64(1))
+                z = tz[np.int64((low * np.uint64(_DEBRUIJN)) >> np.uint64(58))]
+                xg[c, iy, ix] = (np.int64(-1074) if e == 0 else e - np.int64(1075)) + z
+
+
+@njit(**_JIT)
+def _lattice(xg, o, oy, ox, geom, rowptr, chan, tdy, tdx, cgrid, b):
+    """Lattice certificate of one output pixel: its terms sit on ``2^g`` and ``B̂ < 2^(g+52)``
+    (exact in any order; covers exact cancellations and sums on a float32 midpoint).
+    A product's grid is the sum of its factors' grids (odd · odd is odd)."""
+    C, H, W, O, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, G = geom
+    g = np.int64(1 << 20)
+    for p in range(rowptr[o], rowptr[o + 1]):
+        iy = oy * sh + tdy[p]
+        ix = ox * sw + tdx[p]
+        if iy < 0 or iy >= H or ix < 0 or ix >= W:
+            continue
+        v = xg[chan[p], iy, ix]
+        if v != 1 << 20:
+            g = min(g, cgrid[p] + v)
+    e = g + 52
+    if e >= 1024:
+        return True
+    return e >= -1074 and b < math.ldexp(1.0, e)
+
+
+@njit(**_JIT)
+def _conv_checked(x, ax, geom, rowptr, chan, tdy, tdx, code, cgrid, tz, out, ambiguous):
+    """``out[r, o] = float32(Ŝ)`` where a test decides it; ``ambiguous[r, o, y, x] = 1`` elsewhere."""
+    C, H, W, O, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, G = geom
+    s = np.zeros((Ho, Wo), np.float64)
+    b = np.zeros((Ho, Wo), np.float64)
+    xg = np.zeros((C, H, W), np.int64)
+    n_amb = 0
+    for r in range(x.shape[0]):
+        grids = False
+        for o in range(O):
+            s[:, :] = 0.0
+            b[:, :] = 0.0
+            for p in range(rowptr[o], rowptr[o + 1]):
+                _accumulate(x, ax, r, chan[p], tdy[p], tdx[p], code[p], geom, s, b)
+            n = np.float64(rowptr[o + 1] - rowptr[o])
+            for oy in range(Ho):
+                for ox in range(Wo):
+                    sv = s[oy, ox]
+                    out[r, o, oy, ox] = np.float32(sv)
+                    ok = _decide(sv, b[oy, ox], n)
+                    if not ok:
+                        if not grids:
+                            _input_grids(x, r, tz, xg)
+                            grids = True
+                        ok = _lattice(xg, o, oy, ox, geom, rowptr, chan, tdy, tdx, cgrid, b[oy, ox])
+                    ambiguous[r, o, oy, ox] = 0 if ok else 1
+                    n_amb += 0 if ok else 1
+    return n_amb
+
+
+def _exact_output(x: np.ndarray, taps: ConvTaps, g: ConvGeometry, r: int, o: int, oy: int, ox: int) -> np.float32:
+    """The exact sum of one output pixel rounded once (slow path, term by term)."""
+    a, z = int(taps.rowptr[o]), int(taps.rowptr[o + 1])
+    iy = oy * g.sh + taps.dy[a:z]
+    ix = ox * g.sw + taps.dx[a:z]
+    inside = (iy >= 0) & (iy < g.h) & (ix >= 0) & (ix < g.w)
+    terms = taps.code[a:z][inside] * x[r, taps.chan[a:z][inside], iy[inside], ix[inside]]
+    return exact.round_exact(terms)
+
+
+def conv_checked(x: np.ndarray, taps: ConvTaps, g: ConvGeometry) -> np.ndarray:
+    """float32 sums ``(R, O, Ho, Wo)`` of float64 input ``(R, C, H, W)``, each the exact sum rounded once.
+
+    Undecided sums (rare) are recomputed exactly and added to
+    :func:`slt_deploy.exact.fallback_count`.
+    """
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    out = np.empty((x.shape[0], g.o, g.ho, g.wo), np.float32)
+    amb = np.empty(out.shape, np.uint8)
+    n = _conv_checked(x, np.abs(x), g.as_tuple(), taps.rowptr, taps.chan, taps.dy, taps.dx, taps.code, taps.grid,
+                      _TZ, out, amb)
+    if n:
+        idx = np.argwhere(amb)
+        exact.count_slow_path(len(idx))
+        for r, o, oy, ox in idx.tolist():
+            out[r, o, oy, ox] = _exact_output(x, taps, g, r, o, oy, ox)
+    return out

@@ -1,0 +1,163 @@
+"""The compiled conv kernels of the CPU runtime against an exact oracle, on real-looking data.
+
+Oracle: every output pixel's terms ``code · x`` (float64, exact products) summed with
+:func:`slt_deploy.exact.round_exact` (``math.fsum`` + the float32 midpoint rule), then
+``· scale + bias`` in float32: the rule of docs/semantics.md. Inputs are standardized
+float32 features, images/255, adversarial values (huge exponent spans, float32
+midpoints, subnormals, cancellation) and spike trains; weights are float32 values,
+binary ±1 (with the per-channel scale) and int8 codes. Geometry: strides, padding,
+dilation, groups drawn by hypothesis.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from slt_deploy.targets import cpu
+
+from slt_deploy import exact
+from slt_deploy.ir import BinaryWeights, Conv2d, FloatWeights, Int8Weights
+
+pytestmark = pytest.mark.skipif(not cpu.numba_available(), reason="numba kernels")
+PROPERTY = settings(max_examples=60, deadline=None, database=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    return bool(np.array_equal(np.asarray(a, np.float32).view(np.uint32), np.asarray(b, np.float32).view(np.uint32)))
+
+
+def _geometry(draw) -> dict:
+    groups = draw(st.sampled_from([1, 1, 2]))
+    return dict(c=groups * draw(st.integers(1, 3)), o=groups * draw(st.integers(1, 4)), groups=groups,
+                h=draw(st.integers(3, 9)), w=draw(st.integers(3, 9)),
+                k=draw(st.sampled_from([(1, 1), (3, 3), (2, 3)])),
+                stride=draw(st.sampled_from([(1, 1), (2, 1), (2, 2)])),
+                pad=draw(st.sampled_from([(0, 0), (1, 1), (1, 0)])),
+                dil=draw(st.sampled_from([(1, 1), (1, 1), (2, 1)])))
+
+
+def _weights(rng: np.random.Generator, kind: str, shape: tuple[int, ...], density: float):
+    mask = rng.random(shape) < density
+    if kind == "binary":
+        return BinaryWeights(mask, rng.random(shape) < 0.5, rng.uniform(0.05, 0.5, shape[0]).astype(np.float32))
+    if kind == "int8":
+        q = (rng.integers(-127, 128, shape) * mask).astype(np.int8)
+        return Int8Weights(q != 0, q, rng.uniform(0.001, 0.02, shape[0]).astype(np.float32))
+    vals = (rng.normal(0, 0.3, shape) * mask).astype(np.float32)
+    return FloatWeights(vals != 0, vals)
+
+
+def _inputs(rng: np.random.Generator, kind: str, shape: tuple[int, ...]) -> np.ndarray:
+    if kind == "standardized":
+        raw = rng.normal(3.0, 2.0, (64, *shape[1:])).astype(np.float32)
+        std = ((raw - raw.mean(0)) / raw.std(0)).astype(np.float32)
+        return std[:shape[0]]
+    if kind == "images255":
+        return (rng.integers(0, 256, shape).astype(np.float32) / np.float32(255)).astype(np.float32)
+    if kind == "blocky":  # repeated pixels: exact cancellations and sums on float32 midpoints
+        base = (rng.normal(0, 1, (shape[0], shape[1], 2, 2))).astype(np.float32)
+        return np.tile(base, (1, 1, -(-shape[2] // 2), -(-shape[3] // 2)))[:, :, :shape[2], :shape[3]].copy()
+    if kind == "adversarial":
+        mant = rng.uniform(-1, 1, shape)
+        return (mant * np.exp2(rng.integers(-140, 60, shape))).astype(np.float32)
+    return (rng.random(shape) < {"spikes5": 0.05, "spikes20": 0.2, "spikes60": 0.6}[kind]).astype(np.float32)
+
+
+def _node(g: dict, weights) -> Conv2d:
+    return Conv2d("c", weights, stride=g["stride"], padding=g["pad"], dilation=g["dil"], groups=g["groups"])
+
+
+def _oracle(x: np.ndarray, node: Conv2d, out_shape: tuple[int, int, int]) -> np.ndarray:
+    """float32 ``float32(S) · scale + bias`` per output pixel, ``S`` the exact sum of its terms."""
+    from slt_deploy.ir import dense_weights
+
+    w = node.weights
+    codes = (w.values if isinstance(w, FloatWeights) else
+             w.q if isinstance(w, Int8Weights) else np.where(w.negative, -1, 1) * w.mask).astype(np.float64)
+    codes = codes * w.mask
+    assert dense_weights(w).shape == codes.shape
+    scale = None if isinstance(w, FloatWeights) else np.asarray(w.channel_scale(), np.float32)
+    (sh, sw), (ph, pw), (dh, dw), groups = node.stride, node.padding, node.dilation, node.groups
+    o, cg, kh, kw = codes.shape
+    og = o // groups
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    out = np.empty((x.shape[0], *out_shape), np.float32)
+    for r in range(x.shape[0]):
+        for oc in range(o):
+            c0 = (oc // og) * cg
+            for oy in range(out_shape[1]):
+                for ox in range(out_shape[2]):
+                    y0, x0 = oy * sh, ox * sw
+                    win = xp[r, c0:c0 + cg, y0:y0 + (kh - 1) * dh + 1:dh, x0:x0 + (kw - 1) * dw + 1:dw]
+                    v = exact.round_exact((codes[oc] * win).ravel())
+                    out[r, oc, oy, ox] = v if scale is None else v * scale[oc]
+    return out
+
+
+def _out_shape(g: dict) -> tuple[int, int, int]:
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = g["k"], g["stride"], g["pad"], g["dil"]
+    return (g["o"], (g["h"] + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (g["w"] + 2 * pw - dw * (kw - 1) - 1) // sw + 1)
+
+
+@st.composite
+def _cases(draw, inputs: tuple[str, ...], kinds: tuple[str, ...]):
+    g = _geometry(draw)
+    shape = _out_shape(g)
+    if shape[1] < 1 or shape[2] < 1:
+        g["pad"] = (1, 1)
+        g["k"], g["dil"] = (1, 1), (1, 1)
+        shape = _out_shape(g)
+    seed = draw(st.integers(0, 2**31))
+    rng = np.random.default_rng(seed)
+    kind = draw(st.sampled_from(kinds))
+    density = draw(st.sampled_from([0.1, 0.3, 1.0]))
+    node = _node(g, _weights(rng, kind, (g["o"], g["c"] // g["groups"], *g["k"]), density))
+    x = _inputs(rng, draw(st.sampled_from(inputs)), (draw(st.integers(1, 3)), g["c"], g["h"], g["w"]))
+    return node, x, shape
+
+
+def _geom(node: Conv2d, x: np.ndarray, shape: tuple[int, int, int]):
+    from slt_deploy.targets.cpu.geometry import ConvGeometry
+
+    return ConvGeometry.of(node, x.shape[1:], shape)
+
+
+@PROPERTY
+@given(_cases(("standardized", "images255", "blocky", "adversarial"), ("float32", "binary", "int8")))
+def test_checked_conv_matches_fsum(case) -> None:
+    from slt_deploy.targets.cpu import numba_conv_checked
+    from slt_deploy.targets.cpu.stores import Coo, CsrStore
+
+    node, x, shape = case
+    g = _geom(node, x, shape)
+    taps = numba_conv_checked.ConvTaps.of(CsrStore.from_coo(Coo.from_weights(node.weights)), g)
+    with np.errstate(all="ignore"):
+        got = numba_conv_checked.conv_checked(x.astype(np.float64), taps, g)
+        want = _oracle(x, node, shape)
+        w = node.weights
+        if not isinstance(w, FloatWeights):
+            got = got * np.asarray(w.channel_scale(), np.float32)[None, :, None, None]
+    assert _same_bits(got, want)
+
+
+def test_checked_conv_slow_path_breaks_a_midpoint_tie() -> None:
+    """1 + 2^-24 is a float32 midpoint; the 2^-60 term makes the exact sum round up. Float64
+    accumulation loses that term (rounds to even: 1.0); only the exact slow path gets it right."""
+    from slt_deploy.targets.cpu import numba_conv_checked
+    from slt_deploy.targets.cpu.stores import Coo, CsrStore
+
+    w = np.ones((1, 3, 1, 1), np.float32)
+    node = Conv2d("c", FloatWeights(w != 0, w))
+    x = np.zeros((1, 3, 2, 2), np.float32)
+    x[0, :, 0, 0] = [1.0, 2.0 ** -24, 2.0 ** -60]
+    x[0, :, 1, 1] = [1.0, 2.0 ** -24, 0.0]  # exact midpoint: the lattice certificate, ties to even
+    g = _geom(node, x, (1, 2, 2))
+    taps = numba_conv_checked.ConvTaps.of(CsrStore.from_coo(Coo.from_weights(node.weights)), g)
+    before = exact.fallback_count()
+    got = numba_conv_checked.conv_checked(x.astype(np.float64), taps, g)
+    assert exact.fallback_count() - before == 1
+    assert got[0, 0, 0, 0] == np.nextafter(np.float32(1), np.float32(2)) and got[0, 0, 1, 1] == np.float32(1)
+    assert _same_bits(got, _oracle(x, node, (1, 2, 2)))
