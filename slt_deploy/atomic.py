@@ -12,6 +12,11 @@ removes those of processes that no longer run (a killed export left ``.NAME.XXXX
 ``.NAME.XXXX.tmp`` files nobody cleaned). Only regular files and folders are replaced: a symlink,
 device node, FIFO or socket at the destination is refused (``-o /dev/...`` replaced the node). A
 replaced file keeps its permission bits; a new one gets 0644.
+
+A folder is replaced only if slt wrote it: :func:`seal_folder` stores ``.slt-manifest.json`` (the
+sha256 of every file) in each folder slt writes, and :func:`replace_folder` refuses a non-empty
+destination whose files are not exactly those the manifest lists, unchanged (a file the user
+added or edited would be lost; a folder without a manifest is not slt's).
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -28,6 +35,7 @@ import tempfile
 from .errors import SltError
 
 _RENAME_EXCHANGE = 2
+MANIFEST = ".slt-manifest.json"
 _STALE = re.compile(r"slt(\d+)-")
 
 
@@ -106,12 +114,62 @@ def _exchange(a: str, b: str) -> bool:
     raise OSError(err, os.strerror(err), b)
 
 
+def _sha256(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def seal_folder(folder: str | os.PathLike[str]) -> None:
+    """Write ``MANIFEST`` into a folder slt has just written: ``{"written_by": "slt-deploy",
+    "files": {name: sha256}}`` over its regular files (sub-folders are not allowed)."""
+    folder = os.fsdecode(os.fspath(folder))
+    files = {}
+    for name in sorted(os.listdir(folder)):
+        full = os.path.join(folder, name)
+        if name == MANIFEST:
+            continue
+        if os.path.islink(full) or not os.path.isfile(full):
+            raise SltError(f"internal: {full} is not a regular file; slt seals only folders of files")
+        files[name] = _sha256(full)
+    with open(os.path.join(folder, MANIFEST), "w", encoding="utf-8") as f:
+        json.dump({"written_by": "slt-deploy", "files": files}, f, indent=1, sort_keys=True)
+        f.write("\n")
+
+
+def foreign_entry(folder: str) -> str | None:
+    """Why ``folder`` (an existing folder) is not one slt wrote, or None if it is, or is empty:
+    every entry must be listed in its ``MANIFEST`` with an unchanged sha256."""
+    entries = sorted(os.listdir(folder))
+    if not entries:
+        return None
+    try:
+        with open(os.path.join(folder, MANIFEST), "rb") as f:
+            files = json.loads(f.read(1 << 20).decode("utf-8"))["files"]
+        assert isinstance(files, dict)
+    except (OSError, ValueError, KeyError, TypeError, AssertionError, RecursionError):
+        return f"it has no readable {MANIFEST} (slt writes one in every folder it writes), so slt did not write it"
+    for name in entries:
+        full = os.path.join(folder, name)
+        if name == MANIFEST:
+            continue
+        if name not in files or os.path.islink(full) or not os.path.isfile(full):
+            return f"it holds '{name}', which slt did not write"
+        if _sha256(full) != files[name]:
+            return f"'{name}' was changed after slt wrote it"
+    return None
+
+
 def replace_folder(tmp: str | os.PathLike[str], out: str | os.PathLike[str]) -> None:
-    """Put the finished folder ``tmp`` at ``out`` in one step (see the module doc); removes the old one."""
+    """Put the finished folder ``tmp`` at ``out`` in one step (see the module doc); removes the old one.
+
+    ``tmp`` is sealed (:func:`seal_folder`); a non-empty ``out`` that slt did not write is refused."""
     tmp, out = os.fsdecode(os.fspath(tmp)), os.fsdecode(os.fspath(out))
     st = refuse_special(out, "a folder")
     if st is not None and not stat.S_ISDIR(st.st_mode):
         raise SltError(f"cannot write '{out}': it is a file, not a folder")
+    if st is not None and (why := foreign_entry(out)) is not None:
+        raise SltError(f"will not replace the folder '{out}': {why}; remove it yourself or give another folder")
+    seal_folder(tmp)
     if st is None:
         os.rename(tmp, out)
     elif _exchange(tmp, out):

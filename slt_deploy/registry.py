@@ -280,7 +280,7 @@ C = register_exporter(ExporterSpec(
                choices=("float", "fixed")),
         Option("word", "--word", "bit-plane word size: 32 or 64", kind="int"),
         Option("board", "--board", "board profile the ticket must fit (flash/RAM report)"),
-        Option("force", "--force", "replace an existing output folder", kind="bool"),
+        Option("force", "--force", "replace an existing output folder that slt wrote", kind="bool"),
         Option("fixed_input", "--calibrate", "with --arith fixed: .npy of typical direct inputs that fixes the "
                "input scale (default: integers)", kind="npy"),
         Option("cache_static", None, "compute a static (direct-input) first layer once per inference", kind="bool"),

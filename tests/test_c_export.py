@@ -499,17 +499,32 @@ def test_fixed_refusal_is_one_line(tmp_path) -> None:
     assert "\n" not in str(info.value) and "'mp'" in str(info.value)
 
 
-def test_existing_folder_needs_force(tmp_path) -> None:
+def test_existing_folder_needs_force_and_force_replaces_only_a_folder_slt_wrote(tmp_path) -> None:
     ticket = mlp_ticket("binary", "spikes")
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     with pytest.raises(SltError, match="--force"):
         export_c(ticket, out, measure_size=False)
-    assert (out / "keep.txt").read_text() == "mine"
-    report = export_c(ticket, out, force=True, prefix="mlp", measure_size=False)
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "mlp.c", "mlp.h"]
+    with pytest.raises(SltError, match="no readable .slt-manifest.json"):  # not slt's folder: --force refuses
+        export_c(ticket, out, force=True, prefix="mlp", measure_size=False)
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"] and (out / "keep.txt").read_text() == "mine"
+    (out / "keep.txt").unlink()
+    report = export_c(ticket, out, prefix="mlp", measure_size=False)  # an empty folder is simply used
+    assert sorted(p.name for p in out.iterdir()) == [".slt-manifest.json", "README.md", "mlp.c", "mlp.h"]
     assert report["files"][0].endswith("mlp.h")
+    before = (out / "mlp.c").read_text()
+    export_c(ticket, out, force=True, prefix="mlp", word=64, measure_size=False)  # slt's own folder: replaced
+    assert (out / "mlp.c").read_text() != before
+    (out / "main.c").write_text("int main(void) { return 0; }")  # the user's file would be lost
+    with pytest.raises(SltError, match="holds 'main.c', which slt did not write"):
+        export_c(ticket, out, force=True, prefix="mlp", measure_size=False)
+    (out / "main.c").unlink()
+    with open(out / "mlp.c", "a") as f:
+        f.write("/* the user's edit */\n")
+    with pytest.raises(SltError, match="'mlp.c' was changed after slt wrote it"):
+        export_c(ticket, out, force=True, prefix="mlp", measure_size=False)
+    assert (out / "mlp.c").read_text().endswith("/* the user's edit */\n")
     with pytest.raises(SltError, match="not a folder"):
         export_c(ticket, out / "mlp.c", measure_size=False)
 
@@ -653,7 +668,7 @@ def test_export_writes_c_and_estimates_when_the_cross_compiler_is_missing_or_fai
     cmd = [sys.executable, "-m", "slt_deploy.cli", "export", str(ticket_path), "--to", "c", "-o", str(tmp_path / "c")]
     text = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert text.returncode == 0, text.stderr
-    assert sorted(p.suffix for p in (tmp_path / "c").iterdir()) == [".c", ".h", ".md"]
+    assert sorted(p.suffix for p in (tmp_path / "c").iterdir()) == [".c", ".h", ".json", ".md"]
     assert expected in text.stdout and "estimate" in text.stdout
     js = subprocess.run([*cmd[:-1], str(tmp_path / "c2"), "--json"], capture_output=True, text=True, env=env)
     assert js.returncode == 0, js.stderr

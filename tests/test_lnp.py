@@ -136,6 +136,24 @@ def test_search_lnp_writes_a_ticket_and_resumes_identically(tmp_path) -> None:
     assert json.loads(out.with_suffix(".json").read_text())["result"] == r
 
 
+def test_a_new_search_removes_only_its_own_stage_files(tmp_path) -> None:
+    out = tmp_path / "h.slt"
+    folder = checkpoint_dir(out)
+    folder.mkdir()
+    (folder / "notes.txt").write_text("the user's")
+    (folder / "lnp-00-build.npz").write_bytes(b"a stale stage file")
+    run_lnp(LnpConfig(seed=1, neurons=40, trials=2), out)
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
+    assert (folder / "notes.txt").read_text() == "the user's"
+    run_lnp(LnpConfig(seed=1, neurons=40, trials=2), out, keep_checkpoints=True)
+    run_lnp(LnpConfig(seed=1, neurons=40, trials=2), out)
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
+    (folder / "notes.txt").unlink()
+    run_lnp(LnpConfig(seed=1, neurons=40, trials=2), out, keep_checkpoints=True)
+    run_lnp(LnpConfig(seed=1, neurons=40, trials=2), out)
+    assert not folder.exists()
+
+
 def test_resume_with_other_options_is_refused_naming_the_flag(tmp_path) -> None:
     out = tmp_path / "h.slt"
     run_lnp(LnpConfig(seed=1, neurons=40, trials=2), out, keep_checkpoints=True)

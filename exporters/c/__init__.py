@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from slt_deploy.atomic import clean_stale, replace_folder, temp_prefix
+from slt_deploy.atomic import clean_stale, foreign_entry, replace_folder, temp_prefix
 from slt_deploy.errors import SltError, SltUnsupportedError
 from slt_deploy.ir.graph import Ticket
 
@@ -90,8 +90,10 @@ def export_c(ticket: Ticket, path: str | os.PathLike[str], prefix: str | None = 
     integers of slt_deploy.fixed_point). ``word``: 32 (default) or 64-bit words of the weight
     bit tables. ``board``: ``cortex-m4-256k``, ``cortex-m7-1m`` or ``flash=SIZE,ram=SIZE``; a
     ticket that does not fit is refused and nothing is written. An existing, non-empty
-    folder is replaced only with ``force``. ``cache_static``: NAME_infer computes layers that
-    depend only on a direct input once instead of every step (costs their RAM).
+    folder is replaced only with ``force``, and only if slt wrote it (its ``.slt-manifest.json``
+    lists every file, unchanged; :func:`slt_deploy.atomic.replace_folder`). ``cache_static``:
+    NAME_infer computes layers that depend only on a direct input once instead of every step
+    (costs their RAM).
     """
     if not isinstance(ticket, Ticket):
         raise SltError(f"export_c expects a Ticket, got {type(ticket).__name__}")
@@ -107,8 +109,12 @@ def export_c(ticket: Ticket, path: str | os.PathLike[str], prefix: str | None = 
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise SltError(f"output {out} exists and is not a folder; --to c writes a folder (NAME.h, NAME.c)")
     clean_stale(out)  # temporaries of killed exports; a folder left aside by a kill is put back
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise SltError(f"output folder {out} exists and is not empty; pass --force to replace it")
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise SltError(f"output folder {out} exists and is not empty; pass --force to replace it")
+        if (why := foreign_entry(str(out))) is not None:  # --force replaces only a folder slt wrote
+            raise SltError(f"--force will not replace the folder '{out}': {why}; remove it yourself or give "
+                           "another folder")
 
     parent = out.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)

@@ -9,9 +9,9 @@ to ``OUT`` with ``.json``). Resuming with other settings is refused naming the o
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -107,8 +107,8 @@ def run_lnp(cfg: LnpConfig, out: Path, log_path: Path | None = None, resume: boo
 
     folder = checkpoint_dir(out)
     start, net, state = _resume(folder, cfg) if resume else (0, None, {})
-    if not resume and folder.exists():
-        shutil.rmtree(folder)
+    if not resume:
+        _remove_own(folder)
     state = state or {"schema": SCHEMA, "config": asdict(cfg), "stages": []}
     for index in range(start, len(STAGES) - 1):
         net = _step(index, net, cfg, state)
@@ -132,5 +132,17 @@ def run_lnp(cfg: LnpConfig, out: Path, log_path: Path | None = None, resume: boo
     log_path = log_path or out.with_suffix(".json")
     atomic_write_bytes(log_path, (json.dumps(state, indent=2) + "\n").encode())
     if not keep_checkpoints:
-        shutil.rmtree(folder, ignore_errors=True)
+        _remove_own(folder)
     return state
+
+
+def _remove_own(folder: Path) -> None:
+    """Delete the stage files this search writes (``lnp-NN-<stage>.npz``), then the folder if that
+    left it empty: a file someone else put in ``OUT.search/`` is never removed."""
+    if folder.is_symlink() or not folder.is_dir():
+        return
+    for index, stage in enumerate(STAGES):
+        with contextlib.suppress(FileNotFoundError):
+            (folder / f"lnp-{index:02d}-{stage}.npz").unlink()
+    with contextlib.suppress(OSError):
+        folder.rmdir()
