@@ -6,9 +6,12 @@ allocation, bookkeeping: several µs per node) dominates small batches. After th
 run has fixed every layer's kernel (:mod:`.costmodel`) the runtime compiles the chain into
 a small program (one row of integers per layer, arrays in typed lists) that
 :func:`_run_chain` interprets with the very kernels of :mod:`.kernels_numba`. Results are
-identical by construction; an analog first layer whose sums the exactness certificate
-does not cover makes the interpreter return early, and the run falls back to the
-graph executor (which applies the exact fallback of :mod:`slt_deploy.exact`).
+identical by construction. An analog first layer (standardized features, images/255: any
+float input) runs inside the chain too, event-driven with the per-sum exactness tests of
+:func:`.numba_checked.event_checked` (error bound, else lattice); only when a sum passes
+neither (rare: within ~2^-29 relative of a float32 rounding boundary and not on a lattice)
+does the interpreter return early, and that run falls back to the graph executor (which
+recomputes such sums on the exact slow path of :mod:`slt_deploy.exact`).
 """
 
 # Kernel code uses the math names O, K, R, W, T, B of the docstrings.
@@ -25,6 +28,7 @@ from numba.typed import List
 
 from . import numba_base as nb
 from . import numba_certificate as ncert
+from . import numba_checked as nchk
 from . import numba_linear as nlin
 from . import numba_neurons as nneu
 from .neurons import NeuronOp
@@ -32,9 +36,9 @@ from .stores import CscStore, CsrStore, PlaneStore
 from .synapse import SynapseOp
 
 # Opcodes (column 0 of a program row).
-EV_ANALOG, EV_BIN, EV_CODED, POPCOUNT, GATHER_PLANES, GATHER_CODED, LIF_OP, LI_OP = range(8)
-# Row layout: op, O, K, a, b, c, d, scale, bias, e, f, g, h, charge, reset, flag
-_W = 16
+EV_ANALOG, EV_BIN, EV_CODED, POPCOUNT, GATHER_PLANES, GATHER_CODED, EV_CHECKED, LIF_OP, LI_OP = range(9)
+# Row layout: op, O, K, a, b, c, d, scale, bias, e, f, g, h, charge, reset, flag, i, j, k
+_W = 19
 
 
 class _Arrays:
@@ -73,6 +77,7 @@ class ChainProgram:
         for d in out_shape:
             self.n_out *= int(d)
         self.n_counts = max(1, len(lif_names))
+        self.kernels: dict[str, str] = {}  # layers whose chain kernel differs from the graph executor's
 
     @classmethod
     def build(cls, rt: Any, input_binary: bool) -> ChainProgram | None:
@@ -93,6 +98,7 @@ class ChainProgram:
         arrays = _Arrays()
         rows: list[list[int]] = []
         lif_names: list[str] = []
+        checked: dict[str, str] = {}
         spikes_in = input_binary  # kind of the value flowing into the next node
         last_neuron_li = None
         for name in names[1:]:
@@ -103,6 +109,8 @@ class ChainProgram:
                 row = _synapse_row(op, spikes_in, arrays)
                 if row is None:
                     return None
+                if row[0] == EV_CHECKED:
+                    checked[name] = "event"
                 rows.append(row)
                 spikes_in = False
             elif isinstance(op, NeuronOp):
@@ -113,8 +121,10 @@ class ChainProgram:
                     lif_names.append(name)
         if not rows or last_neuron_li is None or rows[-1][0] not in (LIF_OP, LI_OP):
             return None  # the output must come straight from a neuron layer
-        return cls(np.asarray(rows, np.int64), arrays.typed(), bool(last_neuron_li), rt.shapes[rt.output_name],
-                   lif_names, rt.timesteps)
+        chain = cls(np.asarray(rows, np.int64), arrays.typed(), bool(last_neuron_li), rt.shapes[rt.output_name],
+                    lif_names, rt.timesteps)
+        chain.kernels = checked
+        return chain
 
     def run(self, x: np.ndarray, binary: bool) -> tuple[np.ndarray, np.ndarray] | None:
         """``x``: input rows ``(steps, B, K)`` (steps 1 when static): uint8 spikes or float32 values.
@@ -151,7 +161,9 @@ def _synapse_row(op: SynapseOp, spikes_in: bool, arrays: _Arrays) -> list[int] |
     row[1], row[2] = op.o, op.k
     row[7], row[8] = arrays.add(op.scale), arrays.add(op.bias)
     row[15] = 1 if op.bias is not None else 0
-    row[12] = 1 if spikes_in else 0  # input rows are spikes (gather converts them)
+    if not spikes_in:
+        return _checked_row(op, row, arrays)
+    row[12] = 1  # input rows are spikes (gather converts them)
     if isinstance(store, CscStore):
         row[3] = arrays.add(store.colptr)
         if store.codes is None:
@@ -176,8 +188,21 @@ def _synapse_row(op: SynapseOp, spikes_in: bool, arrays: _Arrays) -> list[int] |
         row[6] = arrays.add(store.codes)
     else:
         return None
-    # integer-lattice certificate for the analog first layer
-    row[9] = int(round(op.w_max_all)) if not spikes_in else 0
+    return row
+
+
+def _checked_row(op: SynapseOp, row: list[int], arrays: _Arrays) -> list[int]:
+    """The analog first layer: event-driven over CSC codes with the per-sum exactness tests
+    (:func:`.numba_checked.event_checked`), on any float input, certified or not."""
+    store = op._store("event")
+    row[0] = EV_CHECKED
+    row[3], row[4] = arrays.add(store.colptr), arrays.add(store.negstart)
+    row[5], row[14] = arrays.add(store.rowidx), 0 if store.rowidx.dtype == np.uint16 else 1
+    row[6], row[13] = arrays.add(store.codes), 0 if store.codes is None else 1
+    row[9] = int(round(op.w_max_all))  # integer-lattice certificate of whole rows (check skipped)
+    row[10] = arrays.add(np.bincount(store.rowidx, minlength=op.o).astype(np.float64))  # kept synapses per output
+    csr = op._csr_store()  # the same weights by output: the lattice test of the rare sums the bound leaves
+    row[16], row[17], row[18] = arrays.add(csr.rowptr), arrays.add(csr.colidx), arrays.add(csr.codes)
     return row
 
 
@@ -215,14 +240,14 @@ def _run_chain(prog, buf, lanes, xa, xs, T, B, out_f, out_s, counts):
     lif_i = 0
     for i in range(n_ops):
         op = prog[i, 0]
-        if op <= GATHER_CODED:
+        if op == EV_CHECKED:
+            cur = np.empty((xa.shape[0], prog[i, 1]), np.float32)
+            if _checked_layer(prog[i], buf, xa, cur) != 0:
+                return 1  # a sum neither test accepts: the graph executor's exact path
+            cur_rows = xa.shape[0] // B
+        elif op <= GATHER_CODED:
             if op == EV_ANALOG or op == GATHER_PLANES or op == GATHER_CODED:
-                if prog[i, 12] == 1:  # gather over spike rows: exact integer sums in float64
-                    x = spk.astype(np.float64)
-                else:
-                    x = xa
-                    if not ncert._rows_certified(x, float(prog[i, 9]), 0):
-                        return 1
+                x = spk.astype(np.float64)  # gather over spike rows: exact integer sums in float64
                 cur = _gather_layer(prog[i], buf, x)
                 cur_rows = x.shape[0] // B
             else:
@@ -255,6 +280,24 @@ def _run_chain(prog, buf, lanes, xa, xs, T, B, out_f, out_s, counts):
                 counts[lif_i, :] = c
                 lif_i += 1
     return 0
+
+
+@njit(cache=True, nogil=True)
+def _checked_layer(row, buf, x, out):
+    """The analog first layer (:data:`EV_CHECKED`); returns the number of undecided sums."""
+    check = not ncert._rows_certified(x, float(row[9]), 0)
+    colptr = buf[row[3]].view(np.int64)
+    negstart = buf[row[4]].view(np.int64)
+    codes = buf[row[6]].view(np.int8)
+    nnz = buf[row[10]].view(np.float64)
+    scale = buf[row[7]].view(np.float32)
+    bias = buf[row[8]].view(np.float32)
+    csr = (buf[row[16]].view(np.int64), buf[row[17]].view(np.int32), buf[row[18]].view(np.int8))
+    if row[14] == 0:
+        csc = (colptr, negstart, buf[row[5]].view(np.uint16), codes)
+        return nchk.event_checked(x, csc, row[13] == 1, csr, nnz, check, scale, bias, row[15] == 1, out)
+    csc32 = (colptr, negstart, buf[row[5]].view(np.int32), codes)
+    return nchk.event_checked(x, csc32, row[13] == 1, csr, nnz, check, scale, bias, row[15] == 1, out)
 
 
 @njit(cache=True, nogil=True)

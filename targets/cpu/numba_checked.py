@@ -14,6 +14,8 @@ reference's, never less exact). Sums it cannot decide are flagged for the exact 
 (:func:`slt_deploy.exact.round_exact`); the caller recomputes only those.
 """
 
+# Kernel code uses the math names O, K, R of the docstrings.
+# ruff: noqa: E741
 from __future__ import annotations
 
 import math
@@ -21,6 +23,7 @@ import math
 import numpy as np
 from numba import njit
 
+from .numba_base import cttz
 from .stores import CsrStore
 
 _JIT = dict(cache=True, nogil=True, boundscheck=False)
@@ -53,6 +56,31 @@ def _decide(s, b, m):
 
 
 @njit(**_JIT)
+def _sum_grid(xr, rowptr, colidx, codes, o):
+    """Lowest-set-bit exponent over the nonzero terms ``code·x`` of output ``o`` (``2^20`` if none)."""
+    g = np.int64(1 << 20)
+    for p in range(rowptr[o], rowptr[o + 1]):
+        t = np.float64(codes[p]) * xr[colidx[p]]
+        if t != 0.0:
+            m, e = math.frexp(abs(t))  # |t| = m·2^e, 0.5 <= m < 1: 53-bit integer mantissa below
+            n = np.int64(math.ldexp(m, 53))
+            g = min(g, np.int64(e) - 53 + np.int64(cttz(np.uint64(n))))
+    return g
+
+
+@njit(**_JIT)
+def _accept(s, b, m, xr, rowptr, colidx, codes, o):
+    """One sum: the error bound decides it, or (exact sums on a float32 midpoint) its terms'
+    lattice ``B̂ < 2^(g+52)`` makes ``Ŝ`` exact (:func:`slt_deploy.exact.certified`)."""
+    if _decide(s, b, m):
+        return True
+    e = _sum_grid(xr, rowptr, colidx, codes, o) + 52
+    if e >= 1024:
+        return math.isfinite(b)
+    return e >= -1074 and b < math.ldexp(1.0, e)
+
+
+@njit(**_JIT)
 def _lin_checked_rows(x, rowptr, colidx, codes, out, ambiguous):
     """Few rows: one output at a time, the sum over its synapses vectorized (:func:`_row_sums`)."""
     n_amb = 0
@@ -60,7 +88,7 @@ def _lin_checked_rows(x, rowptr, colidx, codes, out, ambiguous):
         for o in range(rowptr.shape[0] - 1):
             s, b, m = _row_sums(x, r, rowptr, colidx, codes, o)
             out[r, o] = np.float32(s)
-            ok = _decide(s, b, m)
+            ok = _accept(s, b, m, x[r], rowptr, colidx, codes, o)
             ambiguous[r, o] = 0 if ok else 1
             n_amb += 0 if ok else 1
     return n_amb
@@ -92,7 +120,7 @@ def _lin_checked(xt, rowptr, colidx, codes, out, ambiguous):
                 m[r] += 1.0 if t != 0.0 else 0.0
         for r in range(R):
             out[r, o] = np.float32(s[r])
-            if _decide(s[r], b[r], m[r]):
+            if _accept(s[r], b[r], m[r], xt[:, r], rowptr, colidx, codes, o):
                 ambiguous[r, o] = 0
             else:
                 ambiguous[r, o] = 1
@@ -110,3 +138,116 @@ def lin_checked(x: np.ndarray, store: CsrStore) -> tuple[np.ndarray, np.ndarray 
     else:
         n = _lin_checked(np.ascontiguousarray(x.T), store.rowptr, store.colidx, store.codes, out, amb)
     return out, (amb.astype(bool) if n else None)
+
+
+# ============================================================================ event-driven, checked (fused chain)
+# The analog first layer of a fused chain (:mod:`.chain`): CSC codes (binary: positive
+# entries first, ``negstart``; int8: ``codes``) scattered by each nonzero input. Every term
+# ``code·x`` is exact in float64 (a float32 value times ±1 or an int8 code), so only the
+# additions round and :func:`_accept` applies per sum, ``m`` being the output's kept-synapse
+# count (at least its nonzero terms: a larger, still rigorous bound); the lattice test walks
+# the output's terms in the CSR copy of the weights, only for the rare sums the bound leaves.
+@njit(cache=True, nogil=True, boundscheck=False, fastmath={"reassoc", "contract"})
+def _scatter_row(xr, colptr, negstart, rowidx, codes, coded, check, acc, bnd):
+    """``acc[o] = Σ code·x_k`` over the row's nonzero inputs; ``bnd[o] = Σ|code·x_k|`` when ``check``."""
+    acc[:] = 0.0
+    bnd[:] = 0.0
+    for k in range(xr.shape[0]):
+        v = xr[k]
+        if v == 0.0:
+            continue
+        a = abs(v)
+        if coded:
+            for p in range(colptr[k], colptr[k + 1]):
+                t = np.float64(codes[p]) * v
+                acc[rowidx[p]] += t
+                if check:
+                    bnd[rowidx[p]] += abs(t)
+        elif check:
+            for p in range(colptr[k], negstart[k]):
+                acc[rowidx[p]] += v
+                bnd[rowidx[p]] += a
+            for p in range(negstart[k], colptr[k + 1]):
+                acc[rowidx[p]] -= v
+                bnd[rowidx[p]] += a
+        else:
+            for p in range(colptr[k], negstart[k]):
+                acc[rowidx[p]] += v
+            for p in range(negstart[k], colptr[k + 1]):
+                acc[rowidx[p]] -= v
+
+
+@njit(cache=True, nogil=True, boundscheck=False, fastmath={"reassoc", "contract"})
+def _scatter_rows(xt, colptr, negstart, rowidx, codes, coded, check, acc, bnd):
+    """Many rows at once: ``xt`` ``(K, R)``, ``acc``/``bnd`` ``(O, R)``; the inner loops run over rows."""
+    K, R = xt.shape
+    acc[:, :] = 0.0
+    bnd[:, :] = 0.0
+    for k in range(K):
+        if coded:
+            for p in range(colptr[k], colptr[k + 1]):
+                o = rowidx[p]
+                c = np.float64(codes[p])
+                for r in range(R):
+                    acc[o, r] += c * xt[k, r]
+                if check:
+                    for r in range(R):
+                        bnd[o, r] += abs(c * xt[k, r])
+            continue
+        for p in range(colptr[k], negstart[k]):
+            o = rowidx[p]
+            for r in range(R):
+                acc[o, r] += xt[k, r]
+            if check:
+                for r in range(R):
+                    bnd[o, r] += abs(xt[k, r])
+        for p in range(negstart[k], colptr[k + 1]):
+            o = rowidx[p]
+            for r in range(R):
+                acc[o, r] -= xt[k, r]
+            if check:
+                for r in range(R):
+                    bnd[o, r] += abs(xt[k, r])
+
+
+@njit(**_JIT)
+def _finish_checked(acc, bnd, r0, x, csr, nnz, check, scale, bias, has_bias, out):
+    """``out[r0 + r, o] = float32(acc[o, r])·scale[o] (+ bias[o])``; returns how many sums
+    :func:`_accept` leaves undecided (``csr`` = rowptr, colidx, codes)."""
+    O, R = acc.shape
+    rowptr, colidx, codes = csr
+    n_amb = 0
+    for o in range(O):
+        for r in range(R):
+            s = acc[o, r]
+            if check and not _accept(s, bnd[o, r], nnz[o], x[r0 + r], rowptr, colidx, codes, o):
+                n_amb += 1
+            v = np.float32(s) * scale[o]
+            if has_bias:
+                v = v + bias[o]
+            out[r0 + r, o] = v
+    return n_amb
+
+
+@njit(**_JIT)
+def event_checked(x, csc, coded, csr, nnz, check, scale, bias, has_bias, out):
+    """``out[r, o] = float32(Ŝ)·scale[o] (+ bias[o])`` for analog rows ``x`` ``(R, K)``.
+
+    ``csc`` = (colptr, negstart, rowidx, codes), ``csr`` = (rowptr, colidx, codes) of the same
+    weights. ``check`` False: the caller's lattice certificate covers every sum. Returns the
+    number of sums neither test accepts (the caller recomputes the batch on the exact path).
+    """
+    R, K = x.shape
+    O = out.shape[1]
+    colptr, negstart, rowidx, codes = csc
+    n_amb = 0
+    if R <= _FEW_ROWS:
+        acc, bnd = np.empty(O, np.float64), np.empty(O, np.float64)
+        for r in range(R):
+            _scatter_row(x[r], colptr, negstart, rowidx, codes, coded, check, acc, bnd)
+            n_amb += _finish_checked(acc.reshape((O, 1)), bnd.reshape((O, 1)), r, x, csr, nnz, check, scale, bias,
+                                     has_bias, out)
+        return n_amb
+    acc, bnd = np.empty((O, R), np.float64), np.empty((O, R), np.float64)
+    _scatter_rows(np.ascontiguousarray(x.T), colptr, negstart, rowidx, codes, coded, check, acc, bnd)
+    return _finish_checked(acc, bnd, 0, x, csr, nnz, check, scale, bias, has_bias, out)

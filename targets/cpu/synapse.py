@@ -257,11 +257,11 @@ class SynapseOp:
         """numba: CSR sums with the in-kernel error-bound test; undecided sums recomputed exactly."""
         from . import numba_checked
 
-        out, ambiguous = numba_checked.lin_checked(x, self._csr_store())
+        csr = self._csr_store()
+        out, ambiguous = numba_checked.lin_checked(x, csr)
         if ambiguous is not None:
             rows, outs = np.nonzero(ambiguous)
             exact.count_slow_path(rows.size)
-            csr = self._csr
             for r, o in zip(rows.tolist(), outs.tolist(), strict=True):
                 a, b = csr.rowptr[o], csr.rowptr[o + 1]
                 out[r, o] = exact.round_exact(x[r, csr.colidx[a:b]] * csr.codes[a:b].astype(np.float64))
