@@ -77,7 +77,7 @@ class ChainProgram:
         for d in out_shape:
             self.n_out *= int(d)
         self.n_counts = max(1, len(lif_names))
-        self.kernels: dict[str, str] = {}  # layers whose chain kernel differs from the graph executor's
+        self.kernels: dict[str, str] = {}  # synapse layer -> kernel, as the chain runs it
 
     @classmethod
     def build(cls, rt: Any, input_binary: bool) -> ChainProgram | None:
@@ -123,7 +123,7 @@ class ChainProgram:
             return None  # the output must come straight from a neuron layer
         chain = cls(np.asarray(rows, np.int64), arrays.typed(), bool(last_neuron_li), rt.shapes[rt.output_name],
                     lif_names, rt.timesteps)
-        chain.kernels = checked
+        chain.kernels = rt.kernels_used() | checked  # fixed from here on: reported by every fused run
         return chain
 
     def run(self, x: np.ndarray, binary: bool) -> tuple[np.ndarray, np.ndarray] | None:

@@ -199,7 +199,7 @@ class Runtime:
         output = np.asarray(output, dtype=np.float32)
         spike_counts = {name: counts[i].copy() for i, name in enumerate(chain.lif_names)}
         return build_result(self.info, CPU.name, {self.output_name: output}, record=False, spike_counts=spike_counts,
-                            diagnostics=Diagnostics(kernels=self.kernels_used() | chain.kernels))
+                            diagnostics=Diagnostics(kernels=dict(chain.kernels)))
 
     def _plans_ready(self, binary_input: bool) -> bool:
         first = True
