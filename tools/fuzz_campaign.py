@@ -9,7 +9,10 @@ Kinds and what a case runs (in a child: ``python tools/fuzz_campaign.py --case K
 - ``slt``: ``slt_deploy.load`` + a reference run;  ``nir``: ``import_nir`` + run;
   ``onnx``: ``run_onnx_file``;  ``netx``: ``import_netx`` + run;
   ``checkpoint``: ``load_checkpoint`` (state dict and masks);  ``npy``: ``load_npy`` + run
-  (header bytes only: the data of an ``.npy`` has no checksum, so changed values are the input).
+  (header bytes only: the data of an ``.npy`` has no checksum, so changed values are the input);
+  ``cli``: hostile argument values and output paths on every ``slt`` command (tools/fuzz_cli.py;
+  ``unchanged`` there means exit 0 with no fixture touched, ``typed error`` one ``slt: error:``
+  line naming the argument, exit 2).
 
 Outcome of a case: ``typed error`` (an SltError, one line), ``unchanged`` (the same result digest
 as the original), ``silent change`` (a different result, exit 0), ``other exception``, ``hang``
@@ -34,8 +37,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
 TICKET = ROOT / "examples" / "digits-mlp-imp-binary.slt"
-KINDS = ("slt", "nir", "onnx", "netx", "checkpoint", "npy")
+KINDS = ("slt", "nir", "onnx", "netx", "checkpoint", "npy", "cli")
 OUTCOMES = ("typed error", "unchanged", "silent change", "other exception", "hang", "memory blow-up")
 CAP = 8 << 30
 
@@ -166,6 +170,22 @@ def classify(kind: str, path: Path, want: str, timeout: float) -> tuple[str, str
     return ("unchanged" if out["digest"] == want else "silent change"), ""
 
 
+def _cli(folder: Path, args: argparse.Namespace, notes: list[str]) -> dict[str, int]:
+    """The ``cli`` kind: ``args.cases`` command lines from tools/fuzz_cli.py, every command in turn."""
+    import fuzz_cli
+
+    folder.mkdir()
+    fuzz_cli.fixtures(folder)
+    counts = dict.fromkeys(OUTCOMES, 0)
+    for i, (arg, tok) in enumerate(fuzz_cli.pick(fuzz_cli.cases(folder), args.cases, args.seed)):
+        outcome, detail = fuzz_cli.classify(arg, tok, folder, args.timeout, CAP)
+        counts[outcome] += 1
+        if outcome not in ("typed error", "unchanged"):
+            notes.append(f"case {i}: {outcome} {detail}")
+            print(f"  case {i}: {outcome} {detail}", flush=True)
+    return counts
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--case", nargs=2, metavar=("KIND", "FILE"))
@@ -186,6 +206,10 @@ def main() -> None:
         folder = Path(tmp)
         files = originals(folder)
         for kind in args.kinds.split(","):
+            if kind == "cli":
+                table[kind] = _cli(folder / "cli", args, notes.setdefault(kind, []))
+                print(kind, table[kind], flush=True)
+                continue
             want = run_case(kind, str(files[kind]))
             data = files[kind].read_bytes()
             rng = random.Random(f"{args.seed}-{kind}")

@@ -111,10 +111,10 @@ def export_c(ticket: Ticket, path: str | os.PathLike[str], prefix: str | None = 
     clean_stale(out)  # temporaries of killed exports; a folder left aside by a kill is put back
     if out.is_dir() and any(out.iterdir()):
         if not force:
-            raise SltError(f"output folder {out} exists and is not empty; pass --force to replace it")
+            raise SltError(f"output folder '{out}' exists and is not empty; pass --force to replace it")
         if (why := foreign_entry(str(out))) is not None:  # --force replaces only a folder slt wrote
-            raise SltError(f"--force will not replace the folder '{out}': {why}; remove it yourself or give "
-                           "another folder")
+            raise SltError(f"will not replace the folder '{out}' (--force replaces only a folder slt wrote): {why}; "
+                           "remove it yourself or give another folder")
 
     parent = out.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ from .. import registry
 from ..errors import SltError
 from .io import console, emit_json, load_npy, table
 
+MAX_REPEATS = 100_000
 _DEFAULT = ",".join(n for n, s in registry.TARGETS.items() if s.arithmetic is registry.Arithmetic.FLOAT32_EXACT)
 
 
@@ -30,14 +31,14 @@ def bench(
     targets: str = typer.Option(_DEFAULT, "--targets", help="Comma-separated targets, the first is the baseline "
                                 "of the ratios; unavailable ones are skipped with the reason: "
                                 + ", ".join(registry.TARGETS) + "."),
-    repeats: int = typer.Option(20, "--repeats", help="Timed runs per target (interleaved)."),
+    repeats: int = typer.Option(20, "--repeats", help=f"Timed runs per target (interleaved), at most {MAX_REPEATS:,}."),
     as_json: bool = typer.Option(False, "--json", help="Print the timings as JSON."),
 ) -> None:
     """Time a ticket on several targets side by side (medians, percentiles, ratios)."""
     from .. import api
 
-    if repeats < 1:
-        raise SltError(f"--repeats must be at least 1, got {repeats}")
+    if not 1 <= repeats <= MAX_REPEATS:  # 10^23 repeats ran for ever
+        raise SltError(f"--repeats must be an integer in [1, {MAX_REPEATS:,}], got {repeats}")
     names = [t.strip() for t in targets.split(",") if t.strip()]
     specs = [registry.target(n) for n in dict.fromkeys(names)]
     if not specs:

@@ -35,6 +35,10 @@ def demo(
             emit_json(result)
         return
 
+    if retrain:  # the search's own checks (one line naming --rounds/--epochs/--seed) before anything is written
+        from ..search.config import SearchConfig
+
+        SearchConfig(method="imp", arch="mlp", rounds=rounds, epochs=epochs, binary=True, seed=seed)
     summary = run_demo(out, retrain=retrain, ticket_path=ticket, rounds=rounds, epochs=epochs, seed=seed,
                        console=None if as_json else console)
     if as_json:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import io as _io
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -44,21 +45,65 @@ def table(*headers: str, title: str | None = None) -> Table:
 
 
 def user_errors(fn: F) -> F:
-    """Turn :class:`SltError` into one line on stderr and exit status 2 (no traceback)."""
+    """Turn :class:`SltError` into one line on stderr and exit status 2 (no traceback), naming the
+    option whose value the message is about (:func:`name_the_flag`)."""
+    flags = option_flags(fn)
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except SltError as exc:
-            fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            fail(name_the_flag(str(exc) or type(exc).__name__, {flags[k]: v for k, v in kwargs.items() if k in flags}))
 
     return wrapper  # type: ignore[return-value]
 
 
+def option_flags(fn: Callable[..., Any]) -> dict[str, str]:
+    """Parameter name -> its flags (``-o/--output``) for every ``typer.Option`` of a command function."""
+    import inspect
+
+    from typer.models import OptionInfo
+
+    out = {}
+    for name, p in inspect.signature(fn).parameters.items():
+        if isinstance(p.default, OptionInfo):
+            decls = [d for d in (p.default.param_decls or ()) if d.startswith("-")]
+            out[name] = "/".join(decls) or "--" + name.replace("_", "-")
+    return out
+
+
+def name_the_flag(message: str, given: dict[str, Any]) -> str:
+    """``message`` led by the flag of the option whose value it quotes, e.g. ``-o/--output: cannot
+    write '/proc/x': ...``, unless it starts with a flag or names that flag already. ``given``: flags
+    -> values. Of several options whose values appear (quoted, as ``repr`` shows it, or a path of
+    at least 4 characters), the longest wins."""
+    flags = [f for spelled in given for f in spelled.split("/")]
+    if any(message.startswith(f + c) for f in flags for c in " :="):
+        return message
+    best: tuple[int, str] | None = None
+    for flag, value in given.items():
+        if value is None or isinstance(value, bool):
+            continue
+        text = os.fsdecode(os.fspath(value)) if isinstance(value, os.PathLike) else str(value)
+        full = os.path.abspath(text) if isinstance(value, os.PathLike) else text
+        found = any(q in message for q in (f"'{text}'", f"'{full}'", repr(text), repr(text.strip())))
+        if len(text) >= 4 and (os.sep in text or "." in text):  # a path, unquoted
+            found = found or text in message or full in message
+        if found and (best is None or len(text) > best[0]):
+            best = (len(text), flag)
+    if best is None or any(f in message for f in best[1].split("/") if f.startswith("--")):
+        return message
+    return f"{best[1]}: {message}"
+
+
+_CONTROL = {i: f"\\x{i:02x}" for i in (*range(32), 127)} | {10: "\\n", 13: "\\r", 9: "\\t"}
+
+
 def fail(message: str) -> None:
-    """Print ``slt: error: message`` on stderr and exit with status 2."""
-    print(f"slt: error: {message}", file=sys.stderr)
+    """Print ``slt: error: message`` on stderr (one line: control characters, such as a newline in a
+    file name the message quotes, are escaped) and exit with status 2."""
+    print(f"slt: error: {message.strip().translate(_CONTROL)}", file=sys.stderr)
     raise typer.Exit(2)
 
 

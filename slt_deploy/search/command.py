@@ -139,6 +139,9 @@ def search(
 
     Data parallel with torchrun: torchrun --nproc-per-node N -m slt_deploy search ...
     """
+    for flag, path in (("--out", out), ("--log", log)):
+        if path is not None and (not path.name or path.is_dir()):
+            raise SltError(f"{flag} '{path}' is a folder; give a file path (e.g. ticket.slt)")
     if method == "lnp":
         _lnp(out, log, data, binary, seed, split_seed, hidden, keep_synapses, remove_neurons, trials, clusters,
              resume, keep_checkpoints, as_json)

@@ -11,11 +11,20 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from ..errors import SltError
+from ..ir.graph import MAX_TIMESTEPS
 
 METHODS = ("imp", "et", "eb")  # the built-in methods; plug-ins register more (search/methods/__init__.py)
 ARCHS = ("mlp", "conv", "vgg16", "resnet19", "spikformer")
 BINARY_FROM = ("ticket", "scratch")
 ENCODINGS = ("direct", "spikes")
+# upper bounds: a count beyond these is a typo, not a search (10^23 epochs ran for ever, 2^64 seeds overflowed torch)
+MAX_ROUNDS = 1_000
+MAX_EPOCHS = 100_000
+MAX_SEED = 2**63 - 1
+MAX_WIDTH = 65_536      # --hidden (the spikformer embedding: MAX_EMBED)
+MAX_EMBED = 1_024
+MAX_CHANNELS = 2_048
+MAX_BATCH = 1 << 24
 
 
 class SltSearchError(SltError, ValueError):
@@ -87,14 +96,16 @@ class SearchConfig:
         from .methods import method_names
 
         if self.method not in method_names():
-            raise SltSearchError(f"unknown search method {self.method!r}; choose one of {', '.join(method_names())}")
+            raise SltSearchError(f"--method: unknown search method {self.method!r}; choose one of "
+                                 f"{', '.join(method_names())}")
         if self.arch not in ARCHS:
-            raise SltSearchError(f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHS)}")
+            raise SltSearchError(f"--arch: unknown architecture {self.arch!r}; choose one of {', '.join(ARCHS)}")
         if self.encoding not in ENCODINGS:
-            raise SltSearchError(f"unknown input encoding {self.encoding!r}; choose one of {', '.join(ENCODINGS)}")
+            raise SltSearchError(f"--encoding: unknown input encoding {self.encoding!r}; choose one of "
+                                 f"{', '.join(ENCODINGS)}")
         w = self.width
         if not isinstance(w, (int, float)) or isinstance(w, bool) or not math.isfinite(w) or not 0 < w <= 8:
-            raise SltSearchError(f"width must be a number in (0, 8], got {w!r}")
+            raise SltSearchError(f"--width must be a number in (0, 8], got {w!r}")
         tk = self.token_keep
         if isinstance(tk, bool) or not isinstance(tk, (int, float)) or not 0 < tk <= 1:
             raise SltSearchError(f"--token-keep must be a fraction in (0, 1], got {tk!r}")
@@ -104,43 +115,44 @@ class SearchConfig:
             raise SltSearchError(f"--width scales vgg16 and resnet19; size the {self.arch} net with "
                                  + ("--hidden" if self.arch == "mlp" else "--channels"))
         if self.binary_from not in BINARY_FROM:
-            raise SltSearchError(f"binary_from must be one of {', '.join(BINARY_FROM)}, got {self.binary_from!r}")
-        _int(self.rounds, "rounds", 1)
-        _int(self.epochs, "epochs", 1)
-        _int(self.timesteps, "timesteps", 1)
-        _int(self.seed, "seed", 0)
-        _int(self.split_seed, "split_seed", 0)
-        _int(self.hidden, "hidden", 1)
-        _int(self.batch_size, "batch_size", 1)
-        _int(self.rewind_epoch, "rewind_epoch", 0)
-        _int(self.eb_window, "eb_window", 2)
+            raise SltSearchError(f"--binary-from must be one of {', '.join(BINARY_FROM)}, got {self.binary_from!r}")
+        _int(self.rounds, "--rounds", 1, MAX_ROUNDS)
+        _int(self.epochs, "--epochs", 1, MAX_EPOCHS)
+        _int(self.timesteps, "-T/--timesteps", 1, MAX_TIMESTEPS)
+        _int(self.seed, "--seed", 0, MAX_SEED)
+        _int(self.split_seed, "--split-seed", 0, MAX_SEED)
+        _int(self.hidden, "--hidden", 1, MAX_EMBED if self.arch == "spikformer" and self.hidden != 128 else MAX_WIDTH)
+        _int(self.batch_size, "--batch-size", 1, MAX_BATCH)
+        _int(self.rewind_epoch, "--rewind-epoch", 0, MAX_EPOCHS)
+        _int(self.eb_window, "--eb-window", 2, MAX_EPOCHS)
         if self.binary_epochs is not None:
-            _int(self.binary_epochs, "binary_epochs", 1)
+            _int(self.binary_epochs, "--binary-epochs", 1, MAX_EPOCHS)
         if self.eb_max_epochs is not None:
-            _int(self.eb_max_epochs, "eb_max_epochs", 1)
+            _int(self.eb_max_epochs, "--eb-max-epochs", 1, MAX_EPOCHS)
         if len(self.channels) != 2:
-            raise SltSearchError(f"channels must be two conv widths, got {self.channels!r}")
+            raise SltSearchError(f"--channels must be two conv widths, got {self.channels!r}")
         for c in self.channels:
-            _int(c, "channels", 1)
-        _open_unit(self.prune_fraction, "prune fraction")
+            _int(c, "--channels", 1, MAX_CHANNELS)
+        _open_unit(self.prune_fraction, "--prune-fraction")
         if self.target_sparsity is not None:
             if self.method != "eb":
                 raise SltSearchError(
                     f"--target-sparsity is for --method eb; {self.method} prunes to the ladder 1-(1-f)^rounds "
                     "(set --rounds and --prune-fraction)")
-            _open_unit(self.target_sparsity, "target sparsity")
+            _open_unit(self.target_sparsity, "--target-sparsity")
         if self.rewind_epoch > self.epochs:
-            raise SltSearchError(f"rewind epoch {self.rewind_epoch} is past the {self.epochs} training epochs")
+            raise SltSearchError(f"--rewind-epoch {self.rewind_epoch} is past the {self.epochs} training epochs "
+                                 "(--epochs)")
         if self.method == "et" and self.timesteps < 2:
-            raise SltSearchError("the Early-Time ticket needs timesteps >= 2 (it searches at a smaller T')")
-        for value, what in ((self.learning_rate, "learning rate"), (self.binary_lr, "binary learning rate"),
+            raise SltSearchError("the Early-Time ticket needs -T/--timesteps >= 2 (it searches at a smaller T')")
+        for value, what in ((self.learning_rate, "--lr (learning rate)"), (self.binary_lr, "--binary-lr"),
                             (self.beta, "beta"), (self.threshold, "threshold")):
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
                 raise SltSearchError(f"{what} must be a positive finite number, got {value!r}")
         if self.beta > 1:
             raise SltSearchError(f"beta must be in (0, 1] (1 is IF), got {self.beta}")
-        _open_unit(self.et_threshold, "ET threshold", upper_closed=True)
-        _open_unit(self.eb_threshold, "EB threshold", upper_closed=True)
+        _open_unit(self.et_threshold, "--et-threshold", upper_closed=True)
+        _open_unit(self.eb_threshold, "--eb-threshold", upper_closed=True)
 
     # ------------------------------------------------------------------ derived
     @property
@@ -186,9 +198,9 @@ def ladder(rounds: int, fraction: float = 0.25) -> float:
     return 1.0 - (1.0 - fraction) ** rounds
 
 
-def _int(value: Any, what: str, low: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise SltSearchError(f"{what} must be an integer >= {low}, got {value!r}")
+def _int(value: Any, what: str, low: int, high: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise SltSearchError(f"{what} must be an integer in [{low}, {high:,}], got {value!r}")
 
 
 def _open_unit(value: Any, what: str, upper_closed: bool = False) -> None:

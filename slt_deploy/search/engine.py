@@ -71,8 +71,8 @@ def run_search(config: SearchConfig, out: str | os.PathLike[str], *, log_path: s
     ``world`` to use one set up by the caller).
     """
     if threads is not None:
-        if not isinstance(threads, int) or threads < 1:
-            raise SltSearchError(f"threads must be a positive integer, got {threads!r}")
+        if not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= 1024:
+            raise SltSearchError(f"--threads must be an integer in [1, 1024], got {threads!r}")
         torch.set_num_threads(threads)
     own = world is None
     world = World.from_env(device) if world is None else world
@@ -128,8 +128,8 @@ class _Search:
         self.amp = resolve_amp(amp, world.device, cfg.arch)
         if workers is None:
             workers = 2 if self.data.class_names is not None else 0
-        if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
-            raise SltSearchError(f"--workers must be an integer >= 0, got {workers!r}")
+        if not isinstance(workers, int) or isinstance(workers, bool) or not 0 <= workers <= 256:
+            raise SltSearchError(f"--workers must be an integer in [0, 256], got {workers!r}")
         self.workers = workers
         if check_samples is not None and (not isinstance(check_samples, int) or isinstance(check_samples, bool)
                                           or check_samples < 1):
