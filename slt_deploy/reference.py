@@ -102,6 +102,9 @@ def _working_dtype(dtype: object) -> type:
 
 # ------------------------------------------------------------------ one step function per node kind
 def _input(node: Input, run: _Run) -> Step:
+    if run.ticket.encoding.kind == "direct":  # the same values every step: one array, so the next layer can tell
+        x = encode_step(run.ticket, run.x, 0, run.coder, run.dtype)
+        return lambda ins, t: x
     return lambda ins, t: encode_step(run.ticket, run.x, t, run.coder, run.dtype)
 
 
@@ -120,26 +123,41 @@ def _neuron(node: LIF | RLIF | LI, run: _Run) -> Step:
     return step
 
 
-_ROWS: weakref.WeakKeyDictionary[Any, list[exact.WeightRows]] = weakref.WeakKeyDictionary()
+_CODES: weakref.WeakKeyDictionary[Any, tuple[np.ndarray, list[exact.WeightRows]]] = weakref.WeakKeyDictionary()
+
+
+def _codes_and_rows(node: Linear | Conv2d) -> tuple[np.ndarray, list[exact.WeightRows]]:
+    """Dense float64 codes and the per-group :class:`exact.WeightRows`, built once per weights
+    object (kept while the ticket lives): most of a small batch's time otherwise."""
+    if node.weights not in _CODES:
+        codes = summed_codes(node.weights)
+        groups = 1 if isinstance(node, Linear) else node.groups
+        og = codes.shape[0] // groups
+        _CODES[node.weights] = codes, [exact.weight_rows(codes[g * og:(g + 1) * og].reshape(og, -1))
+                                       for g in range(groups)]
+    return _CODES[node.weights]
 
 
 def _synapses(node: Linear | Conv2d, run: _Run) -> Step:
-    """Exact synaptic sum rounded once to the working precision, then ``· scale + bias``."""
-    dtype, codes = run.dtype, summed_codes(node.weights)
+    """Exact synaptic sum rounded once to the working precision, then ``· scale + bias``.
+
+    A static input (direct encoding: the very array of the previous step) gives the same sums:
+    they are computed once per run.
+    """
+    dtype, (codes, rows) = run.dtype, _codes_and_rows(node)
     shape = channel_shape(2 if isinstance(node, Linear) else 4)
     scale = channel_scale(node.weights)
     scale = None if scale is None else scale.astype(dtype).reshape(shape)
     bias = None if node.bias is None else node.bias.astype(dtype).reshape(shape)
     total = _linear_sum if isinstance(node, Linear) else _conv_sum
-    groups = 1 if isinstance(node, Linear) else node.groups
-    og = codes.shape[0] // groups
-    rows = _ROWS.get(node.weights)
-    if rows is None:  # once per weights object (kept while the ticket lives)
-        rows = [exact.weight_rows(codes[g * og:(g + 1) * og].reshape(og, -1)) for g in range(groups)]
-        _ROWS[node.weights] = rows
+    last: dict[str, np.ndarray] = {}
 
     def step(ins: list[np.ndarray], t: int) -> np.ndarray:
-        return scale_and_bias(total(node, codes, ins[0].astype(np.float64), dtype, rows), scale, bias)
+        if last.get("x") is ins[0]:
+            return last["out"]
+        out = scale_and_bias(total(node, codes, ins[0].astype(np.float64), dtype, rows), scale, bias)
+        last.update(x=ins[0], out=out)
+        return out
 
     return step
 

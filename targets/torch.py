@@ -22,6 +22,7 @@ device), so the input spikes are the reference's. torch is imported lazily: this
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -138,6 +139,9 @@ def _input(node: Input, r: _Run) -> Step:
     def step(ins: list[Any], t: int) -> Any:
         return r.torch.from_numpy(np.ascontiguousarray(encode_step(r.ticket, r.x, t, r.coder, r.npdtype))).to(r.device)
 
+    if r.ticket.encoding.kind == "direct":  # the same values every step: one tensor, so the next layer can tell
+        x = step([], 0)
+        return lambda ins, t: x
     return step
 
 
@@ -157,24 +161,46 @@ def _neuron(node: LIF | LI, r: _Run) -> Step:
     return step
 
 
+_CODES: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def _codes(node: Linear | Conv2d, r: _Run) -> Any:
+    """float64 codes on the device, built once per weights object and device (kept while the
+    ticket lives): building them from the IR weights took longer than a small batch's run."""
+    per_device = _CODES.setdefault(node.weights, {})
+    key = str(r.device)
+    if key not in per_device:
+        per_device[key] = r.tensor(summed_codes(node.weights), r.torch.float64)
+    return per_device[key]
+
+
 def _synapses(node: Linear | Conv2d, r: _Run) -> Step:
-    """float64 matmul / conv2d on the codes (exact for spike inputs), rounded once, ``· scale + bias``."""
+    """float64 matmul / conv2d on the codes (exact for spike inputs), rounded once, ``· scale + bias``.
+
+    A static input (direct encoding: the very tensor of the previous step) gives the same
+    sums: they are computed once per run.
+    """
     torch = r.torch
     F = torch.nn.functional
-    codes = r.tensor(summed_codes(node.weights), torch.float64)
+    codes = _codes(node, r)
     shape = channel_shape(2 if isinstance(node, Linear) else 4)
     scale = channel_scale(node.weights)
     scale = None if scale is None else r.tensor(scale).reshape(shape)
     bias = None if node.bias is None else r.tensor(np.asarray(node.bias, np.float32)).reshape(shape)
+    last: dict[str, Any] = {}
 
     def step(ins: list[Any], t: int) -> Any:
+        if last.get("x") is ins[0]:
+            return last["out"]
         x64 = ins[0].to(torch.float64)
         if isinstance(node, Linear):
-            acc = torch.matmul(x64, codes.T)
+            acc = F.linear(x64, codes)
         else:
             acc = F.conv2d(x64, codes, None, stride=node.stride, padding=node.padding, dilation=node.dilation,
                            groups=node.groups)
-        return scale_and_bias(acc.to(r.dtype), scale, bias)  # one rounding of the synaptic sum
+        out = scale_and_bias(acc.to(r.dtype), scale, bias)  # one rounding of the synaptic sum
+        last.update(x=ins[0], out=out)
+        return out
 
     return step
 
