@@ -161,3 +161,46 @@ def test_checked_conv_slow_path_breaks_a_midpoint_tie() -> None:
     assert exact.fallback_count() - before == 1
     assert got[0, 0, 0, 0] == np.nextafter(np.float32(1), np.float32(2)) and got[0, 0, 1, 1] == np.float32(1)
     assert _same_bits(got, _oracle(x, node, (1, 2, 2)))
+
+
+@PROPERTY
+@given(_cases(("spikes5", "spikes20", "spikes60"), ("binary", "int8", "float32")), st.sampled_from([1, 3, 8, 11]),
+       st.booleans())
+def test_event_conv_matches_exact_sums(case, steps: int, with_bias: bool) -> None:
+    """Event scatter (per row, and the SWAR pass over ``steps`` rows of a sample) == exact oracle."""
+    from slt_deploy.targets.cpu.numba_conv_event import conv_event
+    from slt_deploy.targets.cpu.stores import Coo, weight_scale
+    from slt_deploy.targets.cpu.stores_conv import ConvEventStore
+
+    node, x, shape = case
+    rng = np.random.default_rng(x.shape[0])
+    x = (rng.random((steps * x.shape[0], *x.shape[1:])) < x.mean() + 0.05).astype(np.float32)
+    g = _geom(node, x, shape)
+    store = ConvEventStore.from_coo(Coo.from_weights(node.weights), g)
+    assert np.array_equal(ConvEventStore.from_coo(store.to_coo(), g).offset, store.offset)
+    bias = rng.normal(0, 0.1, g.o).astype(np.float32) if with_bias else None
+    want = _oracle(x, node, shape)
+    if bias is not None:
+        want = want + bias[None, :, None, None]
+    got = conv_event(x.astype(np.uint8), store, g, weight_scale(node.weights), bias, steps)
+    assert _same_bits(got, want)
+    sixteenths = (np.round(x * rng.integers(0, 17, x.shape)) / 16).astype(np.float32)  # analog on a lattice
+    want = _oracle(sixteenths, node, shape) + (0 if bias is None else bias[None, :, None, None])
+    assert _same_bits(conv_event(sixteenths.astype(np.float64), store, g, weight_scale(node.weights), bias), want)
+
+
+@PROPERTY
+@given(_cases(("spikes20", "spikes60"), ("binary", "int8", "float32")), st.booleans())
+def test_gather_conv_matches_exact_sums(case, with_bias: bool) -> None:
+    """Sparse-tap gather (vectorized, any order) on certified input: spikes and a 1/16 lattice."""
+    from slt_deploy.targets.cpu.numba_conv import conv_gather
+    from slt_deploy.targets.cpu.stores import Coo, CsrStore, weight_scale
+
+    node, x, shape = case
+    g = _geom(node, x, shape)
+    rng = np.random.default_rng(x.shape[0])
+    store = CsrStore.from_coo(Coo.from_weights(node.weights))
+    bias = rng.normal(0, 0.1, g.o).astype(np.float32) if with_bias else None
+    for data in (x, (np.round(x * rng.integers(0, 17, x.shape)) / 16).astype(np.float32)):
+        want = _oracle(data, node, shape) + (0 if bias is None else bias[None, :, None, None])
+        assert _same_bits(conv_gather(data.astype(np.float64), store, g, weight_scale(node.weights), bias), want)

@@ -20,6 +20,16 @@ nanoseconds measured on the reference machine (AMD EPYC Zen 3, 2 cores) with a 1
 layer at densities 100 / 10 / 3 % and R = 8 and 512 rows; only their ratios matter. The
 choice is made once per layer and input kind (spikes or analog), on the first call, so a
 runtime serving one batch size gets the kernel for that size.
+
+Conv layers on the numba backend have their own constants (:data:`CONV_NUMBA`, measured on
+the VGG-style layers of ``benchmarks/runtime_matrix.py``: 3x32x32 analog input, 32-128
+channels, 3% dense, spike rates 15-42%), per ``R`` rows of ``P_in`` / ``P_out`` pixels:
+
+    popcount   R · P_out · O · taps·ceil(C/64) · planes · c_word
+    event      R · (P_in · C · c_scan + P_out · O · c_out + P_out · rate · nnz · c_add)
+    gather     R · P_out · nnz · c_term
+
+(``c_add``: 0.5 ns with the SWAR lanes of binary weights over spikes, 2.2 ns otherwise).
 """
 
 from __future__ import annotations
@@ -49,6 +59,23 @@ CONSTANTS = {
 }
 
 
+@dataclass(frozen=True)
+class ConvConstants:
+    """numba conv kernels (:mod:`.numba_conv_event`, :mod:`.numba_conv`): ns per input value
+    scanned, per output written, per scatter add (binary spikes: SWAR lanes over the steps;
+    else one add per step), per gathered term, per popcount word."""
+
+    c_scan: float
+    c_out: float
+    c_add_lanes: float
+    c_add: float
+    c_term: float
+    c_word: float
+
+
+CONV_NUMBA = ConvConstants(c_scan=0.6, c_out=0.6, c_add_lanes=0.5, c_add=2.2, c_term=0.65, c_word=1.2)
+
+
 def applicable(binary_input: bool, weight_kind: str) -> tuple[str, ...]:
     """Kernels that can serve a layer: popcount needs spikes and binary weights."""
     if not binary_input:
@@ -59,18 +86,35 @@ def applicable(binary_input: bool, weight_kind: str) -> tuple[str, ...]:
 
 
 def predicted_costs(o: int, k: int, nnz: int, rate: float, dense: bool, backend: str, rows: int = 1,
-                    pixels_out: int = 1, pixels_in: int = 1, taps: int = 1, analog: bool = False) -> dict[str, float]:
-    """Predicted cost (ns) of one call on ``rows`` input rows; conv passes pixel counts and taps."""
+                    pixels_out: int = 1, pixels_in: int = 1, taps: int = 1, analog: bool = False,
+                    conv: bool = False, lanes: bool = False) -> dict[str, float]:
+    """Predicted cost (ns) of one call on ``rows`` input rows; conv passes pixel counts and taps
+    (``lanes``: binary weights over spikes, the event kernel's SWAR pass)."""
     c = CONSTANTS[backend]
     words = -(-k // 64) if taps == 1 else taps * -(-(k // taps) // 64)
     planes = 1 if dense else 2
     per_in = k / taps  # inputs per pixel
+    if conv and backend == "numba":
+        return _conv_numba(o, nnz, rate, rows, pixels_out, pixels_in, per_in, words, planes, lanes)
     gather_dense = c.c_gather if backend == "numpy" else c.c_gather * nnz / max(1, o * k)
     return {
         "popcount": rows * pixels_out * o * words * planes * c.c_word,
         "event": rows * (pixels_in * rate * per_in * c.c_spike + pixels_out * rate * nnz * c.c_event),
         "gather": o * k * (c.c_unpack_dense if dense else c.c_unpack_masked)
         + rows * pixels_out * (o * words * planes * c.c_row + o * k * gather_dense),
+    }
+
+
+def _conv_numba(o: int, nnz: int, rate: float, rows: int, pixels_out: int, pixels_in: int, per_in: float,
+                words: int, planes: int, lanes: bool) -> dict[str, float]:
+    """numba conv: popcount per output word; event = scan every input + finish every output +
+    one add per (spike, kept tap); gather = one vectorized term per (output pixel, kept tap)."""
+    c = CONV_NUMBA
+    add = c.c_add_lanes if lanes else c.c_add
+    return {
+        "popcount": rows * pixels_out * o * words * planes * c.c_word,
+        "event": rows * (pixels_in * per_in * c.c_scan + pixels_out * o * c.c_out + pixels_out * rate * nnz * add),
+        "gather": rows * pixels_out * nnz * c.c_term,
     }
 
 
@@ -97,5 +141,5 @@ def choose(binary_input: bool, weight_kind: str, forced: str | None, conv: bool 
     fits = [name for name in options
             if conv or store_bits(name, weight_kind, shape["o"], shape["k"], shape["nnz"], shape["dense"], conv)
             <= MAX_BITS_PER_SYNAPSE]
-    costs = predicted_costs(**shape)
+    costs = predicted_costs(**shape, conv=conv, lanes=binary_input and weight_kind == "binary")
     return min(fits or options, key=lambda name: costs[name])

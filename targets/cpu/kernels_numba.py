@@ -8,15 +8,17 @@ exact fallback). Popcount and cttz are LLVM intrinsics (``llvm.ctpop`` / ``llvm.
 so the host's POPCNT / TZCNT instructions are used.
 
 The kernels live in :mod:`.numba_base` (intrinsics, packing), :mod:`.numba_linear`,
-:mod:`.numba_conv`, :mod:`.numba_neurons` and :mod:`.numba_certificate`; this module is the
-kernel set the executor picks (the names of :mod:`.kernels_numpy`).
+:mod:`.numba_conv`, :mod:`.numba_conv_event`, :mod:`.numba_conv_checked`,
+:mod:`.numba_neurons` and :mod:`.numba_certificate`; this module is the kernel set the
+executor picks (the names of :mod:`.kernels_numpy`).
 """
 
 from __future__ import annotations
 
 from .numba_base import pack, popcnt
 from .numba_certificate import finite_in, is_binary, row_stats, rows_certified
-from .numba_conv import conv_event, conv_gather, conv_popcount
+from .numba_conv import conv_gather, conv_popcount
+from .numba_conv_event import conv_event
 from .numba_linear import lin_event, lin_gather, lin_popcount
 from .numba_neurons import neuron_run
 

@@ -1,4 +1,4 @@
-"""Compiled convolution synapse kernels: event-driven scatter, gather of shifted planes, popcount.
+"""Compiled convolution synapse kernels: gather of shifted planes, popcount (event scatter: :mod:`.numba_conv_event`).
 
 Same contract as the linear kernels: ``out[r] = float32(S)·scale + bias`` in NCHW, with ``S``
 the exact sum over kept synapses (integer for spikes, float64 for analog input).
@@ -13,115 +13,53 @@ from numba import njit
 
 from .geometry import ConvGeometry
 from .numba_base import _EMPTY_U64_3, _JIT, _opt, popcnt
-from .stores import ConvPlaneStore, CscStore, CsrStore
+from .stores import ConvPlaneStore, CsrStore
 
 
-@njit(**_JIT)
-def _finish_conv(acc, r, out, scale, has_scale, bias, has_bias):
-    """``acc`` ``(Ho, Wo, O)`` -> ``out[r]`` ``(O, Ho, Wo)`` float32 with scale and bias."""
-    Ho, Wo, O = acc.shape
-    for o in range(O):
-        for y in range(Ho):
-            for x in range(Wo):
-                v = np.float32(np.float64(acc[y, x, o]))
-                if has_scale:
-                    v = v * scale[o]
-                if has_bias:
-                    v = v + bias[o]
-                out[r, o, y, x] = v
+@njit(cache=True, nogil=True, boundscheck=False, fastmath={"reassoc", "contract"})
+def _add_tap(x, r, c, dy, dx, cv, geom, acc):
+    """``acc[oy, ox] += cv · x[r, c, oy·sh + dy, ox·sw + dx]`` over the pixels inside the input.
 
-
-@njit(**_JIT)
-def _conv_event(xs, geom, colptr, rowidx, codes, acc, scale, has_scale, bias, has_bias, out):
-    """Event-driven convolution: each nonzero input scatters ``code·x`` of its taps to the outputs it reaches.
-
-    Input channels without kept synapses are skipped without scanning their pixels.
+    The output columns the tap reaches are computed once, so the inner loop has no test and
+    vectorizes; reassociation is allowed because the runtime calls the gather kernel only
+    for sums that are exact in any order (integer sums, or the lattice certificate).
     """
     C, H, W, O, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, G = geom
-    cg = C // G
-    taps = kh * kw
-    K = cg * taps
-    R = xs.shape[0]
-    unit = sh == 1 and sw == 1
-    for r in range(R):
-        acc[:] = 0
-        for c in range(C):
-            g = c // cg
-            base = g * K + (c - g * cg) * taps
-            if colptr[base] == colptr[base + taps]:
-                continue
-            for iy in range(H):
-                for ix in range(W):
-                    v = xs[r, c, iy, ix]
-                    if v == 0:
-                        continue
-                    for ky in range(kh):
-                        ty = iy + ph - ky * dh
-                        if unit:  # stride 1: no divisions
-                            oy = ty
-                            if oy < 0 or oy >= Ho:
-                                continue
-                        else:
-                            if ty < 0 or ty % sh != 0:
-                                continue
-                            oy = ty // sh
-                            if oy >= Ho:
-                                continue
-                        for kx in range(kw):
-                            tx = ix + pw - kx * dw
-                            if unit:
-                                ox = tx
-                                if ox < 0 or ox >= Wo:
-                                    continue
-                            else:
-                                if tx < 0 or tx % sw != 0:
-                                    continue
-                                ox = tx // sw
-                                if ox >= Wo:
-                                    continue
-                            key = base + ky * kw + kx
-                            for p in range(colptr[key], colptr[key + 1]):
-                                acc[oy, ox, rowidx[p]] += codes[p] * v
-        _finish_conv(acc, r, out, scale, has_scale, bias, has_bias)
-
-
-def conv_event(spikes, store: CscStore, g: ConvGeometry, scale=None, bias=None) -> np.ndarray:
-    """Event-driven conv over uint8 spikes (integer sums) or float64 analog input."""
-    out = np.empty((spikes.shape[0], g.o, g.ho, g.wo), np.float32)
-    analog = spikes.dtype != np.uint8 or store.kind == "float32"
-    acc = np.zeros((g.ho, g.wo, g.o), np.float64 if analog else np.int64)
-    _conv_event(np.ascontiguousarray(spikes), g.as_tuple(), store.colptr, store.rowidx, store.codes, acc,
-                *_opt(scale), *_opt(bias), out)
-    return out
+    lo = 0
+    while lo < Wo and lo * sw + dx < 0:
+        lo += 1
+    hi = Wo
+    while hi > lo and (hi - 1) * sw + dx >= W:
+        hi -= 1
+    for oy in range(Ho):
+        iy = oy * sh + dy
+        if iy < 0 or iy >= H:
+            continue
+        if sw == 1:
+            for ox in range(lo, hi):
+                acc[oy, ox] += cv * x[r, c, iy, ox + dx]
+        else:
+            for ox in range(lo, hi):
+                acc[oy, ox] += cv * x[r, c, iy, ox * sw + dx]
 
 
 @njit(**_JIT)
 def _conv_gather(x, geom, rowptr, colidx, codes, scale, has_scale, bias, has_bias, out):
-    """Convolution as a sum of shifted input planes, one per kept synapse (float64)."""
+    """Convolution as a sum of shifted input planes, one per kept synapse (float64, :func:`_add_tap`);
+    the float32 finish ``float32(S)·scale + bias`` is two roundings, in order (no fast-math here)."""
     C, H, W, O, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, G = geom
     cg = C // G
     og = O // G
-    R = x.shape[0]
+    taps = kh * kw
     acc = np.zeros((Ho, Wo), np.float64)
-    for r in range(R):
+    for r in range(x.shape[0]):
         for o in range(O):
-            g = o // og
             acc[:, :] = 0.0
             for p in range(rowptr[o], rowptr[o + 1]):
                 k = colidx[p]
-                cl = k // (kh * kw)
-                ky = (k % (kh * kw)) // kw
-                kx = k % kw
-                c = g * cg + cl
-                cv = np.float64(codes[p])
-                for oy in range(Ho):
-                    iy = oy * sh - ph + ky * dh
-                    if iy < 0 or iy >= H:
-                        continue
-                    for ox in range(Wo):
-                        ix = ox * sw - pw + kx * dw
-                        if ix >= 0 and ix < W:
-                            acc[oy, ox] += cv * x[r, c, iy, ix]
+                t = k % taps
+                _add_tap(x, r, (o // og) * cg + k // taps, (t // kw) * dh - ph, (t % kw) * dw - pw,
+                         np.float64(codes[p]), geom, acc)
             for oy in range(Ho):
                 for ox in range(Wo):
                     v = np.float32(acc[oy, ox])

@@ -26,6 +26,7 @@ from slt_deploy.ir.nodes import Conv2d, Linear
 from . import costmodel
 from .geometry import ConvGeometry
 from .stores import ConvPlaneStore, Coo, CscStore, CsrStore, PlaneStore, weight_scale
+from .stores_conv import ConvEventStore
 from .values import Value
 
 DEFAULT_RATE = 0.15  # prior input spike rate where none can be measured (recurrent steps)
@@ -109,6 +110,8 @@ class SynapseOp:
                         self.stores[family] = self._mapped_planes
                     elif family == "planes":
                         self.stores[family] = PlaneStore.from_coo(coo)
+                    elif family == "conv-event":
+                        self.stores[family] = ConvEventStore.from_coo(coo, g)
                     elif family == "conv-planes":
                         self.stores[family] = ConvPlaneStore.from_coo(coo, g.cg, g.taps)
                     elif family == "csc":
@@ -121,7 +124,7 @@ class SynapseOp:
         if kernel == "popcount":
             return "conv-planes" if self.conv else "planes"
         if kernel == "event":
-            return "csc"
+            return "conv-event" if (self.conv and self.backend == "numba") else "csc"
         return "planes" if (self.kind == "binary" and not self.conv) else "csr"
 
     def release_source(self) -> None:
@@ -186,7 +189,9 @@ class SynapseOp:
         else:
             bad = self._uncertified(inp, x.binary)
         if bad is None:  # scale and bias fused into the kernel
-            if self.conv:
+            if self.conv and takes_spikes and isinstance(store, ConvEventStore):
+                out = fn(inp, store, self.geom, self.scale, self.bias, lead[0])  # steps: SWAR over a sample's steps
+            elif self.conv:
                 out = fn(inp, store, self.geom, self.scale, self.bias)
             elif takes_spikes and fn is self.kernels.lin_event:
                 out = fn(inp, store, self.scale, self.bias, lead[0])
