@@ -204,3 +204,36 @@ def test_gather_conv_matches_exact_sums(case, with_bias: bool) -> None:
     for data in (x, (np.round(x * rng.integers(0, 17, x.shape)) / 16).astype(np.float32)):
         want = _oracle(data, node, shape) + (0 if bias is None else bias[None, :, None, None])
         assert _same_bits(conv_gather(data.astype(np.float64), store, g, weight_scale(node.weights), bias), want)
+
+
+@PROPERTY
+@given(st.integers(0, 2**31), st.sampled_from(["max", "sum", "avg"]), st.sampled_from([(2, 2), (3, 3), (2, 3)]),
+       st.sampled_from([None, (1, 1), (2, 1)]), st.sampled_from([(0, 0), (1, 1), (1, 0)]))
+def test_compiled_spike_pools_equal_numpy_pools(seed: int, kind: str, k, stride, pad) -> None:
+    from slt_deploy.targets.cpu import ops
+    from slt_deploy.targets.cpu.numba_pool import pool_spikes
+    from slt_deploy.targets.cpu.values import Value
+
+    from slt_deploy.ir import AvgPool2d, MaxPool2d, SumPool2d
+
+    if pad[0] * 2 > k[0] or pad[1] * 2 > k[1]:
+        pad = (0, 0)
+    node = {"max": MaxPool2d, "sum": SumPool2d, "avg": AvgPool2d}[kind]("p", k, stride=stride, padding=pad)
+    rng = np.random.default_rng(seed)
+    spikes = (rng.random((3, 2, 2, 7, 8)) < rng.uniform(0.05, 0.6)).astype(np.uint8)
+    want = ops.pool(node, Value(spikes, False, True))
+    got = ops.pool(node, Value(spikes, False, True), pool_spikes)
+    assert got.binary == want.binary and got.data.dtype == want.data.dtype
+    assert np.array_equal(got.data, want.data)
+
+
+def test_compiled_max_pool_2x2_fast_path() -> None:
+    from slt_deploy.targets.cpu import ops
+    from slt_deploy.targets.cpu.numba_pool import pool_spikes
+    from slt_deploy.targets.cpu.values import Value
+
+    from slt_deploy.ir import MaxPool2d
+
+    spikes = (np.random.default_rng(3).random((2, 3, 4, 9, 10)) < 0.3).astype(np.uint8)
+    want = ops.pool(MaxPool2d("p", 2), Value(spikes, False, True)).data
+    assert np.array_equal(ops.pool(MaxPool2d("p", 2), Value(spikes, False, True), pool_spikes).data, want)

@@ -9,7 +9,7 @@ so the host's POPCNT / TZCNT instructions are used.
 
 The kernels live in :mod:`.numba_base` (intrinsics, packing), :mod:`.numba_linear`,
 :mod:`.numba_conv`, :mod:`.numba_conv_event`, :mod:`.numba_conv_checked`,
-:mod:`.numba_neurons` and :mod:`.numba_certificate`; this module is the kernel set the
+:mod:`.numba_neurons`, :mod:`.numba_pool` and :mod:`.numba_certificate`; this module is the kernel set the
 executor picks (the names of :mod:`.kernels_numpy`).
 """
 
@@ -21,6 +21,7 @@ from .numba_conv import conv_gather, conv_popcount
 from .numba_conv_event import conv_event
 from .numba_linear import lin_event, lin_gather, lin_popcount
 from .numba_neurons import neuron_run
+from .numba_pool import pool_spikes
 
 __all__ = ["conv_event", "conv_gather", "conv_popcount", "finite_in", "is_binary", "lin_event", "lin_gather",
-           "lin_popcount", "neuron_run", "pack", "popcnt", "row_stats", "rows_certified"]
+           "lin_popcount", "neuron_run", "pack", "pool_spikes", "popcnt", "row_stats", "rows_certified"]

@@ -27,10 +27,17 @@ def _windows(x: np.ndarray, node: SumPool2d | AvgPool2d | MaxPool2d, pad_value: 
     return xp[:, :, rows[:, None, :, None], cols[None, :, None, :]]
 
 
-def pool(node: SumPool2d | AvgPool2d | MaxPool2d, x: Value) -> Value:
+def pool(node: SumPool2d | AvgPool2d | MaxPool2d, x: Value, spikes_kernel=None) -> Value:
+    """``spikes_kernel``: a compiled pool over uint8 spikes (:func:`.numba_pool.pool_spikes`), or None."""
     data = x.data
     lead = data.shape[:2]
     flat = data.reshape(-1, *data.shape[2:])
+    if x.binary and spikes_kernel is not None:
+        maxpool = isinstance(node, MaxPool2d)
+        out = spikes_kernel(flat, node.kernel_size, node.stride, node.padding, not maxpool)
+        if isinstance(node, AvgPool2d):
+            out = out / np.float32(node.kernel_size[0] * node.kernel_size[1])
+        return Value(out.reshape(*lead, *out.shape[1:]), x.static, maxpool, x.rate_known)
     if isinstance(node, MaxPool2d):
         pad = 0 if x.binary else -np.inf  # spikes are >= 0, so a 0 pad never wins either
         out = _windows(flat, node, pad).max(axis=(-2, -1))

@@ -347,8 +347,9 @@ def _prepare_nothing(rt: Runtime, node: Node) -> None:
     return None
 
 
-def _prepare_pool(rt: Runtime, node: SumPool2d | AvgPool2d | MaxPool2d) -> Node:
-    return node  # weight-free: the IR node holds only its window sizes
+def _prepare_pool(rt: Runtime, node: SumPool2d | AvgPool2d | MaxPool2d) -> tuple[Node, Any]:
+    """Weight-free: the IR node (window sizes) and the backend's compiled spike pool, if any."""
+    return node, getattr(rt.kernels, "pool_spikes", None)
 
 
 def _apply_synapses(op: SynapseOp, name: str, ins: list[Value], steps: int, state: Any, counts: Any) -> Value:
@@ -363,8 +364,8 @@ def _apply_neurons(op: NeuronOp, name: str, ins: list[Value], steps: int, state:
     return out
 
 
-def _apply_pool(op: Node, name: str, ins: list[Value], steps: int, state: Any, counts: Any) -> Value:
-    return ops.pool(op, ins[0])  # type: ignore[arg-type]
+def _apply_pool(op: tuple[Node, Any], name: str, ins: list[Value], steps: int, state: Any, counts: Any) -> Value:
+    return ops.pool(op[0], ins[0], op[1])  # type: ignore[arg-type]
 
 
 def _apply_flatten(op: None, name: str, ins: list[Value], steps: int, state: Any, counts: Any) -> Value:
