@@ -29,7 +29,8 @@ channels, 3% dense, spike rates 15-42%), per ``R`` rows of ``P_in`` / ``P_out`` 
     event      R · (P_in · C · c_scan + P_out · O · c_out + P_out · rate · nnz · c_add)
     gather     R · P_out · nnz · c_term
 
-(``c_add``: 0.5 ns with the SWAR lanes of binary weights over spikes, 2.2 ns otherwise).
+(``c_add``: 0.15 ns with the SWAR lanes of binary weights over spikes, 0.5 ns for other
+spikes, 2.4 ns for analog input).
 """
 
 from __future__ import annotations
@@ -69,11 +70,13 @@ class ConvConstants:
     c_out: float
     c_add_lanes: float
     c_add: float
+    c_add_analog: float
     c_term: float
     c_word: float
 
 
-CONV_NUMBA = ConvConstants(c_scan=0.6, c_out=0.6, c_add_lanes=0.5, c_add=2.2, c_term=0.65, c_word=1.2)
+CONV_NUMBA = ConvConstants(c_scan=0.45, c_out=0.5, c_add_lanes=0.15, c_add=0.5, c_add_analog=2.4,
+                           c_term=0.7, c_word=1.2)
 
 
 def applicable(binary_input: bool, weight_kind: str) -> tuple[str, ...]:
@@ -95,7 +98,7 @@ def predicted_costs(o: int, k: int, nnz: int, rate: float, dense: bool, backend:
     planes = 1 if dense else 2
     per_in = k / taps  # inputs per pixel
     if conv and backend == "numba":
-        return _conv_numba(o, nnz, rate, rows, pixels_out, pixels_in, per_in, words, planes, lanes)
+        return _conv_numba(o, nnz, rate, rows, pixels_out, pixels_in, per_in, words, planes, lanes, analog)
     gather_dense = c.c_gather if backend == "numpy" else c.c_gather * nnz / max(1, o * k)
     return {
         "popcount": rows * pixels_out * o * words * planes * c.c_word,
@@ -106,11 +109,11 @@ def predicted_costs(o: int, k: int, nnz: int, rate: float, dense: bool, backend:
 
 
 def _conv_numba(o: int, nnz: int, rate: float, rows: int, pixels_out: int, pixels_in: int, per_in: float,
-                words: int, planes: int, lanes: bool) -> dict[str, float]:
+                words: int, planes: int, lanes: bool, analog: bool) -> dict[str, float]:
     """numba conv: popcount per output word; event = scan every input + finish every output +
     one add per (spike, kept tap); gather = one vectorized term per (output pixel, kept tap)."""
     c = CONV_NUMBA
-    add = c.c_add_lanes if lanes else c.c_add
+    add = c.c_add_analog if analog else (c.c_add_lanes if lanes else c.c_add)
     return {
         "popcount": rows * pixels_out * o * words * planes * c.c_word,
         "event": rows * (pixels_in * per_in * c.c_scan + pixels_out * o * c.c_out + pixels_out * rate * nnz * add),

@@ -197,6 +197,122 @@ def _scatter_lanes(mask, geom, chptr, negstart, out_ch, ky, kx, offset, lanes, a
                             acc[t] -= lv
 
 
+@njit(**_JIT)
+def _spike_list(xs, r, c, H, W, Wp, lst):
+    """Padded-plane bases ``iy·Wp + ix`` of the nonzero inputs of ``xs[r, c]`` (branch-free compaction)."""
+    n = 0
+    for iy in range(H):
+        b = iy * Wp
+        for ix in range(W):
+            lst[n] = b + ix
+            n += np.int64(xs[r, c, iy, ix] != 0)
+    return n
+
+
+@njit(**_JIT)
+def _scatter_padded(xs, r, H, W, Wp, chptr, negstart, poff, codes, coded, lst, acc):
+    """Spikes of row ``r`` into the padded accumulator, tap by tap (one output plane per inner loop)."""
+    for c in range(chptr.shape[0] - 1):
+        a, ns, z = chptr[c], negstart[c], chptr[c + 1]
+        if a == z:
+            continue
+        n = _spike_list(xs, r, c, H, W, Wp, lst)
+        for p in range(a, z):
+            off = poff[p]
+            if coded:
+                cv = codes[p]
+                for i in range(n):
+                    acc[lst[i] + off] += cv
+            elif p < ns:
+                for i in range(n):
+                    acc[lst[i] + off] += 1
+            else:
+                for i in range(n):
+                    acc[lst[i] + off] -= 1
+
+
+@njit(**_JIT)
+def _finish_padded(acc, row, out, O, Ho, Wo, Hp, Wp, ty0, tx0, scale, has_scale, bias, has_bias):
+    """``out[row, o, y, x] = float32(acc[o, y + ty0, x + tx0]) · scale[o] + bias[o]``."""
+    for o in range(O):
+        for y in range(Ho):
+            src = (o * Hp + y + ty0) * Wp + tx0
+            dst = (o * Ho + y) * Wo
+            for x in range(Wo):
+                v = np.float32(np.float64(acc[src + x]))
+                if has_scale:
+                    v = v * scale[o]
+                if has_bias:
+                    v = v + bias[o]
+                out[row, dst + x] = v
+
+
+@njit(**_JIT)
+def _conv_event_padded(xs, geom, padded, chptr, negstart, poff, codes, coded, acc, scale, has_scale, bias, has_bias,
+                       out):
+    """One scatter pass per row into the padded accumulator (stride 1, see :class:`.ConvEventStore`)."""
+    C, H, W, O, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, G = geom
+    Hp, Wp, ty0, tx0 = padded
+    lst = np.empty(H * W, np.int64)
+    for r in range(xs.shape[0]):
+        acc[:] = 0
+        _scatter_padded(xs, r, H, W, Wp, chptr, negstart, poff, codes, coded, lst, acc)
+        _finish_padded(acc, r, out, O, Ho, Wo, Hp, Wp, ty0, tx0, scale, has_scale, bias, has_bias)
+
+
+@njit(**_JIT)
+def _conv_event_steps_padded(xs, steps, geom, padded, chptr, negstart, poff, lanes, scale, has_scale, bias, has_bias,
+                             out):
+    """:func:`_conv_event_steps` into the padded accumulator: per channel, the pixels that fired in
+    any of the (up to 8) steps are listed once with their lane word, then added tap by tap."""
+    C, H, W, O, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, G = geom
+    Hp, Wp, ty0, tx0 = padded
+    B = xs.shape[0] // steps
+    lst = np.empty(H * W, np.int64)
+    lv = np.empty(H * W, np.uint64)
+    acc = np.empty(O * Hp * Wp, np.uint64)
+    byte = np.uint64(0xFF)
+    for b in range(B):
+        for t0 in range(0, steps, 8):
+            nt = min(8, steps - t0)
+            acc[:] = _BIAS128
+            for c in range(C):
+                a, ns, z = chptr[c], negstart[c], chptr[c + 1]
+                if a == z:
+                    continue
+                n = 0
+                for iy in range(H):
+                    for ix in range(W):
+                        m = 0
+                        for tt in range(nt):
+                            m |= np.int64(xs[(t0 + tt) * B + b, c, iy, ix]) << tt
+                        lst[n] = iy * Wp + ix
+                        lv[n] = lanes[m]
+                        n += np.int64(m != 0)
+                for p in range(a, ns):
+                    off = poff[p]
+                    for i in range(n):
+                        acc[lst[i] + off] += lv[i]
+                for p in range(ns, z):
+                    off = poff[p]
+                    for i in range(n):
+                        acc[lst[i] + off] -= lv[i]
+            for tt in range(nt):
+                row = (t0 + tt) * B + b
+                shift = np.uint64(8 * tt)
+                for o in range(O):
+                    for y in range(Ho):
+                        src = (o * Hp + y + ty0) * Wp + tx0
+                        dst = (o * Ho + y) * Wo
+                        for x in range(Wo):
+                            v = np.float32(np.int64((acc[src + x] >> shift) & byte) - 128)
+                            if has_scale:
+                                v = v * scale[o]
+                            if has_bias:
+                                v = v + bias[o]
+                            out[row, dst + x] = v
+
+
 def conv_event(x: np.ndarray, store: ConvEventStore, g: ConvGeometry, scale=None, bias=None,
                steps: int = 1) -> np.ndarray:
     """Event-driven conv: uint8 spikes (integer sums; SWAR over ``steps`` for binary weights) or
@@ -206,11 +322,22 @@ def conv_event(x: np.ndarray, store: ConvEventStore, g: ConvGeometry, scale=None
     flat = out.reshape(x.shape[0], -1)
     spikes = x.dtype == np.uint8
     binary = store.kind == "binary"
-    if spikes and binary and steps > 1 and store.lane_ok and x.shape[0] % steps == 0:
+    swar = spikes and binary and steps > 1 and store.lane_ok and x.shape[0] % steps == 0
+    if swar and store.padded is not None:
+        _conv_event_steps_padded(x, steps, g.as_tuple(), store.padded, store.chptr, store.negstart, store.poff, _LANES,
+                                 *_opt(scale), *_opt(bias), flat)
+        return out
+    if swar:
         _conv_event_steps(x, steps, g.as_tuple(), store.chptr, store.negstart, store.out_ch, store.ky, store.kx,
                           store.offset, _LANES, *_opt(scale), *_opt(bias), flat)
         return out
     exact_int = spikes and store.kind != "float32"
+    if spikes and store.padded is not None:
+        hp, wp = store.padded[:2]
+        acc = np.zeros(g.o * hp * wp, np.int32 if exact_int else np.float64)
+        _conv_event_padded(x, g.as_tuple(), store.padded, store.chptr, store.negstart, store.poff, store.codes,
+                           not binary, acc, *_opt(scale), *_opt(bias), flat)
+        return out
     acc = np.zeros(g.o * g.ho * g.wo, np.int32 if exact_int else np.float64)
     xs = x if spikes else np.asarray(x, np.float64)
     _conv_event(xs, g.as_tuple(), store.chptr, store.negstart, store.out_ch, store.ky, store.kx, store.offset,
