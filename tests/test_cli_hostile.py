@@ -49,6 +49,13 @@ def _one_line(args: list[str], flag: str, cwd: Path) -> str:
     (["pack", TICKET, "-o", "p.slt", "--arch", "\udcff"], "--arch"),
     (["energy", TICKET, "-i", "x.npy", "--profile", TICKET], "--profile"),
     (["run", TICKET, "-i", "missing.npy"], "--input"),
+    (["run", TICKET, "-i", "x.npy", "--target", "lava", "--input-frac-bits", "99999999999999999999999"],
+     "--input-frac-bits"),
+    (["export", TICKET, "--to", "nir", "-o", "x.nir", "--dt", "1e999"], "--dt"),
+    (["energy", TICKET, "-i", "x.npy", "--profile", "n" * 300 + ".toml"], "--profile"),
+    (["search", "--out", "x.slt", "--method", "lnp", "--trials", "9223372036854775808"], "--trials"),
+    (["search", "--out", "x.slt", "--method", "lnp", "--hidden", "99999999999999999999999"], "--hidden"),
+    (["search", "--out", "/proc/self/status", "--epochs", "1", "--rounds", "1", "--hidden", "8"], "--out"),
 ])
 def test_hostile_values_are_one_line_naming_the_flag(tmp_path: Path, args: list[str], flag: str) -> None:
     np.save(tmp_path / "x.npy", np.zeros((2, 64), np.float32))
@@ -75,3 +82,10 @@ def test_name_the_flag_picks_the_longest_quoted_value_and_keeps_named_messages()
     assert name_the_flag("unknown target 'cpu'", given) == "--target: unknown target 'cpu'"
     assert name_the_flag("--output is a folder '/tmp/a/out.slt'", given) == "--output is a folder '/tmp/a/out.slt'"
     assert name_the_flag("give a file (e.g. ticket.slt)", given) == "give a file (e.g. ticket.slt)"
+
+
+def test_energy_figures_onto_a_file_names_the_flag(tmp_path: Path) -> None:
+    np.save(tmp_path / "x.npy", np.zeros((2, 64), np.float32))
+    (tmp_path / "regular").write_text("not a folder")
+    _one_line(["energy", TICKET, "-i", "x.npy", "--figures", "regular"], "--figures", tmp_path)
+    assert (tmp_path / "regular").read_text() == "not a folder"

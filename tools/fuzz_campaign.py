@@ -6,6 +6,9 @@ process with a timeout and an address-space cap; the issue-17 table as JSON and 
 
 Kinds and what a case runs (in a child: ``python tools/fuzz_campaign.py --case KIND FILE``):
 
+Each case is a seeded byte mutation of a valid file, or (``--edit-share``, default 1/3, for nir,
+netx, onnx and checkpoint) a structured edit by tools/fuzz_edits.py (h5py / onnx / torch.save).
+
 - ``slt``: ``slt_deploy.load`` + a reference run;  ``nir``: ``import_nir`` + run;
   ``onnx``: ``run_onnx_file``;  ``netx``: ``import_netx`` + run;
   ``checkpoint``: ``load_checkpoint`` (state dict and masks);  ``npy``: ``load_npy`` + run
@@ -170,6 +173,9 @@ def classify(kind: str, path: Path, want: str, timeout: float) -> tuple[str, str
     return ("unchanged" if out["digest"] == want else "silent change"), ""
 
 
+import fuzz_edits  # noqa: E402 - tools/ is on sys.path above
+
+
 def _cli(folder: Path, args: argparse.Namespace, notes: list[str]) -> dict[str, int]:
     """The ``cli`` kind: ``args.cases`` command lines from tools/fuzz_cli.py, every command in turn."""
     import fuzz_cli
@@ -193,6 +199,8 @@ def main() -> None:
     ap.add_argument("--kinds", default=",".join(KINDS))
     ap.add_argument("--timeout", type=float, default=60.0)
     ap.add_argument("--seed", type=int, default=17)
+    ap.add_argument("--edit-share", type=float, default=1 / 3,
+                    help="share of the nir/netx/onnx/checkpoint cases that are structured edits (fuzz_edits.py)")
     ap.add_argument("--json")
     ap.add_argument("--markdown")
     args = ap.parse_args()
@@ -201,6 +209,7 @@ def main() -> None:
         return
     table: dict[str, dict[str, int]] = {}
     notes: dict[str, list[str]] = {}
+    edits: dict[str, int] = {}
     started = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -216,15 +225,19 @@ def main() -> None:
             counts = dict.fromkeys(OUTCOMES, 0)
             for i in range(args.cases):
                 case = folder / f"case{i}{''.join(files[kind].suffixes)}"
-                case.write_bytes(mutate(data, rng, kind))
+                edited = fuzz_edits.edit(kind, files[kind], rng) if rng.random() < args.edit_share else None
+                edits[kind] = edits.get(kind, 0) + (edited is not None)
+                case.write_bytes(edited if edited is not None else mutate(data, rng, kind))
                 outcome, detail = classify(kind, case, want, args.timeout)
                 counts[outcome] += 1
                 if outcome not in ("typed error", "unchanged"):
-                    notes.setdefault(kind, []).append(f"case {i}: {outcome} {detail}")
+                    how = "structured edit" if edited is not None else "byte mutation"
+                    notes.setdefault(kind, []).append(f"case {i} ({how}): {outcome} {detail}")
+                    print(f"  {kind} case {i} ({how}): {outcome} {detail}", flush=True)
             table[kind] = counts
             print(kind, counts, flush=True)
     report = {"cases_per_kind": args.cases, "seed": args.seed, "timeout_s": args.timeout, "cap_bytes": CAP,
-              "seconds": round(time.time() - started), "table": table, "notes": notes}
+              "seconds": round(time.time() - started), "table": table, "structured_edits": edits, "notes": notes}
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
     if args.markdown:

@@ -11,6 +11,7 @@ import functools
 import io as _io
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -54,7 +55,11 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except SltError as exc:
-            fail(name_the_flag(str(exc) or type(exc).__name__, {flags[k]: v for k, v in kwargs.items() if k in flags}))
+            message = str(exc) or type(exc).__name__
+            first = re.match(r"([a-z_]+)\b", message)
+            if first and first.group(1) in flags:  # "input_frac_bits must be ...": the Python name of an option
+                fail(f"{flags[first.group(1)]}: {message}")
+            fail(name_the_flag(message, {flags[k]: v for k, v in kwargs.items() if k in flags}))
 
     return wrapper  # type: ignore[return-value]
 

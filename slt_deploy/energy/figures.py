@@ -292,9 +292,9 @@ def save_figures(report: Any, folder: Path) -> list[Path]:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise SltError(f"cannot create the figures folder {folder}: {exc.strerror or exc}") from None
+        raise SltError(f"cannot create the figures folder '{folder}': {exc.strerror or exc}") from None
     if not folder.is_dir():
-        raise SltError(f"{folder} is not a folder")
+        raise SltError(f"'{folder}' is not a folder")
     out = []
     for name, fig in report.figures().items():
         for fmt in ("svg", "pdf"):

@@ -184,11 +184,15 @@ def load_profile(spec: str | Path | Profile) -> Profile:
     if isinstance(spec, str) and spec in BUILTIN:
         return builtin_profile(spec)
     path = Path(spec)
-    if not (isinstance(spec, Path) or text_spec.endswith(".toml") or path.exists()):
+    try:
+        exists = path.exists()
+    except OSError:  # a name too long for the file system, ...: not a file
+        exists = False
+    if not (isinstance(spec, Path) or text_spec.endswith(".toml") or exists):
         raise SltProfileError(f"unknown energy profile {text_spec!r}; built-in: {', '.join(BUILTIN)}, or a .toml file")
     from ..untrusted import read_bounded
 
-    if not path.exists():
+    if not exists:
         raise SltProfileError(f"{path}: no such profile file")
     data = read_bounded(path, MAX_PROFILE_BYTES, error=SltProfileError, what="a profile (1 MiB at most)")
     try:  # /dev/zero or a FIFO is refused above: only a regular file is read, at most its own size

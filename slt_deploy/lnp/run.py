@@ -21,6 +21,7 @@ import numpy as np
 
 from ..atomic import atomic_write_bytes
 from ..errors import SltError
+from ..search.checkpoint import make_folder
 from . import hrsnn, prune, tasks
 from .hrsnn import HRSNN
 
@@ -55,7 +56,7 @@ def _save(folder: Path, index: int, net: HRSNN, state: dict[str, Any]) -> None:
     np.savez(buf, w_in=net.w_in, w_rec=net.w_rec, beta=net.beta, threshold=net.threshold, quantile=net.quantile,
              meta=np.frombuffer(json.dumps({"net": [net.tau_shape, net.tau_scale, list(net.tau_bounds)],
                                             "state": state}).encode(), np.uint8))
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     atomic_write_bytes(folder / f"lnp-{index:02d}-{STAGES[index]}.npz", buf.getvalue())
 
 

@@ -40,10 +40,18 @@ def completed_rounds(folder: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def make_folder(folder: Path) -> None:
+    """Create the checkpoint folder ``OUT.search/``; an OS failure is one :class:`SltSearchError` line."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SltSearchError(f"cannot create the checkpoint folder '{folder}': {exc.strerror or exc}") from None
+
+
 def save_round(folder: Path, index: int, payload: dict[str, Any], log: dict[str, Any]) -> Path:
     import torch
 
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     buf = io.BytesIO()
     torch.save({"format": FORMAT, **payload}, buf)
     path = folder / f"round-{index:02d}.pt"

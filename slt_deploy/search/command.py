@@ -221,8 +221,11 @@ def _lnp(out: Path, log: Path | None, data: str, binary: bool, seed: int, split_
     for flag, value in (("--keep-synapses", keep), ("--remove-neurons", remove)):
         if not 0 < value < 1:
             raise SltSearchError(f"{flag} must lie in (0, 1), got {value}")
-    if trials < 1 or clusters < 1 or hidden < 8:
-        raise SltSearchError("--trials and --clusters must be >= 1 and --hidden >= 8 for --method lnp")
+    for flag, value, low, high in (("--trials", trials, 1, 10_000), ("--clusters", clusters, 1, max(hidden, 1)),
+                                   ("--hidden", hidden, 8, 20_000), ("--seed", seed, 0, 2**63 - 1),
+                                   ("--split-seed", split_seed, 0, 2**63 - 1)):
+        if not low <= value <= high:  # 2^63 trials ran for ever; the recurrent matrix is --hidden squared
+            raise SltSearchError(f"{flag} must be an integer in [{low}, {high:,}] for --method lnp, got {value}")
     from ..cli.io import console, emit_json
     from ..lnp.run import LnpConfig, run_lnp
 
