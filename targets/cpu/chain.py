@@ -1,8 +1,9 @@
 """Fused execution of feed-forward chains (numba backend): the whole run in one compiled call.
 
 For a ticket that is a plain chain ``Input -> (Linear | LIF | LI | Flatten)* -> Output``
-with binary or int8 weights, the per-node Python work of the graph executor (dispatch,
-allocation, bookkeeping: several µs per node) dominates small batches. After the first
+with binary, int8 or float32 weights (float32: every output row's sums over spikes
+certified exact, ``SynapseOp.float_rows_all_ok``), the per-node Python work of the graph
+executor (dispatch, allocation, bookkeeping: several µs per node) dominates small batches. After the first
 run has fixed every layer's kernel (:mod:`.costmodel`) the runtime compiles the chain into
 a small program (one row of integers per layer, arrays in typed lists) that
 :func:`_run_chain` interprets with the very kernels of :mod:`.kernels_numba`. Results are
@@ -37,8 +38,8 @@ from .synapse import SynapseOp
 
 # Opcodes (column 0 of a program row).
 EV_ANALOG, EV_BIN, EV_CODED, POPCOUNT, GATHER_PLANES, GATHER_CODED, EV_CHECKED, LIF_OP, LI_OP = range(9)
-# Row layout: op, O, K, a, b, c, d, scale, bias, e, f, g, h, charge, reset, flag, i, j, k
-_W = 19
+# Row layout: op, O, K, a, b, c, d, scale, bias, e, f, g, h, charge, reset, flag, i, j, k, float codes
+_W = 20
 
 
 class _Arrays:
@@ -151,16 +152,19 @@ class ChainProgram:
 
 def _synapse_row(op: SynapseOp, spikes_in: bool, arrays: _Arrays) -> list[int] | None:
     """The program row of a linear synapse layer, or None if its store has no chain kernel."""
-    if op.conv or op.kind == "float32":
-        return None
+    if op.conv or (op.kind == "float32" and spikes_in and not op.float_rows_all_ok):
+        return None  # float weights over spikes: every row's sums must be certified exact
     plan = op._plans.get(spikes_in)
     if plan is None:
         return None
     _fn, store, takes_spikes = plan
     row = [0] * _W
     row[1], row[2] = op.o, op.k
-    row[7], row[8] = arrays.add(op.scale), arrays.add(op.bias)
+    # float32 weights have no scale: I = float32(S) + b, and float32(S)·1 is float32(S)
+    row[7] = arrays.add(op.scale if op.scale is not None else np.ones(op.o, np.float32))
+    row[8] = arrays.add(op.bias)
     row[15] = 1 if op.bias is not None else 0
+    row[19] = 1 if op.kind == "float32" else 0
     if not spikes_in:
         return _checked_row(op, row, arrays)
     row[12] = 1  # input rows are spikes (gather converts them)
@@ -175,6 +179,8 @@ def _synapse_row(op: SynapseOp, spikes_in: bool, arrays: _Arrays) -> list[int] |
             row[6] = arrays.add(store.codes)
             row[0] = EV_CODED if takes_spikes else EV_ANALOG
             row[13] = 1  # coded
+            if row[0] == EV_ANALOG and row[19] == 1:
+                return None
         row[5], row[14] = arrays.add(store.rowidx), 0 if store.rowidx.dtype == np.uint16 else 1
     elif isinstance(store, PlaneStore):
         row[3] = arrays.add(store.neg)
@@ -188,6 +194,8 @@ def _synapse_row(op: SynapseOp, spikes_in: bool, arrays: _Arrays) -> list[int] |
         row[6] = arrays.add(store.codes)
     else:
         return None
+    if row[19] == 1 and row[0] in (POPCOUNT, GATHER_PLANES):
+        return None  # bit planes hold binary weights only
     return row
 
 
@@ -199,7 +207,7 @@ def _checked_row(op: SynapseOp, row: list[int], arrays: _Arrays) -> list[int]:
     row[3], row[4] = arrays.add(store.colptr), arrays.add(store.negstart)
     row[5], row[14] = arrays.add(store.rowidx), 0 if store.rowidx.dtype == np.uint16 else 1
     row[6], row[13] = arrays.add(store.codes), 0 if store.codes is None else 1
-    row[9] = int(round(op.w_max_all))  # integer-lattice certificate of whole rows (check skipped)
+    row[9] = arrays.add(np.array([op.w_max_all, op.w_grid_min], np.float64))  # whole-row lattice certificate
     row[10] = arrays.add(np.bincount(store.rowidx, minlength=op.o).astype(np.float64))  # kept synapses per output
     csr = op._csr_store()  # the same weights by output: the lattice test of the rare sums the bound leaves
     row[16], row[17], row[18] = arrays.add(csr.rowptr), arrays.add(csr.colidx), arrays.add(csr.codes)
@@ -285,19 +293,23 @@ def _run_chain(prog, buf, lanes, xa, xs, T, B, out_f, out_s, counts):
 @njit(cache=True, nogil=True)
 def _checked_layer(row, buf, x, out):
     """The analog first layer (:data:`EV_CHECKED`); returns the number of undecided sums."""
-    check = not ncert._rows_certified(x, float(row[9]), 0)
-    colptr = buf[row[3]].view(np.int64)
-    negstart = buf[row[4]].view(np.int64)
-    codes = buf[row[6]].view(np.int8)
-    nnz = buf[row[10]].view(np.float64)
-    scale = buf[row[7]].view(np.float32)
-    bias = buf[row[8]].view(np.float32)
-    csr = (buf[row[16]].view(np.int64), buf[row[17]].view(np.int32), buf[row[18]].view(np.int8))
+    if row[19] == 1:  # float32 weights (CSC rows are int32)
+        return _checked_with(row, buf, x, out, buf[row[5]].view(np.int32), buf[row[6]].view(np.float32),
+                             buf[row[18]].view(np.float32))
+    codes, csr_codes = buf[row[6]].view(np.int8), buf[row[18]].view(np.int8)
     if row[14] == 0:
-        csc = (colptr, negstart, buf[row[5]].view(np.uint16), codes)
-        return nchk.event_checked(x, csc, row[13] == 1, csr, nnz, check, scale, bias, row[15] == 1, out)
-    csc32 = (colptr, negstart, buf[row[5]].view(np.int32), codes)
-    return nchk.event_checked(x, csc32, row[13] == 1, csr, nnz, check, scale, bias, row[15] == 1, out)
+        return _checked_with(row, buf, x, out, buf[row[5]].view(np.uint16), codes, csr_codes)
+    return _checked_with(row, buf, x, out, buf[row[5]].view(np.int32), codes, csr_codes)
+
+
+@njit(cache=True, nogil=True)
+def _checked_with(row, buf, x, out, rowidx, codes, csr_codes):
+    cert = buf[row[9]].view(np.float64)  # max |code| and lattice exponent of the weights
+    check = not ncert._rows_certified(x, cert[0], int(cert[1]))
+    csc = (buf[row[3]].view(np.int64), buf[row[4]].view(np.int64), rowidx, codes)
+    csr = (buf[row[16]].view(np.int64), buf[row[17]].view(np.int32), csr_codes)
+    return nchk.event_checked(x, csc, row[13] == 1, csr, buf[row[10]].view(np.float64), check,
+                              buf[row[7]].view(np.float32), buf[row[8]].view(np.float32), row[15] == 1, out)
 
 
 @njit(cache=True, nogil=True)
@@ -332,9 +344,11 @@ def _gather_layer(row, buf, x):
             nlin._lin_gather_planes_rows(x, neg, empty_u64, False, scale, True, bias, has_bias, out)
         else:
             nlin._lin_gather_planes(xt, neg, empty_u64, False, scale, True, bias, has_bias, out)
+    elif row[19] == 1:
+        nlin._lin_gather_coded(np.ascontiguousarray(x.T), buf[row[3]].view(np.int64), buf[row[5]].view(np.int32),
+                               buf[row[6]].view(np.float32), scale, True, bias, has_bias, out)
     else:
-        xt = np.ascontiguousarray(x.T)
-        nlin._lin_gather_coded(xt, buf[row[3]].view(np.int64), buf[row[5]].view(np.int32),
+        nlin._lin_gather_coded(np.ascontiguousarray(x.T), buf[row[3]].view(np.int64), buf[row[5]].view(np.int32),
                                buf[row[6]].view(np.int8), scale, True, bias, has_bias, out)
     return out
 
@@ -375,6 +389,9 @@ def _spike_layer(row, buf, lanes, spk, B):
         else:
             nlin._lin_event_binary(xw, colptr, negstart, buf[row[5]].view(np.int32), scale, True,
                                    bias, has_bias, out)
+    elif row[19] == 1:  # float32 weights, rows certified exact (float64 sums; CSC rows are int32)
+        nlin._lin_event_coded(xw, buf[row[3]].view(np.int64), buf[row[5]].view(np.int32), buf[row[6]].view(np.float32),
+                              np.zeros(O, np.float64), scale, True, bias, has_bias, out)
     else:
         acc = np.zeros(O, np.int64)
         colptr = buf[row[3]].view(np.int64)
