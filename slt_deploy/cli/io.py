@@ -46,8 +46,9 @@ def table(*headers: str, title: str | None = None) -> Table:
 
 
 def user_errors(fn: F) -> F:
-    """Turn :class:`SltError` into one line on stderr and exit status 2 (no traceback), naming the
-    option whose value the message is about (:func:`name_the_flag`)."""
+    """Turn :class:`SltError` (and an ``OSError`` about a path the user gave) into one line on stderr
+    and exit status 2 (no traceback), naming the option whose value the message is about
+    (:func:`name_the_flag`)."""
     flags = option_flags(fn)
 
     @functools.wraps(fn)
@@ -60,6 +61,10 @@ def user_errors(fn: F) -> F:
             if first and first.group(1) in flags:  # "input_frac_bits must be ...": the Python name of an option
                 fail(f"{flags[first.group(1)]}: {message}")
             fail(name_the_flag(message, {flags[k]: v for k, v in kwargs.items() if k in flags}))
+        except OSError as exc:  # the file system refused a path the user gave (too long, a loop, read-only, ...)
+            where = f": '{os.fsdecode(exc.filename)}'" if exc.filename is not None else ""
+            fail(name_the_flag(f"{exc.strerror or type(exc).__name__}{where}",
+                               {flags[k]: v for k, v in kwargs.items() if k in flags}))
 
     return wrapper  # type: ignore[return-value]
 

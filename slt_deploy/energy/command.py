@@ -60,6 +60,7 @@ def energy(
     from .. import api
     from ..atomic import atomic_write_bytes
     from ..cli.io import console
+    from .ann_files import SltAnnError
     from .model import energy as compute
 
     if report is not None and report.suffix.lower() not in REPORT_SUFFIXES:
@@ -79,8 +80,11 @@ def energy(
     x = open_npy(input, "--input")
     xa = open_npy(ann_input, "--ann-input") if ann_input is not None else None
     with _progress(quiet=as_json) as progress:
-        result = compute(ticket, x, profile=profile, convention=convention, ann=ann, ann_input=xa,
-                         ann_sparsity=ann_sparsity, batch_size=batch_size, progress=progress)
+        try:
+            result = compute(ticket, x, profile=profile, convention=convention, ann=ann, ann_input=xa,
+                             ann_sparsity=ann_sparsity, batch_size=batch_size, progress=progress)
+        except SltAnnError as exc:  # about the --ann file (its path may also be another option's value)
+            raise SltAnnError(str(exc) if str(exc).startswith("--ann") else f"--ann: {exc}") from None
     result.ticket_info["name"] = path.name
     if report is not None:
         text = result.to_markdown() if report.suffix.lower() in (".md", ".markdown") else result.to_html()

@@ -183,6 +183,8 @@ def load_profile(spec: str | Path | Profile) -> Profile:
     text_spec = str(spec)
     if isinstance(spec, str) and spec in BUILTIN:
         return builtin_profile(spec)
+    if not text_spec.strip():  # Path("") is the current folder
+        raise SltProfileError(f"unknown energy profile {text_spec!r}; built-in: {', '.join(BUILTIN)}, or a .toml file")
     path = Path(spec)
     try:
         exists = path.exists()

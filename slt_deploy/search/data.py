@@ -116,6 +116,12 @@ def load_dataset(spec: str | os.PathLike[str], split_seed: int = 0, *, validate:
     if isinstance(spec, str) and spec == "digits":
         return digits(split_seed)
     path = Path(spec)
+    try:
+        path.stat()
+    except FileNotFoundError:
+        pass  # refused below with the list of what --data takes
+    except OSError as exc:  # a name too long, a symlink loop, ...
+        raise SltInputError(f"data {str(spec)!r}: {exc.strerror or exc}") from None
     if path.is_dir():
         if any((path / f"{key}.npy").is_file() for key in SPLIT_KEYS + WHOLE_KEYS):
             arrays, digest = _read_folder(path, validate)
