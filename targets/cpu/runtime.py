@@ -13,6 +13,7 @@ compiled kernels release the GIL.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -146,7 +147,8 @@ class Runtime:
         """
         before = exact.fallback_count()
         result = self._run(x, record)
-        result.diagnostics = replace(result.diagnostics, slow_path_sums=exact.fallback_count() - before)
+        if result.diagnostics.slow_path_sums is None:  # a fused run sets 0: it returns only accepted sums
+            result.diagnostics = replace(result.diagnostics, slow_path_sums=exact.fallback_count() - before)
         return result
 
     def _run(self, x: np.ndarray, record: bool) -> Result:
@@ -172,7 +174,7 @@ class Runtime:
         return self._result(parts, record)
 
     # ------------------------------------------------------------------ fused chains
-    def _fused(self, inp: Value, chunks: list[tuple[int, int]]) -> Result | None:
+    def _fused(self, inp: Value, chunks: tuple[tuple[int, int], ...]) -> Result | None:
         """Run a feed-forward chain in one compiled call per chunk (numba), or None."""
         if self.backend != "numba" or not (inp.static or not inp.binary or inp.data.shape[0] == self.timesteps):
             return None
@@ -199,7 +201,7 @@ class Runtime:
         output = np.asarray(output, dtype=np.float32)
         spike_counts = {name: counts[i].copy() for i, name in enumerate(chain.lif_names)}
         return build_result(self.info, CPU.name, {self.output_name: output}, record=False, spike_counts=spike_counts,
-                            diagnostics=Diagnostics(kernels=dict(chain.kernels)))
+                            diagnostics=Diagnostics(kernels=dict(chain.kernels), slow_path_sums=0))
 
     def _plans_ready(self, binary_input: bool) -> bool:
         first = True
@@ -412,10 +414,11 @@ def _threads(threads: int | None) -> int:
     return int(threads)
 
 
-def _split(batch: int, threads: int) -> list[tuple[int, int]]:
+@functools.lru_cache(maxsize=64)
+def _split(batch: int, threads: int) -> tuple[tuple[int, int], ...]:
     parts = max(1, min(threads, batch // MIN_ROWS_PER_THREAD))
     edges = [batch * i // parts for i in range(parts + 1)]
-    return [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+    return tuple((a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a)
 
 
 def _blocks(ticket: Ticket) -> list[_Block]:
