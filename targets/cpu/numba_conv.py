@@ -43,6 +43,16 @@ def _add_tap(x, r, c, dy, dx, cv, geom, acc):
                 acc[oy, ox] += cv * x[r, c, iy, ox * sw + dx]
 
 
+@njit(cache=True, nogil=True, boundscheck=False, fastmath={"reassoc", "contract"})
+def _add_tap_padded(xp, c, ty, tx, cv, acc):
+    """Stride 1: ``acc[oy, ox] += cv · xp[c, oy + ty, ox + tx]`` over the whole output plane
+    (``xp`` zero-padded, so every row is a full-length contiguous loop)."""
+    Ho, Wo = acc.shape
+    for oy in range(Ho):
+        for ox in range(Wo):
+            acc[oy, ox] += cv * xp[c, oy + ty, ox + tx]
+
+
 @njit(**_JIT)
 def _conv_gather(x, geom, rowptr, colidx, codes, scale, has_scale, bias, has_bias, out):
     """Convolution as a sum of shifted input planes, one per kept synapse (float64, :func:`_add_tap`);
@@ -52,14 +62,24 @@ def _conv_gather(x, geom, rowptr, colidx, codes, scale, has_scale, bias, has_bia
     og = O // G
     taps = kh * kw
     acc = np.zeros((Ho, Wo), np.float64)
+    unit = sh == 1 and sw == 1
+    xp = np.zeros((C, H + 2 * ph, W + 2 * pw) if unit else (1, 1, 1), np.float64)
     for r in range(x.shape[0]):
+        if unit:  # padding added to the input once per row (padding terms add exact zeros)
+            for c in range(C):
+                for iy in range(H):
+                    for ix in range(W):
+                        xp[c, iy + ph, ix + pw] = x[r, c, iy, ix]
         for o in range(O):
             acc[:, :] = 0.0
             for p in range(rowptr[o], rowptr[o + 1]):
                 k = colidx[p]
                 t = k % taps
-                _add_tap(x, r, (o // og) * cg + k // taps, (t // kw) * dh - ph, (t % kw) * dw - pw,
-                         np.float64(codes[p]), geom, acc)
+                c = (o // og) * cg + k // taps
+                if unit:
+                    _add_tap_padded(xp, c, (t // kw) * dh, (t % kw) * dw, np.float64(codes[p]), acc)
+                else:
+                    _add_tap(x, r, c, (t // kw) * dh - ph, (t % kw) * dw - pw, np.float64(codes[p]), geom, acc)
             for oy in range(Ho):
                 for ox in range(Wo):
                     v = np.float32(acc[oy, ox])

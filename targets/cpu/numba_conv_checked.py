@@ -14,7 +14,7 @@ kept taps of ``o`` (at least the number of nonzero terms, so the bound only grow
     E = (n+1)·2^-52·B̂ + 2^-1074;  float32(down(Ŝ − 2E)) == float32(up(Ŝ + 2E))
       =>  float32(Ŝ) is the exact sum rounded once
 
-(:func:`.numba_checked._decide`, which widens the interval a little more than the two
+(:func:`_decide_plane`, the test of :func:`.numba_checked._decide`, which widens the interval a little more than the two
 float64 roundings of its ends). A sum it cannot decide (an exact cancellation to 0, a sum
 on a float32 midpoint) gets the lattice certificate of :mod:`slt_deploy.exact`: its nonzero
 terms are multiples of ``2^g`` and ``B̂ < 2^(g+52)``, so every float64 order is exact.
@@ -37,7 +37,6 @@ from numba import njit
 from slt_deploy import exact
 
 from .geometry import ConvGeometry
-from .numba_checked import _decide
 from .stores import CsrStore
 
 _FAST = dict(cache=True, nogil=True, boundscheck=False, fastmath={"reassoc", "contract"})
@@ -98,6 +97,17 @@ def _accumulate(x, ax, r, c, dy, dx, cv, geom, s, b):
                 b[oy, ox] += ca * ax[r, c, iy, ix]
 
 
+@njit(**_FAST)
+def _accumulate_padded(xp, axp, c, ty, tx, cv, s, b):
+    """Stride 1 over the zero-padded input planes: every output pixel, full contiguous rows."""
+    Ho, Wo = s.shape
+    ca = abs(cv)
+    for oy in range(Ho):
+        for ox in range(Wo):
+            s[oy, ox] += cv * xp[c, oy + ty, ox + tx]
+            b[oy, ox] += ca * axp[c, oy + ty, ox + tx]
+
+
 _DEBRUIJN = 0x03F79D71B4CB0A89
 _TZ = np.zeros(64, np.int64)
 for _i in range(64):
@@ -147,26 +157,57 @@ def _lattice(xg, o, oy, ox, geom, rowptr, chan, tdy, tdx, cgrid, b):
 
 
 @njit(**_JIT)
+def _decide_plane(s, b, n, out, flags):
+    """``out = float32(s)`` and ``flags = _decide(s, b, n)`` for a whole plane, without branches
+    (the same operations as :func:`.numba_checked._decide`, so the loop vectorizes)."""
+    Ho, Wo = s.shape
+    for oy in range(Ho):
+        for ox in range(Wo):
+            sv = s[oy, ox]
+            bv = b[oy, ox]
+            e = 2.0 * (bv * ((n + 1.0) * 2.0 ** -52) + 5e-324)
+            widen = 2.0 ** -51 * (abs(sv) + e) + 5e-324
+            lo = np.float32(sv - e - widen)
+            hi = np.float32(sv + e + widen)
+            same = (lo == hi) & (math.copysign(1.0, lo) == math.copysign(1.0, hi)) & (abs(e) < math.inf)
+            out[oy, ox] = np.float32(sv)
+            flags[oy, ox] = np.uint8((bv == 0.0) | same)
+
+
+@njit(**_JIT)
 def _conv_checked(x, ax, geom, rowptr, chan, tdy, tdx, code, cgrid, tz, out, ambiguous):
     """``out[r, o] = float32(Ŝ)`` where a test decides it; ``ambiguous[r, o, y, x] = 1`` elsewhere."""
     C, H, W, O, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, G = geom
     s = np.zeros((Ho, Wo), np.float64)
     b = np.zeros((Ho, Wo), np.float64)
     xg = np.zeros((C, H, W), np.int64)
+    flags = np.zeros((Ho, Wo), np.uint8)
     n_amb = 0
+    unit = sh == 1 and sw == 1
+    shape = (C, H + 2 * ph, W + 2 * pw) if unit else (1, 1, 1)
+    xp = np.zeros(shape, np.float64)
+    axp = np.zeros(shape, np.float64)
     for r in range(x.shape[0]):
         grids = False
+        if unit:  # padding added once per row (its terms are exact zeros)
+            for c in range(C):
+                for iy in range(H):
+                    for ix in range(W):
+                        xp[c, iy + ph, ix + pw] = x[r, c, iy, ix]
+                        axp[c, iy + ph, ix + pw] = ax[r, c, iy, ix]
         for o in range(O):
             s[:, :] = 0.0
             b[:, :] = 0.0
             for p in range(rowptr[o], rowptr[o + 1]):
-                _accumulate(x, ax, r, chan[p], tdy[p], tdx[p], code[p], geom, s, b)
+                if unit:
+                    _accumulate_padded(xp, axp, chan[p], tdy[p] + ph, tdx[p] + pw, code[p], s, b)
+                else:
+                    _accumulate(x, ax, r, chan[p], tdy[p], tdx[p], code[p], geom, s, b)
             n = np.float64(rowptr[o + 1] - rowptr[o])
+            _decide_plane(s, b, n, out[r, o], flags)
             for oy in range(Ho):
                 for ox in range(Wo):
-                    sv = s[oy, ox]
-                    out[r, o, oy, ox] = np.float32(sv)
-                    ok = _decide(sv, b[oy, ox], n)
+                    ok = flags[oy, ox] != 0
                     if not ok:
                         if not grids:
                             _input_grids(x, r, tz, xg)

@@ -148,7 +148,7 @@ def _conv_event_steps(xs, steps, geom, chptr, negstart, out_ch, ky, kx, offset, 
                 shift = np.uint64(8 * tt)
                 for o in range(O):
                     for j in range(o * hw, (o + 1) * hw):
-                        v = np.float32(np.int64((acc[j] >> shift) & byte) - 128)
+                        v = np.float32(np.int32((acc[j] >> shift) & byte) - np.int32(128))
                         if has_scale:
                             v = v * scale[o]
                         if has_bias:
@@ -305,7 +305,7 @@ def _conv_event_steps_padded(xs, steps, geom, padded, chptr, negstart, poff, lan
                         src = (o * Hp + y + ty0) * Wp + tx0
                         dst = (o * Ho + y) * Wo
                         for x in range(Wo):
-                            v = np.float32(np.int64((acc[src + x] >> shift) & byte) - 128)
+                            v = np.float32(np.int32((acc[src + x] >> shift) & byte) - np.int32(128))
                             if has_scale:
                                 v = v * scale[o]
                             if has_bias:
