@@ -52,6 +52,8 @@ def _one_line(args: list[str], flag: str, cwd: Path) -> str:
     (["run", TICKET, "-i", "x.npy", "--target", "lava", "--input-frac-bits", "99999999999999999999999"],
      "--input-frac-bits"),
     (["export", TICKET, "--to", "nir", "-o", "x.nir", "--dt", "1e999"], "--dt"),
+    (["export", TICKET, "--to", "nir", "-o", "x.nir", "--dt", "1e308"], "--dt"),
+    (["export", TICKET, "--to", "onnx", "-o", "n" * 300 + ".onnx"], "-o/--output"),
     (["energy", TICKET, "-i", "x.npy", "--profile", "n" * 300 + ".toml"], "--profile"),
     (["energy", TICKET, "-i", "x.npy", "--profile", ""], "--profile"),
     (["search", "--out", "x.slt", "--data", "a" * 5000], "--data"),

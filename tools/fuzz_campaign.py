@@ -183,7 +183,8 @@ def _cli(folder: Path, args: argparse.Namespace, notes: list[str]) -> dict[str, 
     folder.mkdir()
     fuzz_cli.fixtures(folder)
     counts = dict.fromkeys(OUTCOMES, 0)
-    for i, (arg, tok) in enumerate(fuzz_cli.pick(fuzz_cli.cases(folder), args.cases, args.seed)):
+    n = args.cases if args.cli_cases is None else args.cli_cases
+    for i, (arg, tok) in enumerate(fuzz_cli.pick(fuzz_cli.cases(folder), n, args.seed)):
         outcome, detail = fuzz_cli.classify(arg, tok, folder, args.timeout, CAP)
         counts[outcome] += 1
         if outcome not in ("typed error", "unchanged"):
@@ -196,6 +197,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--case", nargs=2, metavar=("KIND", "FILE"))
     ap.add_argument("--cases", type=int, default=40, help="mutations per kind")
+    ap.add_argument("--cli-cases", type=int, help="command lines of the cli kind (default --cases; 978 is all)")
     ap.add_argument("--kinds", default=",".join(KINDS))
     ap.add_argument("--timeout", type=float, default=60.0)
     ap.add_argument("--seed", type=int, default=17)
@@ -210,42 +212,56 @@ def main() -> None:
     table: dict[str, dict[str, int]] = {}
     notes: dict[str, list[str]] = {}
     edits: dict[str, int] = {}
+    seconds: dict[str, int] = {}
     started = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         files = originals(folder)
         for kind in args.kinds.split(","):
+            t0 = time.time()
             if kind == "cli":
                 table[kind] = _cli(folder / "cli", args, notes.setdefault(kind, []))
-                print(kind, table[kind], flush=True)
-                continue
-            want = run_case(kind, str(files[kind]))
-            data = files[kind].read_bytes()
-            rng = random.Random(f"{args.seed}-{kind}")
-            counts = dict.fromkeys(OUTCOMES, 0)
-            for i in range(args.cases):
-                case = folder / f"case{i}{''.join(files[kind].suffixes)}"
-                edited = fuzz_edits.edit(kind, files[kind], rng) if rng.random() < args.edit_share else None
-                edits[kind] = edits.get(kind, 0) + (edited is not None)
-                case.write_bytes(edited if edited is not None else mutate(data, rng, kind))
-                outcome, detail = classify(kind, case, want, args.timeout)
-                counts[outcome] += 1
-                if outcome not in ("typed error", "unchanged"):
-                    how = "structured edit" if edited is not None else "byte mutation"
-                    notes.setdefault(kind, []).append(f"case {i} ({how}): {outcome} {detail}")
-                    print(f"  {kind} case {i} ({how}): {outcome} {detail}", flush=True)
-            table[kind] = counts
-            print(kind, counts, flush=True)
-    report = {"cases_per_kind": args.cases, "seed": args.seed, "timeout_s": args.timeout, "cap_bytes": CAP,
-              "seconds": round(time.time() - started), "table": table, "structured_edits": edits, "notes": notes}
+            else:
+                table[kind] = _kind(kind, files[kind], folder, args, notes, edits)
+            seconds[kind] = round(time.time() - t0)
+            print(kind, table[kind], f"{seconds[kind]} s", flush=True)
+            _write(args, {"cases_per_kind": args.cases, "cli_cases": args.cli_cases, "seed": args.seed,
+                          "timeout_s": args.timeout, "cap_bytes": CAP, "seconds": round(time.time() - started),
+                          "seconds_per_kind": seconds, "table": table, "structured_edits": edits, "notes": notes})
+
+
+def _kind(kind: str, original: Path, folder: Path, args: argparse.Namespace, notes: dict[str, list[str]],
+          edits: dict[str, int]) -> dict[str, int]:
+    """``args.cases`` byte mutations / structured edits of ``original``, each classified in a fresh process."""
+    want = run_case(kind, str(original))
+    data = original.read_bytes()
+    rng = random.Random(f"{args.seed}-{kind}")
+    counts = dict.fromkeys(OUTCOMES, 0)
+    for i in range(args.cases):
+        case = folder / f"case{i}{''.join(original.suffixes)}"
+        edited = fuzz_edits.edit(kind, original, rng) if rng.random() < args.edit_share else None
+        edits[kind] = edits.get(kind, 0) + (edited is not None)
+        case.write_bytes(edited if edited is not None else mutate(data, rng, kind))
+        outcome, detail = classify(kind, case, want, args.timeout)
+        counts[outcome] += 1
+        if outcome not in ("typed error", "unchanged"):
+            how = "structured edit" if edited is not None else "byte mutation"
+            notes.setdefault(kind, []).append(f"case {i} ({how}): {outcome} {detail}")
+            print(f"  {kind} case {i} ({how}): {outcome} {detail}", flush=True)
+    return counts
+
+
+def _write(args: argparse.Namespace, report: dict[str, object]) -> None:
+    """The report so far (after every kind, so a cut-short campaign keeps what it measured)."""
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
     if args.markdown:
-        lines = ["| input | cases | " + " | ".join(OUTCOMES) + " |", "|---|---|" + "---|" * len(OUTCOMES)]
-        for kind, counts in table.items():
-            lines.append(f"| {kind} | {sum(counts.values())} | " + " | ".join(str(counts[o]) for o in OUTCOMES) + " |")
+        lines = ["| input | cases | " + " | ".join(OUTCOMES) + " | seconds |",
+                 "|---|---|" + "---|" * (len(OUTCOMES) + 1)]
+        for kind, counts in report["table"].items():  # type: ignore[attr-defined]
+            lines.append(f"| {kind} | {sum(counts.values())} | " + " | ".join(str(counts[o]) for o in OUTCOMES)
+                         + f" | {report['seconds_per_kind'][kind]} |")  # type: ignore[index]
         Path(args.markdown).write_text("\n".join(lines) + "\n")
-
 
 if __name__ == "__main__":
     main()

@@ -86,8 +86,8 @@ def option_flags(fn: Callable[..., Any]) -> dict[str, str]:
 def name_the_flag(message: str, given: dict[str, Any]) -> str:
     """``message`` led by the flag of the option whose value it quotes, e.g. ``-o/--output: cannot
     write '/proc/x': ...``, unless it starts with a flag or names that flag already. ``given``: flags
-    -> values. Of several options whose values appear (quoted, as ``repr`` shows it, or a path of
-    at least 4 characters), the longest wins."""
+    -> values. Of several options whose values appear (quoted, as ``repr`` shows it, after ``=``, or
+    a path of at least 4 characters), the longest wins."""
     flags = [f for spelled in given for f in spelled.split("/")]
     if any(message.startswith(f + c) for f in flags for c in " :="):
         return message
@@ -97,7 +97,7 @@ def name_the_flag(message: str, given: dict[str, Any]) -> str:
             continue
         text = os.fsdecode(os.fspath(value)) if isinstance(value, os.PathLike) else str(value)
         full = os.path.abspath(text) if isinstance(value, os.PathLike) else text
-        found = any(q in message for q in (f"'{text}'", f"'{full}'", repr(text), repr(text.strip())))
+        found = any(q in message for q in (f"'{text}'", f"'{full}'", repr(text), repr(text.strip()), f"={text}"))
         if len(text) >= 4 and (os.sep in text or "." in text):  # a path, unquoted
             found = found or text in message or full in message
         if found and (best is None or len(text) > best[0]):
