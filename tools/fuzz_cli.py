@@ -237,6 +237,10 @@ def _limits(cap: int) -> None:
 
 
 def _names(arg: Arg, tok: str | bytes, v: str | bytes, line: str) -> bool:
+    """Does the error line name the fuzzed argument (or a flag the case added to its base, such as
+    ``--arch vgg16`` for ``--width``, whose own refusal may come first)?"""
+    if any(f.startswith("-") and f in line for f in arg.extra):
+        return True
     if arg.flag is None:
         text = os.fsdecode(v) if isinstance(v, bytes) else v
         return text in line or str(Path(text)) in line or repr(text)[1:-1] in line

@@ -118,7 +118,10 @@ def export_c(ticket: Ticket, path: str | os.PathLike[str], prefix: str | None = 
 
     parent = out.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(out), dir=parent))
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(out), dir=parent))
+    except OSError as exc:  # a read-only or special parent such as /sys
+        raise SltError(f"cannot write '{out}': {exc.strerror or exc}") from None
     try:
         cflags = profile.cflags if profile else M4F
         note = ""

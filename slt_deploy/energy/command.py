@@ -60,6 +60,7 @@ def energy(
     from .. import api
     from ..atomic import atomic_write_bytes
     from ..cli.io import console
+    from ..errors import SltProfileError
     from .ann_files import SltAnnError
     from .model import energy as compute
 
@@ -85,6 +86,8 @@ def energy(
                              ann_sparsity=ann_sparsity, batch_size=batch_size, progress=progress)
         except SltAnnError as exc:  # about the --ann file (its path may also be another option's value)
             raise SltAnnError(str(exc) if str(exc).startswith("--ann") else f"--ann: {exc}") from None
+        except SltProfileError as exc:  # likewise about --profile
+            raise SltProfileError(str(exc) if str(exc).startswith("--profile") else f"--profile: {exc}") from None
     result.ticket_info["name"] = path.name
     if report is not None:
         text = result.to_markdown() if report.suffix.lower() in (".md", ".markdown") else result.to_html()

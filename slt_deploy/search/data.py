@@ -115,6 +115,8 @@ def load_dataset(spec: str | os.PathLike[str], split_seed: int = 0, *, validate:
     """``"digits"`` or a path (see the module docstring)."""
     if isinstance(spec, str) and spec == "digits":
         return digits(split_seed)
+    if not str(spec).strip():  # Path("") is the current folder
+        raise SltInputError(f"data {str(spec)!r}: give 'digits', an .npz file or a folder")
     path = Path(spec)
     try:
         path.stat()
