@@ -62,6 +62,8 @@ def _one_line(args: list[str], flag: str, cwd: Path) -> str:
     (["energy", TICKET, "-i", "x.npy", "--ann", ""], "--ann"),
     (["export", TICKET, "--to", "c", "-o", "/sys/x"], "-o/--output"),
     (["export", TICKET, "--to", "onnx", "-o", ""], "-o/--output"),
+    (["export", TICKET, "--to", "c", "-o", "x.npy/c"], "-o/--output"),
+    (["search", "--out", "x.slt", "--lr", "1e308"], "--lr"),
     (["energy", TICKET, "-i", "x.npy", "--ann", "x.npy"], "--ann"),
     (["run", TICKET, "-i", "x.npy", "--target", "cpu", "--threads", "-1"], "--threads"),
     (["search", "--out", "x.slt", "--method", "lnp", "--trials", "9223372036854775808"], "--trials"),

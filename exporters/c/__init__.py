@@ -117,10 +117,10 @@ def export_c(ticket: Ticket, path: str | os.PathLike[str], prefix: str | None = 
                            "remove it yourself or give another folder")
 
     parent = out.resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
     try:
+        parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(out), dir=parent))
-    except OSError as exc:  # a read-only or special parent such as /sys
+    except OSError as exc:  # a read-only or special parent such as /sys, a file where a folder should be
         raise SltError(f"cannot write '{out}': {exc.strerror or exc}") from None
     try:
         cflags = profile.cflags if profile else M4F

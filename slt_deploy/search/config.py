@@ -25,6 +25,7 @@ MAX_WIDTH = 65_536      # --hidden (the spikformer embedding: MAX_EMBED)
 MAX_EMBED = 1_024
 MAX_CHANNELS = 2_048
 MAX_BATCH = 1 << 24
+MAX_RATE = 1e3  # learning rates, beta, threshold: Adam overflowed float at --lr 1e308
 
 
 class SltSearchError(SltError, ValueError):
@@ -147,8 +148,8 @@ class SearchConfig:
             raise SltSearchError("the Early-Time ticket needs -T/--timesteps >= 2 (it searches at a smaller T')")
         for value, what in ((self.learning_rate, "--lr (learning rate)"), (self.binary_lr, "--binary-lr"),
                             (self.beta, "beta"), (self.threshold, "threshold")):
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
-                raise SltSearchError(f"{what} must be a positive finite number, got {value!r}")
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value <= MAX_RATE:
+                raise SltSearchError(f"{what} must be a number in (0, {MAX_RATE:g}], got {value!r}")
         if self.beta > 1:
             raise SltSearchError(f"beta must be in (0, 1] (1 is IF), got {self.beta}")
         _open_unit(self.et_threshold, "--et-threshold", upper_closed=True)
