@@ -659,3 +659,21 @@ def test_synaptic_sum_is_exact_then_rounded_once() -> None:
     t = sequential((3,), [Linear("fc", FloatWeights(w != 0, w)), LI("ro", (1,), beta=1.0)], 1, Encoding("spikes"))
     out = simulate(t, np.ones((1, 1, 3), np.float32)).output
     assert float(out.ravel()[0]) == float(np.float32(1 + 2.0**-23))
+
+
+def test_static_input_sums_once_per_run_and_runs_stay_independent(monkeypatch) -> None:
+    """Direct input is the same every step: the first layer's exact sums are computed once per
+    run (T+1 products for a 2-layer net, not 2T), and the next run with other values starts anew."""
+    from slt_deploy import exact
+
+    calls = []
+    real = exact.exact_matmul
+    monkeypatch.setattr(exact, "exact_matmul", lambda *a, **k: calls.append(1) or real(*a, **k))
+    w1 = FloatWeights(np.ones((2, 2), bool), np.array([[0.5, -0.25], [1.0, 0.75]], np.float32))
+    w2 = FloatWeights(np.ones((1, 2), bool), np.array([[1.0, 1.0]], np.float32))
+    t = sequential((2,), [Linear("a", w1), LIF("l", (2,), beta=0.5, threshold=0.4),
+                          Linear("b", w2), LI("ro", (1,), beta=1.0)], 4, Encoding("direct"))
+    first = simulate(t, np.array([[1.0, 1.0]], np.float32))
+    assert len(calls) == 1 + 4
+    second = simulate(t, np.array([[0.0, 0.0]], np.float32))
+    assert not np.array_equal(first.output, second.output) and np.all(second.output == 0.0)
