@@ -28,6 +28,7 @@ from .stores import CsrStore
 
 _JIT = dict(cache=True, nogil=True, boundscheck=False)
 _FEW_ROWS = 4
+_BLOCK_ROWS = 64  # rows per pass of the all-rows-at-once event kernel
 
 
 @njit(cache=True, nogil=True, boundscheck=False, fastmath={"reassoc", "contract"})
@@ -248,6 +249,9 @@ def event_checked(x, csc, coded, csr, nnz, check, scale, bias, has_bias, out):
             n_amb += _finish_checked(acc.reshape((O, 1)), bnd.reshape((O, 1)), r, x, csr, nnz, check, scale, bias,
                                      has_bias, out)
         return n_amb
-    acc, bnd = np.empty((O, R), np.float64), np.empty((O, R), np.float64)
-    _scatter_rows(np.ascontiguousarray(x.T), colptr, negstart, rowidx, codes, coded, check, acc, bnd)
-    return _finish_checked(acc, bnd, 0, x, csr, nnz, check, scale, bias, has_bias, out)
+    for r0 in range(0, R, _BLOCK_ROWS):  # blocks of rows: memory O(O·block), not O(O·R)
+        r1 = min(R, r0 + _BLOCK_ROWS)
+        acc, bnd = np.empty((O, r1 - r0), np.float64), np.empty((O, r1 - r0), np.float64)
+        _scatter_rows(np.ascontiguousarray(x[r0:r1].T), colptr, negstart, rowidx, codes, coded, check, acc, bnd)
+        n_amb += _finish_checked(acc, bnd, r0, x, csr, nnz, check, scale, bias, has_bias, out)
+    return n_amb
