@@ -127,7 +127,7 @@ def export(ticket: Ticket, path: str | os.PathLike[str], to: str = "nir", **opti
     return spec.load()(ticket, path, **spec.fixed, **options)
 
 
-def from_torch(module: Any, example_input: Any = None, timesteps: int = 8, binarize: bool = False,
+def from_torch(module: Any, example_input: Any = None, timesteps: int = 8, binarize: bool | Any = False,
                fold_bn: bool = True, **options: Any) -> Ticket:
     """Import a PyTorch / snnTorch / SpikingJelly model (see docs/importers.md).
 

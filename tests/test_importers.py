@@ -522,3 +522,19 @@ def test_public_from_torch() -> None:
     ticket = slt_deploy.from_torch(net, x, timesteps=5)
     assert ticket.timesteps == 5 and ticket.input_shape == (12,)
     assert isinstance(ticket.node("0").weights, FloatWeights)
+
+
+def test_binarize_named_layers_only_exact() -> None:
+    """binarize={"0"} (a module path, or "0.weight") binarizes that layer only; the other stays float32,
+    and the ticket fires the spikes of the torch model whose first layer is α·sign."""
+    net = dyadic_(nn.Sequential(nn.Linear(12, 16), leaky(), nn.Linear(16, 6), leaky(output=True)), seed=31)
+    oracle = copy.deepcopy(net)
+    with torch.no_grad():
+        w0 = net[0].weight
+        oracle[0].weight.copy_(0.5 * torch.where(w0 < 0, -1.0, 1.0) * (w0 != 0))
+    for names in ({"0"}, ["0.weight"]):
+        ticket, _ = check_exact(net, spikes((8, 12), 32), torch_model=oracle, binarize=names, alpha={"0": 0.5})
+        assert isinstance(ticket.node("0").weights, BinaryWeights)
+        assert ticket.node("2").weights.kind == "float32" and ticket.metadata["binarized"] == "0"
+    with pytest.raises(SltImportError, match="binarize names '5'"):
+        import_module(net, input_shape=(12,), binarize={"5"})

@@ -212,3 +212,29 @@ def test_spikformer_search_exports_an_attention_ticket_that_runs_exactly(tmp_pat
         got = slt.run(ticket, x, target=target, record=True)
         for name, values in ref.layers.items():
             np.testing.assert_array_equal(got.layers[name], values, err_msg=f"{target}: {name}")
+
+
+def test_multisp_binary_convpep_scope_and_best_train_epoch(tmp_path: Path) -> None:
+    """--binary-scope convpep binarizes only the patch embedding (pep, rpe), the blocks keep float32
+    weights; --binary-keep best-train keeps the fine-tune epoch of best training accuracy, and the
+    packed ticket is that epoch's network (torch and reference agree on it)."""
+    pytest.importorskip("sklearn")
+    from slt_deploy.search import digits
+
+    d = digits()
+    small = from_arrays({"x_train": d.x_train[:96], "y_train": d.y_train[:96], "x_test": d.x_test[:16],
+                         "y_test": d.y_test[:16]}, name="digits[:96]", image_shape=(1, 8, 8))
+    cfg = SearchConfig(method="imp", arch="spikformer", hidden=16, rounds=1, epochs=3, timesteps=2, batch_size=32,
+                       binary=True, token_keep=0.5, binary_scope="convpep", binary_keep="best-train")
+    result = run_search(cfg, tmp_path / "t.slt", dataset=small, threads=1)
+    ticket = slt.load(tmp_path / "t.slt")
+    kinds = {layer.name: layer.weights.kind for layer in ticket.synapse_layers()}
+    assert kinds.pop("pep") == kinds.pop("rpe") == "binary" and set(kinds.values()) == {"float32"}
+    binary_round = result.log["rounds"][-1]
+    assert binary_round["stage"] == "binary" and 1 <= binary_round["kept_epoch"] <= 3
+    assert result.log["ticket"]["accuracy_reference"] == result.log["ticket"]["accuracy_torch"]
+    assert result.log["ticket"]["accuracy_torch"] == binary_round["test_accuracy"]
+    with pytest.raises(SltSearchError, match="convpep"):
+        SearchConfig(arch="mlp", binary=True, binary_scope="convpep")
+    with pytest.raises(SltSearchError, match="binary-keep"):
+        SearchConfig(binary=True, binary_keep="best-test")

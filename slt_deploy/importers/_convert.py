@@ -35,7 +35,7 @@ from ._trace import bn_affine as bn_affine
 # ================================================================== converter
 @dataclass
 class _Options:
-    binarize: bool
+    binarize: bool | frozenset[str]  # every layer, or these module paths only
     fold_bn: bool
     masks: dict[str, Any]
     alpha: dict[str, Any]
@@ -125,7 +125,8 @@ class _Converter(TokenOps):
         nodes = [self._finalise(n) if isinstance(n, _Synapse) else n for n in self.nodes]
         self._unused_options()
         meta = {"source": "torch", "frameworks": ",".join(sorted(self.frameworks)) or "torch",
-                "binarized": str(bool(self.opt.binarize)).lower()}
+                "binarized": (",".join(sorted(self.opt.binarize)) if isinstance(self.opt.binarize, frozenset)
+                              else str(bool(self.opt.binarize)).lower())}
         folded = [f"{s.folded}->{s.name}" for s in self.synapses.values() if s.folded]
         if folded:
             meta["folded_batchnorm"] = ",".join(folded)
@@ -367,7 +368,7 @@ class _Converter(TokenOps):
         bias = syn.bias
         if shape_only:
             weights: Weights = FloatWeights(syn.mask, syn.values)
-        elif self.opt.binarize:
+        elif self.opt.binarize is True or (isinstance(self.opt.binarize, frozenset) and syn.path in self.opt.binarize):
             weights = binarize_weights(syn.values, syn.mask, self._alpha(syn))
             if syn.scale is not None:
                 s = syn.scale.reshape((-1,) + (1,) * (syn.mask.ndim - 1))

@@ -7,7 +7,8 @@ to IR nodes; see docs/importers.md for the exact equations and everything refuse
 Weights: ``W = mask ⊙ value``. The mask comes from ``torch.nn.utils.prune``
 (``weight_mask`` != 0, value ``weight_orig``), from the ``masks`` argument, or else from
 the nonzero pattern of the weight. ``binarize=True`` stores ``sign · α`` with α per output
-channel (mean |w| of kept weights, or the given ``alpha``). BatchNorm right after a
+channel (mean |w| of kept weights, or the given ``alpha``); ``binarize={"pep", "rpe"}`` (module
+paths or weight names) binarizes only those layers. BatchNorm right after a
 Linear/Conv2d is folded into it (float64, rounded once); that is the one documented
 reparametrisation, recorded in the ticket metadata under ``folded_batchnorm``.
 
@@ -21,7 +22,7 @@ import importlib
 import os
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +41,7 @@ _ARCH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
 
 # =================================================================== public API
-def import_module(module: Any, example_input: Any = None, timesteps: int = 8, binarize: bool = False,
+def import_module(module: Any, example_input: Any = None, timesteps: int = 8, binarize: bool | Iterable[str] = False,
                   fold_bn: bool = True, masks: Mapping[str, Any] | None = None,
                   alpha: float | Mapping[str, Any] | None = None, encoding: str | Encoding = "direct",
                   input_shape: Shape | None = None, allow_reassociation: bool = False,
@@ -64,7 +65,7 @@ def import_module(module: Any, example_input: Any = None, timesteps: int = 8, bi
         module = nn.Sequential(module)  # a bare layer or neuron: trace it as a one-layer network
     graph = _trace(module)
     scales = _named(alpha, "alpha") if isinstance(alpha, Mapping) else ({} if alpha is None else {"": alpha})
-    options = _Options(bool(binarize), bool(fold_bn), _named(masks, "masks"), scales, bool(allow_reassociation))
+    options = _Options(_binarize(binarize), bool(fold_bn), _named(masks, "masks"), scales, bool(allow_reassociation))
     try:
         ticket = _Converter(module, options).run(graph, shape, timesteps, enc)
     except SltValidationError as exc:  # an IR constructor refused a converted value
@@ -73,13 +74,29 @@ def import_module(module: Any, example_input: Any = None, timesteps: int = 8, bi
     except SltImportError as exc:
         _hint_spike_train_example(module, example_input, input_shape, exc)
         raise
-    if binarize:
+    if options.binarize is True:
         return ticket
+    if options.binarize:
+        layers = {n.name for n in ticket.synapse_layers()}
+        missing = sorted(options.binarize - layers)
+        if missing:
+            raise SltImportError(f"binarize names {missing[0]!r}, which is not a Linear/Conv2d layer of the module "
+                                 f"(layers: {', '.join(sorted(layers))})")
     ticket, binary = store_binary_where_exact(ticket)  # already-binary float weights: 1 bit, same spikes
     if binary:
         meta = dict(ticket.metadata, stored_binary=",".join(binary))
         ticket = Ticket(ticket.nodes, ticket.edges, ticket.timesteps, ticket.encoding, meta)
     return ticket
+
+
+def _binarize(binarize: Any) -> bool | frozenset[str]:
+    """``binarize``: a bool (every synapse layer), or module paths / weight names (``"pep"``, ``"pep.weight"``)."""
+    if isinstance(binarize, bool):
+        return bool(binarize)
+    if isinstance(binarize, str) or not isinstance(binarize, Iterable):
+        raise SltImportError(f"binarize must be true/false or a collection of layer names, got {binarize!r}")
+    names = frozenset(str(n).removesuffix(".weight") for n in binarize)
+    return names if names else False
 
 
 def _hint_spike_train_example(module: nn.Module, example: Any, given: Shape | None, exc: Exception) -> None:

@@ -109,8 +109,11 @@ def _load(path: Path, folder: Path, config: SearchConfig, extending: bool) -> di
         raise SltSearchError(f"cannot resume: {path} is not a slt search checkpoint ({FORMAT})")
     saved = json.loads(payload["config"])
     now = config.to_dict()
+    defaults = type(config).__dataclass_fields__
     for key in now:
-        if saved.get(key) != now[key] and not (extending and key == "rounds"):
+        # an option added after the checkpoint was written had its default value then
+        was = saved[key] if key in saved else getattr(defaults[key], "default", None)
+        if was != now[key] and not (extending and key == "rounds"):
             raise SltSearchError(
                 f"cannot resume: the search in {folder} was made with {key}={saved.get(key)!r}, this command asks "
                 f"for {key}={now[key]!r}; use the same options, or delete the folder to start over")

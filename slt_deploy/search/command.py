@@ -101,6 +101,12 @@ def search(
     binary_epochs: int | None = typer.Option(None, "--binary-epochs", help="Epochs of the binary fine-tune "
                                              "(default: --epochs)."),
     binary_lr: float = typer.Option(1e-3, "--binary-lr", help="Adam learning rate of the binary fine-tune."),
+    binary_scope: str = typer.Option("all", "--binary-scope", help="Which weights --binary makes alpha x sign: "
+                                     "'all', or 'convpep' (spikformer: only the patch embedding, MultiSp's binary "
+                                     "ConvPEP; the blocks keep sparse float32 weights)."),
+    binary_keep: str = typer.Option("last", "--binary-keep", help="Which epoch of the binary fine-tune to keep: "
+                                    "'last', or 'best-train' (best training-set accuracy; the test set is never "
+                                    "used)."),
     et_threshold: float = typer.Option(0.6, "--et-threshold", help="ET: smallest T' whose normalised KL is below "
                                        "this."),
     eb_threshold: float = typer.Option(0.02, "--eb-threshold", help="EB: stop when the last masks differ in less "
@@ -158,7 +164,9 @@ def search(
     config = SearchConfig(
         method=method, data=data, arch=arch, rounds=rounds, epochs=epochs, prune_fraction=prune_fraction,
         target_sparsity=target_sparsity, timesteps=timesteps, binary=binary, binary_from=binary_from,
-        binary_epochs=binary_epochs, binary_lr=binary_lr, seed=seed, split_seed=split_seed, hidden=hidden,
+        binary_epochs=binary_epochs, binary_lr=binary_lr, binary_scope=binary_scope, binary_keep=binary_keep,
+        seed=seed, split_seed=split_seed,
+        hidden=hidden,
         token_keep=token_keep,
         channels=widths,
         lr=lr, batch_size=batch_size, rewind_epoch=rewind_epoch, et_threshold=et_threshold,
@@ -166,6 +174,8 @@ def search(
     )
     if binary_from != "ticket" and not binary:
         raise SltSearchError("--binary-from applies to binary tickets; add --binary")
+    if (binary_scope != "all" or binary_keep != "last") and not binary:
+        raise SltSearchError("--binary-scope and --binary-keep apply to binary tickets; add --binary")
     if ann_twin and (arch not in ("mlp", "conv") or encoding != "direct"):
         raise SltSearchError("--ann-twin trains the ReLU twin of --arch mlp or conv on directly encoded data; "
                              f"it has no twin for --arch {arch} --encoding {encoding}")

@@ -16,6 +16,8 @@ from ..ir.graph import MAX_TIMESTEPS
 METHODS = ("imp", "et", "eb")  # the built-in methods; plug-ins register more (search/methods/__init__.py)
 ARCHS = ("mlp", "conv", "vgg16", "resnet19", "spikformer")
 BINARY_FROM = ("ticket", "scratch")
+BINARY_SCOPES = ("all", "convpep")
+BINARY_KEEP = ("last", "best-train")
 ENCODINGS = ("direct", "spikes")
 # upper bounds: a count beyond these is a typo, not a search (10^23 epochs ran for ever, 2^64 seeds overflowed torch)
 MAX_ROUNDS = 1_000
@@ -62,6 +64,15 @@ class SearchConfig:
       fine-tunes the full-precision ticket for ``binary_epochs`` (default ``epochs``) at the
       smaller learning rate ``binary_lr`` (sign flips make binary training jumpy),
       ``"scratch"`` trains binary weights throughout the search (at ``lr``).
+      ``binary_scope``: ``"all"`` binarizes every weight layer; ``"convpep"`` (spikformer,
+      ``binary_from="ticket"``) only the convolutional patch embedding, ``pep`` and ``rpe``:
+      MultiSp's "sparse and binarized ConvPEP weights", the blocks and head keep their sparse
+      float32 weights.
+      ``binary_keep``: which epoch of the binary fine-tune the ticket keeps: ``"last"``, or
+      ``"best-train"``, the epoch with the best *training-set* accuracy (binary weights, one
+      extra pass over the training set per epoch; the test set is never looked at). Binary
+      spiking nets swing by several points from epoch to epoch even at small learning rates
+      (a few sign flips move many spikes), so the last epoch is a lottery.
     """
 
     method: str = "imp"
@@ -76,6 +87,8 @@ class SearchConfig:
     binary_from: str = "ticket"
     binary_epochs: int | None = None
     binary_lr: float = 1e-3
+    binary_scope: str = "all"
+    binary_keep: str = "last"
     seed: int = 0
     split_seed: int = 0
     hidden: int = 128
@@ -117,6 +130,13 @@ class SearchConfig:
                                  + ("--hidden" if self.arch == "mlp" else "--channels"))
         if self.binary_from not in BINARY_FROM:
             raise SltSearchError(f"--binary-from must be one of {', '.join(BINARY_FROM)}, got {self.binary_from!r}")
+        if self.binary_keep not in BINARY_KEEP:
+            raise SltSearchError(f"--binary-keep must be one of {', '.join(BINARY_KEEP)}, got {self.binary_keep!r}")
+        if self.binary_scope not in BINARY_SCOPES:
+            raise SltSearchError(f"--binary-scope must be one of {', '.join(BINARY_SCOPES)}, got {self.binary_scope!r}")
+        if self.binary_scope == "convpep" and (self.arch != "spikformer" or self.binary_from != "ticket"):
+            raise SltSearchError("--binary-scope convpep binarizes the patch embedding of --arch spikformer, "
+                                 "fine-tuned from the ticket (--binary-from ticket)")
         _int(self.rounds, "--rounds", 1, MAX_ROUNDS)
         _int(self.epochs, "--epochs", 1, MAX_EPOCHS)
         _int(self.timesteps, "-T/--timesteps", 1, MAX_TIMESTEPS)

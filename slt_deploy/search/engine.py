@@ -360,17 +360,28 @@ class _Search:
         return out
 
     # ------------------------------------------------------------------ the methods' context
+    def binary_spec(self, on: bool) -> bool | frozenset[str]:
+        """What ``binary=on`` means for the trainer: False, True (every layer), or the ConvPEP's weights."""
+        if not on:
+            return False
+        if self.cfg.binary_scope == "convpep":
+            from .spikformer import CONVPEP_WEIGHTS
+
+            return CONVPEP_WEIGHTS
+        return True
+
     def fit(self, epochs: int, timesteps: int, key: tuple[Any, ...], description: str, binary: bool | None = None,
             **kw: Any) -> float:
         t0 = time.perf_counter()
         self.trainer.fit(self.model, self.x_train, self.y_train, epochs, timesteps, masks=self.masks,
-                         binary=self.scratch if binary is None else binary, key=key, description=description, **kw)
+                         binary=self.binary_spec(self.scratch if binary is None else binary), key=key,
+                         description=description, **kw)
         return time.perf_counter() - t0
 
     def evaluate(self, timesteps: int, binary: bool | None = None) -> tuple[float, float]:
         t0 = time.perf_counter()
         acc = self.trainer.accuracy(self.model, self.x_test, self.y_test, timesteps, self.masks,
-                                    self.scratch if binary is None else binary)
+                                    self.binary_spec(self.scratch if binary is None else binary))
         return acc, time.perf_counter() - t0
 
     def decide(self, fn: Callable[[], Any]) -> Any:

@@ -80,14 +80,15 @@ def finish(search: Any) -> SearchResult:
 def _export_ticket(search: Any) -> tuple[Any, Any, dict[str, Any], float]:
     """The trained, masked model packed to ``search.out`` and read back: (model, ticket, masks, torch accuracy)."""
     cfg = search.cfg
-    final = materialize(search.model, search.masks, cfg.binary)
+    final = materialize(search.model, search.masks, search.binary_spec(cfg.binary))
     torch_acc = search.trainer.accuracy(final, search.x_test, search.y_test, cfg.timesteps, shard=False)
     final = final.cpu()
     first = np.asarray(search.x_test[:1])
     example = torch.from_numpy(np.ascontiguousarray(first[:, 0] if cfg.encoding == "spikes" else first))
     masks = {k: v.cpu() for k, v in (search.masks or {}).items()}
     with torch.no_grad():
-        ticket = api.from_torch(final, example, timesteps=cfg.timesteps, binarize=cfg.binary, masks=masks or None,
+        binarize = search.binary_spec(cfg.binary)  # True, False or the ConvPEP's weight names
+        ticket = api.from_torch(final, example, timesteps=cfg.timesteps, binarize=binarize, masks=masks or None,
                                 encoding=cfg.encoding)
     api.save(ticket, search.out)
     return final, api.load(search.out), masks, torch_acc

@@ -33,6 +33,8 @@ from torch import nn
 
 ATTENTION_SCALE = 0.125
 ATTENTION_THRESHOLD = 0.5
+CONVPEP_WEIGHTS = frozenset({"pep.weight", "rpe.weight"})
+"""The convolutional patch embedding's weights: what ``--binary-scope convpep`` binarizes (MultiSp)."""
 
 
 class _TokenLinear(nn.Module):
@@ -111,4 +113,4 @@ def important_tokens(x_train: np.ndarray, patch: int, keep: float) -> np.ndarray
     return np.sort(order[:count])
 
 
-__all__ = ["ATTENTION_SCALE", "ATTENTION_THRESHOLD", "Block", "Spikformer", "important_tokens"]
+__all__ = ["ATTENTION_SCALE", "ATTENTION_THRESHOLD", "CONVPEP_WEIGHTS", "Block", "Spikformer", "important_tokens"]

@@ -47,19 +47,28 @@ class _BinarySTE(torch.autograd.Function):
         return grad * mask.to(grad.dtype), None
 
 
-def effective_weights(model: nn.Module, masks: Mapping[str, torch.Tensor] | None, binary: bool) -> dict[str, Any]:
+Binary = bool | frozenset[str]
+"""``True``: every weight tensor binary; a set of names: only those (e.g. spikformer's ConvPEP)."""
+
+
+def is_binary(binary: Binary, name: str) -> bool:
+    """Whether weight tensor ``name`` is binary under ``binary``."""
+    return binary is True or (isinstance(binary, frozenset) and name in binary)
+
+
+def effective_weights(model: nn.Module, masks: Mapping[str, torch.Tensor] | None, binary: Binary) -> dict[str, Any]:
     """The weight tensors a forward pass uses (see the module docstring); differentiable."""
     out: dict[str, Any] = {}
     for name, w in prunable(model).items():
         m = None if masks is None else masks.get(name)
-        if binary:
+        if is_binary(binary, name):
             out[name] = _BinarySTE.apply(w, torch.ones_like(w, dtype=torch.bool) if m is None else m)
         elif m is not None:
             out[name] = w * m.to(w.dtype)
     return out
 
 
-def materialize(model: nn.Module, masks: Mapping[str, torch.Tensor] | None, binary: bool) -> nn.Module:
+def materialize(model: nn.Module, masks: Mapping[str, torch.Tensor] | None, binary: Binary) -> nn.Module:
     """A copy of ``model`` whose weights are the effective ones (exactly α·sign for binary), in eval mode."""
     out = copy.deepcopy(model)
     with torch.no_grad():

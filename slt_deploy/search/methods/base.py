@@ -68,6 +68,7 @@ class SearchContext(Protocol):
     def fit(self, epochs: int, timesteps: int, key: tuple[Any, ...], description: str, binary: bool | None = None,
             **kw: Any) -> float: ...
     def evaluate(self, timesteps: int, binary: bool | None = None) -> tuple[float, float]: ...
+    def binary_spec(self, on: bool) -> bool | frozenset[str]: ...
     def decide(self, fn: Callable[[], Any]) -> Any: ...
     def share_masks(self, fn: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]: ...
     def magnitude_mask(self, keep: int, among: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]: ...
@@ -119,8 +120,21 @@ class SearchMethod:
         T = cfg.timesteps
         epochs = cfg.finetune_epochs
         opt = torch.optim.Adam(ctx.model.parameters(), lr=cfg.binary_lr)
+        best: dict[str, Any] = {"accuracy": -1.0, "epoch": epochs, "state": None}
+
+        def keep_best(epoch: int) -> None:  # --binary-keep best-train: training-set accuracy, never the test set
+            acc = ctx.trainer.accuracy(ctx.model, ctx.x_train, ctx.y_train, T, ctx.masks, ctx.binary_spec(True))
+            if acc > best["accuracy"]:
+                state = {k: v.detach().clone() for k, v in ctx.model.state_dict().items()}
+                best.update(accuracy=acc, epoch=epoch, state=state)
+
+        select = cfg.binary_keep == "best-train"
         seconds = ctx.fit(epochs, T, ("binary",), f"binary fine-tune (alpha x sign, T={T})", binary=True,
-                          optimizer=opt, freeze_bn=True)
+                          optimizer=opt, freeze_bn=True, on_epoch=keep_best if select else None)
+        extra: dict[str, Any] = {}
+        if select and best["state"] is not None:
+            ctx.model.load_state_dict(best["state"])
+            extra = {"kept_epoch": best["epoch"], "train_accuracy": best["accuracy"]}
         acc, ev = ctx.evaluate(T, binary=True)
         ctx.state["phase"] = "done"
-        return ctx.entry("binary", T, epochs, seconds, acc, ev)
+        return ctx.entry("binary", T, epochs, seconds, acc, ev, **extra)
