@@ -158,9 +158,9 @@ class _Search:
     def _check_output(self) -> None:
         out = self.out
         if out.is_dir():
-            raise SltSearchError(f"output {out} is a folder; give a file name such as ticket.slt")
+            raise SltSearchError(f"--out '{out}' is a folder; give a file name such as ticket.slt")
         if not out.parent.is_dir():
-            raise SltSearchError(f"output folder {out.parent} does not exist")
+            raise SltSearchError(f"--out '{out}': the folder '{out.parent}' does not exist")
         if self.log_path.resolve() == out.resolve():
             raise SltSearchError(f"the log {self.log_path} would overwrite the ticket; give --out a .slt name")
 
