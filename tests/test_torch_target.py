@@ -445,3 +445,33 @@ def test_hypothesis_spike_driven_integer_tickets(case) -> None:
     # first layer sums are exact integers here; longer runs stress the neuron state
     ticket, x = case
     assert_same(simulate(ticket, x), run_torch(ticket, x))
+
+
+@pytest.mark.parametrize("weights", WEIGHT_KINDS)
+@pytest.mark.parametrize("inputs", ["standardized", "images255"])
+def test_torch_equals_reference_on_real_data(weights: str, inputs: str) -> None:
+    """sklearn digits, standardized features or pixels/255 (direct input: the first layer's
+    sums are computed once per run), float64 sums in torch's own order: equal to the reference
+    whenever the reference took no slow path (docs/semantics.md), which is every sum here."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits().data.astype(np.float32)[:24]
+    if inputs == "standardized":
+        x = ((digits - digits.mean(0)) / np.where(digits.std(0) > 0, digits.std(0), 1)).astype(np.float32)
+    else:
+        x = (np.round(digits * 255 / 16) / np.float32(255)).astype(np.float32)
+    rng = np.random.default_rng(len(weights) + len(inputs))
+    mask = rng.random((48, 64)) < 0.3
+    w1 = {"binary": lambda: BinaryWeights(mask, rng.random((48, 64)) < 0.5, np.float32(0.15)),
+          "int8": lambda: Int8Weights(mask, rng.integers(-128, 128, (48, 64)).astype(np.int8), np.float32(0.002)),
+          "float32": lambda: FloatWeights(mask, (rng.normal(0, 0.15, (48, 64)) * mask).astype(np.float32))}[weights]()
+    w2 = FloatWeights(np.ones((10, 48), bool), rng.normal(0, 0.3, (10, 48)).astype(np.float32))
+    from slt_deploy.ir import sequential
+
+    ticket = sequential((64,), [Linear("fc1", w1, bias=rng.normal(0, 0.1, 48).astype(np.float32)),
+                                LIF("l1", (48,), beta=0.9, threshold=0.5), Linear("fc2", w2),
+                                LI("ro", (10,), beta=0.9)], 6, Encoding("direct"))
+    ref = simulate(ticket, x)
+    assert ref.diagnostics.slow_path_sums == 0
+    assert_same(ref, run_torch(ticket, x))
+    assert ref.spike_counts["l1"].sum() > 0
