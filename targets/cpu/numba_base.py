@@ -46,6 +46,18 @@ def cttz(typingctx, x):
     return sig, codegen
 
 
+@njit(inline="always")
+def lsb_exponent(u):
+    """Exponent ``g`` of the lowest set bit of a nonzero float64 given by its bits ``u``:
+    ``|v| = odd · 2^g`` (subnormals included: ``g = −1074 + tz(m)``; normals:
+    ``g = e − 1075 + tz(m | 2^52)``)."""
+    e = np.int64((u >> np.uint64(52)) & np.uint64(0x7FF))
+    m = u & np.uint64(0xFFFFFFFFFFFFF)
+    if e == 0:
+        return np.int64(-1074) + np.int64(cttz(m))
+    return e - np.int64(1075) + np.int64(cttz(m | np.uint64(1 << 52)))
+
+
 # ============================================================================ helpers
 @njit(**_JIT)
 def _pack(s, out):

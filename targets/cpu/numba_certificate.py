@@ -12,7 +12,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .numba_base import _JIT, cttz
+from .numba_base import _JIT, lsb_exponent
 
 
 @njit(**_JIT)
@@ -28,13 +28,7 @@ def _row_stats(x, grid, total):
             if v == 0.0:
                 continue
             acc += abs(v)
-            u = bits[r, k]
-            e = np.int64((u >> np.uint64(52)) & np.uint64(0x7FF))
-            m = u & np.uint64(0xFFFFFFFFFFFFF)
-            if e == 0:
-                ge = np.int64(-1074) + np.int64(cttz(m))
-            else:
-                ge = e - np.int64(1075) + np.int64(cttz(m | np.uint64(1 << 52)))
+            ge = lsb_exponent(bits[r, k])
             if ge < g:
                 g = ge
         grid[r] = g
@@ -62,13 +56,7 @@ def _rows_certified(x, w_max, w_grid):
             if v == 0.0:
                 continue
             acc += abs(v)
-            u = bits[r, k]
-            e = np.int64((u >> np.uint64(52)) & np.uint64(0x7FF))
-            m = u & np.uint64(0xFFFFFFFFFFFFF)
-            if e == 0:
-                ge = np.int64(-1074) + np.int64(cttz(m))
-            else:
-                ge = e - np.int64(1075) + np.int64(cttz(m | np.uint64(1 << 52)))
+            ge = lsb_exponent(bits[r, k])
             g = min(g, ge)
         if acc == 0.0:
             continue

@@ -37,10 +37,10 @@ from numba import njit
 from slt_deploy import exact
 
 from .geometry import ConvGeometry
+from .numba_base import _JIT, lsb_exponent
 from .stores import CsrStore
 
 _FAST = dict(cache=True, nogil=True, boundscheck=False, fastmath={"reassoc", "contract"})
-_JIT = dict(cache=True, nogil=True, boundscheck=False)
 
 
 @dataclass(frozen=True)
@@ -108,14 +108,8 @@ def _accumulate_padded(xp, axp, c, ty, tx, cv, s, b):
             b[oy, ox] += ca * axp[c, oy + ty, ox + tx]
 
 
-_DEBRUIJN = 0x03F79D71B4CB0A89
-_TZ = np.zeros(64, np.int64)
-for _i in range(64):
-    _TZ[((1 << _i) * _DEBRUIJN & 0xFFFFFFFFFFFFFFFF) >> 58] = _i
-
-
 @njit(**_JIT)
-def _input_grids(x, r, tz, xg):
+def _input_grids(x, r, xg):
     """``xg[c, y, x]`` = exponent of the lowest set bit of ``x[r, c, y, x]`` (``v = odd · 2^e``), huge for 0."""
     C, H, W = xg.shape
     bits = x.view(np.uint64)
@@ -123,16 +117,10 @@ def _input_grids(x, r, tz, xg):
         for iy in range(H):
             for ix in range(W):
                 u = bits[r, c, iy, ix]
-                e = np.int64((u >> np.uint64(52)) & np.uint64(0x7FF))
-                m = u & np.uint64(0xFFFFFFFFFFFFF)
-                if e != 0:
-                    m |= np.uint64(1 << 52)
-                if m == np.uint64(0):
+                if u & np.uint64(0x7FFFFFFFFFFFFFFF) == np.uint64(0):
                     xg[c, iy, ix] = 1 << 20
-                    continue
-                low = m & (~m + np.uint64(1))
-                z = tz[np.int64((low * np.uint64(_DEBRUIJN)) >> np.uint64(58))]
-                xg[c, iy, ix] = (np.int64(-1074) if e == 0 else e - np.int64(1075)) + z
+                else:
+                    xg[c, iy, ix] = lsb_exponent(u)
 
 
 @njit(**_JIT)
@@ -175,7 +163,7 @@ def _decide_plane(s, b, n, out, flags):
 
 
 @njit(**_JIT)
-def _conv_checked(x, ax, geom, rowptr, chan, tdy, tdx, code, cgrid, tz, out, ambiguous):
+def _conv_checked(x, ax, geom, rowptr, chan, tdy, tdx, code, cgrid, out, ambiguous):
     """``out[r, o] = float32(Ŝ)`` where a test decides it; ``ambiguous[r, o, y, x] = 1`` elsewhere."""
     C, H, W, O, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, G = geom
     s = np.zeros((Ho, Wo), np.float64)
@@ -210,7 +198,7 @@ def _conv_checked(x, ax, geom, rowptr, chan, tdy, tdx, code, cgrid, tz, out, amb
                     ok = flags[oy, ox] != 0
                     if not ok:
                         if not grids:
-                            _input_grids(x, r, tz, xg)
+                            _input_grids(x, r, xg)
                             grids = True
                         ok = _lattice(xg, o, oy, ox, geom, rowptr, chan, tdy, tdx, cgrid, b[oy, ox])
                     ambiguous[r, o, oy, ox] = 0 if ok else 1
@@ -238,7 +226,7 @@ def conv_checked(x: np.ndarray, taps: ConvTaps, g: ConvGeometry) -> np.ndarray:
     out = np.empty((x.shape[0], g.o, g.ho, g.wo), np.float32)
     amb = np.empty(out.shape, np.uint8)
     n = _conv_checked(x, np.abs(x), g.as_tuple(), taps.rowptr, taps.chan, taps.dy, taps.dx, taps.code, taps.grid,
-                      _TZ, out, amb)
+                      out, amb)
     if n:
         idx = np.argwhere(amb)
         exact.count_slow_path(len(idx))
