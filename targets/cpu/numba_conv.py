@@ -46,11 +46,14 @@ def _add_tap(x, r, c, dy, dx, cv, geom, acc):
 @njit(cache=True, nogil=True, boundscheck=False, fastmath={"reassoc", "contract"})
 def _add_tap_padded(xp, c, ty, tx, cv, acc):
     """Stride 1: ``acc[oy, ox] += cv · xp[c, oy + ty, ox + tx]`` over the whole output plane
-    (``xp`` zero-padded, so every row is a full-length contiguous loop)."""
+    (``xp`` zero-padded, so every row is a full-length contiguous loop over 1-D row slices,
+    indexed from 0: no negative-index test, and the loop vectorizes)."""
     Ho, Wo = acc.shape
     for oy in range(Ho):
+        dst = acc[oy]
+        src = xp[c, oy + ty, tx:tx + Wo]
         for ox in range(Wo):
-            acc[oy, ox] += cv * xp[c, oy + ty, ox + tx]
+            dst[ox] += cv * src[ox]
 
 
 @njit(**_JIT)

@@ -71,7 +71,8 @@ def _count_u8(x, kh, kw, sh, sw, ph, pw, out):
 @njit(**_JIT)
 def _max2x2(x16, out):
     """2x2 windows, stride 2, no padding, even width: ``x16`` is the input viewed as uint16 pixel
-    pairs, so one 16-bit OR of two rows covers a window and the loop is contiguous."""
+    pairs, so one 16-bit OR of two rows covers a window and the loop is contiguous. The OR is
+    bytewise, so step-packed masks (:mod:`.numba_packed`, bit t = step t) pool the same way."""
     R, C, H, W2 = x16.shape
     Ho, Wo = out.shape[2], out.shape[3]
     for r in range(R):
@@ -79,12 +80,15 @@ def _max2x2(x16, out):
             for oy in range(Ho):
                 for ox in range(Wo):
                     v = x16[r, c, 2 * oy, ox] | x16[r, c, 2 * oy + 1, ox]
-                    out[r, c, oy, ox] = np.uint8((v | (v >> np.uint16(8))) & np.uint16(1))
+                    out[r, c, oy, ox] = np.uint8((v | (v >> np.uint16(8))) & np.uint16(0xFF))
 
 
 def pool_spikes(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
                 count: bool) -> np.ndarray:
-    """uint8 spikes ``(R, C, H, W)`` -> max pool (uint8 0/1) or window counts (float32, ``count``)."""
+    """uint8 spikes ``(R, C, H, W)`` -> max pool (uint8 0/1) or window counts (float32, ``count``).
+
+    The max pool is a bytewise OR, so it pools step-packed masks too (bit t of a byte = step t).
+    """
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
     r, c, h, w = x.shape
     ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1

@@ -183,8 +183,9 @@ class Runtime:
             if not self._plans_ready(inp.binary):
                 return None  # the first generic run fixes the kernels
             from .chain import ChainProgram
+            from .packed_chain import PackedChain
 
-            self._chains[key] = ChainProgram.build(self, inp.binary)
+            self._chains[key] = ChainProgram.build(self, inp.binary) or PackedChain.build(self, inp.binary)
         chain = self._chains[key]
         if chain is None:
             return None
