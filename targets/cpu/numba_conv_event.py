@@ -204,21 +204,23 @@ def _spike_list(xs, r, c, H, W, Wp, lst):
     for iy in range(H):
         b = iy * Wp
         for ix in range(W):
-            lst[n] = b + ix
+            lst[n] = np.uint64(b + ix)
             n += np.int64(xs[r, c, iy, ix] != 0)
     return n
 
 
 @njit(**_JIT)
 def _scatter_padded(xs, r, H, W, Wp, chptr, negstart, poff, codes, coded, lst, acc):
-    """Spikes of row ``r`` into the padded accumulator, tap by tap (one output plane per inner loop)."""
+    """Spikes of row ``r`` into the padded accumulator, tap by tap (one output plane per inner loop).
+
+    Indices are unsigned (``lst`` uint64): numba then emits no negative-index test per add."""
     for c in range(chptr.shape[0] - 1):
         a, ns, z = chptr[c], negstart[c], chptr[c + 1]
         if a == z:
             continue
         n = _spike_list(xs, r, c, H, W, Wp, lst)
         for p in range(a, z):
-            off = poff[p]
+            off = np.uint64(poff[p])
             if coded:
                 cv = codes[p]
                 for i in range(n):
@@ -253,7 +255,7 @@ def _conv_event_padded(xs, geom, padded, chptr, negstart, poff, codes, coded, ac
     """One scatter pass per row into the padded accumulator (stride 1, see :class:`.ConvEventStore`)."""
     C, H, W, O, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, G = geom
     Hp, Wp, ty0, tx0 = padded
-    lst = np.empty(H * W, np.int64)
+    lst = np.empty(H * W, np.uint64)
     for r in range(xs.shape[0]):
         acc[:] = 0
         _scatter_padded(xs, r, H, W, Wp, chptr, negstart, poff, codes, coded, lst, acc)
