@@ -143,6 +143,26 @@ def test_checked_conv_matches_fsum(case) -> None:
     assert _same_bits(got, want)
 
 
+def test_checked_conv_window_bound_too_loose_falls_to_the_pixel_sum() -> None:
+    """Stride 1 tests a pixel first against ``max|code|·Σ_window |x|`` (every tap, kept or not). A
+    huge input under a pruned tap makes that bound useless; the pixel's own ``B̂`` then decides
+    it, with no slow-path sum."""
+    from slt_deploy.targets.cpu import numba_conv_checked
+    from slt_deploy.targets.cpu.stores import Coo, CsrStore
+
+    w = np.zeros((2, 1, 3, 3), np.float32)
+    w[0, 0, 1, 1], w[1, 0, 0, 0] = 0.7, -1.3  # centre tap / corner tap only
+    node = Conv2d("c", FloatWeights(w != 0, w), padding=1)
+    x = np.random.default_rng(0).normal(0, 1, (2, 1, 5, 5)).astype(np.float32)
+    x[:, 0, 2, 3] = np.float32(3e37)  # under pruned taps of most windows around it
+    g = _geom(node, x, (2, 5, 5))
+    taps = numba_conv_checked.ConvTaps.of(CsrStore.from_coo(Coo.from_weights(node.weights)), g)
+    before = exact.fallback_count()
+    got = numba_conv_checked.conv_checked(x.astype(np.float64), taps, g)
+    assert exact.fallback_count() == before
+    assert _same_bits(got, _oracle(x, node, (2, 5, 5)))
+
+
 def test_checked_conv_slow_path_breaks_a_midpoint_tie() -> None:
     """1 + 2^-24 is a float32 midpoint; the 2^-60 term makes the exact sum round up. Float64
     accumulation loses that term (rounds to even: 1.0); only the exact slow path gets it right."""

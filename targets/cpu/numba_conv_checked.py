@@ -15,13 +15,19 @@ kept taps of ``o`` (at least the number of nonzero terms, so the bound only grow
       =>  float32(Ŝ) is the exact sum rounded once
 
 (:func:`_decide_plane`, the test of :func:`.numba_checked._decide`, which widens the interval a little more than the two
-float64 roundings of its ends). A sum it cannot decide (an exact cancellation to 0, a sum
-on a float32 midpoint) gets the lattice certificate of :mod:`slt_deploy.exact`: its nonzero
-terms are multiples of ``2^g`` and ``B̂ < 2^(g+52)``, so every float64 order is exact.
-The sums neither test accepts are flagged; :func:`conv_checked`
-recomputes exactly those with :func:`slt_deploy.exact.round_exact` (and counts them as
-slow-path sums). Reassociation (vectorization, FMA) is allowed: the bound holds for any
-float64 order.
+float64 roundings of its ends). Stride-1 convs do not accumulate ``B̂`` per output: one
+plane per input row, ``box = Σ_c Σ_window |x|`` (every channel and tap, kept or not), bounds
+``B̂_o ≤ max|code_o|·box·(1 + (C·kH·kW + 2)·2^-52)`` for every output channel at once (the
+factor covers the float64 rounding of ``box`` in any order and the two products), and the test
+runs with that larger bound; only a pixel it leaves open computes its own ``B̂``
+(:func:`_conv_checked_unit`). The bound is looser, so the interval is wider, but still some
+20 bits below a float32 ulp for ordinary data: the open pixels stay rare.
+A sum it cannot decide (an exact cancellation to 0, a sum on a float32 midpoint) gets the
+lattice certificate of :mod:`slt_deploy.exact`: its nonzero terms are multiples of ``2^g`` and
+``B̂ < 2^(g+52)``, so every float64 order is exact. The sums neither test accepts are flagged;
+:func:`conv_checked` recomputes exactly those with :func:`slt_deploy.exact.round_exact` (and
+counts them as slow-path sums). Reassociation (vectorization, FMA) is allowed: the bound holds
+for any float64 order.
 """
 
 # Kernel code uses the math names O, H, W of the docstrings.
@@ -36,6 +42,7 @@ from numba import njit
 
 from slt_deploy import exact
 
+from . import numba_checked as nchk
 from .geometry import ConvGeometry
 from .numba_base import _JIT, lsb_exponent
 from .stores import CsrStore
@@ -55,6 +62,7 @@ class ConvTaps:
     dx: np.ndarray  # int64
     code: np.ndarray  # float64
     grid: np.ndarray  # int64
+    cmax: np.ndarray  # float64 (O,): max |code| of each output channel's kept taps (0 if none)
 
     @classmethod
     def of(cls, store: CsrStore, g: ConvGeometry) -> ConvTaps:
@@ -62,12 +70,14 @@ class ConvTaps:
         o = np.repeat(np.arange(g.o), np.diff(store.rowptr))
         t = k % g.taps
         code = store.codes.astype(np.float64)
+        cmax = np.zeros(g.o, np.float64)
+        np.maximum.at(cmax, o, np.abs(code))
         return cls(store.rowptr.astype(np.int64), (o // g.og) * g.cg + k // g.taps, (t // g.kw) * g.dh - g.ph,
-                   (t % g.kw) * g.dw - g.pw, code, exact.grid_exponent(code).astype(np.int64))
+                   (t % g.kw) * g.dw - g.pw, code, exact.grid_exponent(code).astype(np.int64), cmax)
 
     @property
     def nbytes(self) -> int:
-        return int(sum(a.nbytes for a in (self.rowptr, self.chan, self.dy, self.dx, self.code, self.grid)))
+        return int(sum(a.nbytes for a in (self.rowptr, self.chan, self.dy, self.dx, self.code, self.grid, self.cmax)))
 
 
 @njit(**_FAST)
@@ -98,14 +108,48 @@ def _accumulate(x, ax, r, c, dy, dx, cv, geom, s, b):
 
 
 @njit(**_FAST)
-def _accumulate_padded(xp, axp, c, ty, tx, cv, s, b):
-    """Stride 1 over the zero-padded input planes: every output pixel, full contiguous rows."""
+def _accumulate_padded(xp, c, ty, tx, cv, s):
+    """Stride 1 over the zero-padded input planes: ``Ŝ`` of every output pixel, full contiguous
+    rows (1-D slices indexed from 0: no negative-index test, the loop vectorizes)."""
     Ho, Wo = s.shape
-    ca = abs(cv)
     for oy in range(Ho):
+        dst = s[oy]
+        src = xp[c, oy + ty, tx:tx + Wo]
         for ox in range(Wo):
-            s[oy, ox] += cv * xp[c, oy + ty, ox + tx]
-            b[oy, ox] += ca * axp[c, oy + ty, ox + tx]
+            dst[ox] += cv * src[ox]
+
+
+@njit(**_FAST)
+def _window_abs_sums(axp, geom, plane, box):
+    """Stride 1: ``box[oy, ox] = Σ_c Σ_(ky,kx) |x[c, oy + ky·dh, ox + kx·dw]|`` over the padded
+    input, every channel and tap of the window (kept or not), so ``B̂_o ≤ max|code_o|·box``
+    for every output channel ``o`` (:func:`_conv_checked`). Any summation order: the caller
+    inflates the result by the rounding error of ``C·kH·kW`` nonnegative terms."""
+    C, H, W, O, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, G = geom
+    plane[:, :] = 0.0
+    for c in range(C):
+        for y in range(plane.shape[0]):
+            dst = plane[y]
+            src = axp[c, y]
+            for x in range(plane.shape[1]):
+                dst[x] += src[x]
+    box[:, :] = 0.0
+    for ky in range(kh):
+        for kx in range(kw):
+            for oy in range(Ho):
+                dst = box[oy]
+                src = plane[oy + ky * dh, kx * dw:kx * dw + Wo]
+                for ox in range(Wo):
+                    dst[ox] += src[ox]
+
+
+@njit(**_JIT)
+def _pixel_abs_sum(axp, o, oy, ox, rowptr, chan, tdy, tdx, code, ph, pw):
+    """``B̂ = Σ |code|·|x|`` of one output pixel over its kept taps (stride 1, padded input)."""
+    b = 0.0
+    for p in range(rowptr[o], rowptr[o + 1]):
+        b += abs(code[p]) * axp[chan[p], oy + tdy[p] + ph, ox + tdx[p] + pw]
+    return b
 
 
 @njit(**_JIT)
@@ -145,14 +189,14 @@ def _lattice(xg, o, oy, ox, geom, rowptr, chan, tdy, tdx, cgrid, b):
 
 
 @njit(**_JIT)
-def _decide_plane(s, b, n, out, flags):
-    """``out = float32(s)`` and ``flags = _decide(s, b, n)`` for a whole plane, without branches
+def _decide_plane(s, b, bscale, n, out, flags):
+    """``out = float32(s)`` and ``flags = _decide(s, b·bscale, n)`` for a whole plane, without branches
     (the same operations as :func:`.numba_checked._decide`, so the loop vectorizes)."""
     Ho, Wo = s.shape
     for oy in range(Ho):
         for ox in range(Wo):
             sv = s[oy, ox]
-            bv = b[oy, ox]
+            bv = b[oy, ox] * bscale
             e = 2.0 * (bv * ((n + 1.0) * 2.0 ** -52) + 5e-324)
             widen = 2.0 ** -51 * (abs(sv) + e) + 5e-324
             lo = np.float32(sv - e - widen)
@@ -163,46 +207,91 @@ def _decide_plane(s, b, n, out, flags):
 
 
 @njit(**_JIT)
+def _flag_undecided(x, r, o, s, b_of, geom, rowptr, chan, tdy, tdx, cgrid, xg, grids, flags, ambiguous):
+    """Give every pixel the plane test left undecided the lattice test (with ``b_of(oy, ox)``
+    its B̂); mark the rest ambiguous. Returns (count ambiguous, input grids built)."""
+    n_amb = 0
+    Ho, Wo = s.shape
+    for oy in range(Ho):
+        for ox in range(Wo):
+            ok = flags[oy, ox] != 0
+            if not ok:
+                if not grids:
+                    _input_grids(x, r, xg)
+                    grids = True
+                ok = _lattice(xg, o, oy, ox, geom, rowptr, chan, tdy, tdx, cgrid, b_of[oy, ox])
+            ambiguous[r, o, oy, ox] = 0 if ok else 1
+            n_amb += 0 if ok else 1
+    return n_amb, grids
+
+
+@njit(**_JIT)
+def _conv_checked_unit(x, ax, geom, rowptr, chan, tdy, tdx, code, cgrid, cmax, out, ambiguous):
+    """Stride 1: ``Ŝ`` only in the hot loop; the bound ``B̂_o ≤ max|code_o|·box`` (:func:`_window_abs_sums`,
+    once per input row for every output channel) decides nearly every pixel, and a pixel it
+    leaves open gets its own ``B̂`` (:func:`_pixel_abs_sum`) and the full test."""
+    C, H, W, O, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, G = geom
+    s = np.zeros((Ho, Wo), np.float64)
+    bpix = np.zeros((Ho, Wo), np.float64)
+    box = np.zeros((Ho, Wo), np.float64)
+    xp = np.zeros((C, H + 2 * ph, W + 2 * pw), np.float64)
+    axp = np.zeros((C, H + 2 * ph, W + 2 * pw), np.float64)
+    plane = np.zeros((H + 2 * ph, W + 2 * pw), np.float64)
+    xg = np.zeros((C, H, W), np.int64)
+    flags = np.zeros((Ho, Wo), np.uint8)
+    # box is a float64 sum of m = C·kH·kW nonnegative terms (any order), then two products:
+    # true value <= computed · (1 + (m + 2)·2^-52)
+    inflate = 1.0 + (C * kh * kw + 2) * 2.0 ** -52
+    n_amb = 0
+    for r in range(x.shape[0]):
+        grids = False
+        for c in range(C):  # padding added once per row (its terms are exact zeros)
+            for iy in range(H):
+                for ix in range(W):
+                    xp[c, iy + ph, ix + pw] = x[r, c, iy, ix]
+                    axp[c, iy + ph, ix + pw] = ax[r, c, iy, ix]
+        _window_abs_sums(axp, geom, plane, box)
+        for o in range(O):
+            s[:, :] = 0.0
+            for p in range(rowptr[o], rowptr[o + 1]):
+                _accumulate_padded(xp, chan[p], tdy[p] + ph, tdx[p] + pw, code[p], s)
+            n = np.float64(rowptr[o + 1] - rowptr[o])
+            _decide_plane(s, box, cmax[o] * inflate, n, out[r, o], flags)
+            for oy in range(Ho):
+                for ox in range(Wo):
+                    if flags[oy, ox] == 0:  # rare: the pixel's own B̂, then the same test
+                        bv = _pixel_abs_sum(axp, o, oy, ox, rowptr, chan, tdy, tdx, code, ph, pw)
+                        bpix[oy, ox] = bv
+                        flags[oy, ox] = np.uint8(nchk._decide(s[oy, ox], bv, n))
+                    else:
+                        bpix[oy, ox] = 0.0
+            k, grids = _flag_undecided(x, r, o, s, bpix, geom, rowptr, chan, tdy, tdx, cgrid, xg, grids, flags,
+                                       ambiguous)
+            n_amb += k
+    return n_amb
+
+
+@njit(**_JIT)
 def _conv_checked(x, ax, geom, rowptr, chan, tdy, tdx, code, cgrid, out, ambiguous):
-    """``out[r, o] = float32(Ŝ)`` where a test decides it; ``ambiguous[r, o, y, x] = 1`` elsewhere."""
+    """Strided convs: ``out[r, o] = float32(Ŝ)`` where a test decides it; ``ambiguous[r, o, y, x] = 1`` elsewhere."""
     C, H, W, O, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, G = geom
     s = np.zeros((Ho, Wo), np.float64)
     b = np.zeros((Ho, Wo), np.float64)
     xg = np.zeros((C, H, W), np.int64)
     flags = np.zeros((Ho, Wo), np.uint8)
     n_amb = 0
-    unit = sh == 1 and sw == 1
-    shape = (C, H + 2 * ph, W + 2 * pw) if unit else (1, 1, 1)
-    xp = np.zeros(shape, np.float64)
-    axp = np.zeros(shape, np.float64)
     for r in range(x.shape[0]):
         grids = False
-        if unit:  # padding added once per row (its terms are exact zeros)
-            for c in range(C):
-                for iy in range(H):
-                    for ix in range(W):
-                        xp[c, iy + ph, ix + pw] = x[r, c, iy, ix]
-                        axp[c, iy + ph, ix + pw] = ax[r, c, iy, ix]
         for o in range(O):
             s[:, :] = 0.0
             b[:, :] = 0.0
             for p in range(rowptr[o], rowptr[o + 1]):
-                if unit:
-                    _accumulate_padded(xp, axp, chan[p], tdy[p] + ph, tdx[p] + pw, code[p], s, b)
-                else:
-                    _accumulate(x, ax, r, chan[p], tdy[p], tdx[p], code[p], geom, s, b)
+                _accumulate(x, ax, r, chan[p], tdy[p], tdx[p], code[p], geom, s, b)
             n = np.float64(rowptr[o + 1] - rowptr[o])
-            _decide_plane(s, b, n, out[r, o], flags)
-            for oy in range(Ho):
-                for ox in range(Wo):
-                    ok = flags[oy, ox] != 0
-                    if not ok:
-                        if not grids:
-                            _input_grids(x, r, xg)
-                            grids = True
-                        ok = _lattice(xg, o, oy, ox, geom, rowptr, chan, tdy, tdx, cgrid, b[oy, ox])
-                    ambiguous[r, o, oy, ox] = 0 if ok else 1
-                    n_amb += 0 if ok else 1
+            _decide_plane(s, b, 1.0, n, out[r, o], flags)
+            k, grids = _flag_undecided(x, r, o, s, b, geom, rowptr, chan, tdy, tdx, cgrid, xg, grids, flags,
+                                       ambiguous)
+            n_amb += k
     return n_amb
 
 
@@ -225,8 +314,11 @@ def conv_checked(x: np.ndarray, taps: ConvTaps, g: ConvGeometry) -> np.ndarray:
     x = np.ascontiguousarray(x, dtype=np.float64)
     out = np.empty((x.shape[0], g.o, g.ho, g.wo), np.float32)
     amb = np.empty(out.shape, np.uint8)
-    n = _conv_checked(x, np.abs(x), g.as_tuple(), taps.rowptr, taps.chan, taps.dy, taps.dx, taps.code, taps.grid,
-                      out, amb)
+    args = (x, np.abs(x), g.as_tuple(), taps.rowptr, taps.chan, taps.dy, taps.dx, taps.code, taps.grid)
+    if g.sh == g.sw == 1:
+        n = _conv_checked_unit(*args, taps.cmax, out, amb)
+    else:
+        n = _conv_checked(*args, out, amb)
     if n:
         idx = np.argwhere(amb)
         exact.count_slow_path(len(idx))
