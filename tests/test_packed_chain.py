@@ -4,7 +4,8 @@ The packed chain runs ``binary conv -> LIF`` in one kernel over step masks (one 
 neuron, bit t = step t) and max pools as a bytewise OR. Oracle: the reference simulator, bit
 for bit on the output and spike for spike on every LIF layer's per-step counts, over every
 LIF variant (charge x reset, neuron bias), conv bias and scale, T across the 8-step groups
-(3, 8, 11, 16), batch 1 and several samples, analog and spike inputs.
+(1, 3, 8, 11, 16), batch 1 and several samples, analog and spike inputs, binary weights
+(byte lanes) and int8 / float32 codes (float64 sums step by step).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from slt_deploy.ir import (
     Conv2d,
     Encoding,
     Flatten,
+    FloatWeights,
+    Int8Weights,
     Linear,
     MaxPool2d,
     Ticket,
@@ -31,14 +34,21 @@ from slt_deploy.ir.neurons import CHARGES, RESETS
 pytestmark = pytest.mark.skipif(not cpu.numba_available(), reason="the packed chain is a numba-backend path")
 
 
-def _binary(rng: np.random.Generator, shape: tuple[int, ...], p: float, scale=None) -> BinaryWeights:
+def _binary(rng: np.random.Generator, shape: tuple[int, ...], p: float, scale=None, kind: str = "binary"):
+    """Binary (default), int8 or float32 weights of density ``p`` and unit-ish fan-in gain."""
     mask = rng.random(shape) < p
     fan = max(p * float(np.prod(shape[1:])), 1.0)
+    if kind == "int8":
+        q = (rng.integers(-127, 128, shape) * mask).astype(np.int8)
+        return Int8Weights(q != 0, q, np.float32(2.5 / (64 * np.sqrt(fan))))
+    if kind == "float32":
+        vals = (rng.normal(0, 1.5 / np.sqrt(fan), shape) * mask).astype(np.float32)
+        return FloatWeights(vals != 0, vals)
     return BinaryWeights(mask, rng.random(shape) < 0.5, np.float32(1.5 / np.sqrt(fan)) if scale is None else scale)
 
 
 def _net(rng: np.random.Generator, T: int, encoding: Encoding, charge: str = "leaky", reset: str = "zero",
-         neuron_bias: bool = False, conv_bias: bool = False, scale=None, c: int = 8) -> Ticket:
+         neuron_bias: bool = False, conv_bias: bool = False, scale=None, c: int = 8, kind: str = "binary") -> Ticket:
     def lif(name: str, shape: tuple[int, ...]) -> LIF:
         n = int(np.prod(shape))
         extra = {}
@@ -54,9 +64,9 @@ def _net(rng: np.random.Generator, T: int, encoding: Encoding, charge: str = "le
 
     return sequential((2, 10, 10), [
         Conv2d("conv1", _binary(rng, (c, 2, 3, 3), 0.6), padding=1, bias=cb(c)), lif("lif1", (c, 10, 10)),
-        Conv2d("conv2", _binary(rng, (c, c, 3, 3), 0.3, scale), padding=1, bias=cb(c)), lif("lif2", (c, 10, 10)),
+        Conv2d("conv2", _binary(rng, (c, c, 3, 3), 0.3, scale, kind), padding=1, bias=cb(c)), lif("lif2", (c, 10, 10)),
         MaxPool2d("pool", 2),
-        Conv2d("conv3", _binary(rng, (c, c, 3, 3), 0.4, scale), bias=cb(c)), lif("lif3", (c, 3, 3)),
+        Conv2d("conv3", _binary(rng, (c, c, 3, 3), 0.4, scale, kind), bias=cb(c)), lif("lif3", (c, 3, 3)),
         Flatten("flat"), Linear("fc", _binary(rng, (4, c * 9), 0.5)), LI("out", (4,), beta=0.9)], T, encoding)
 
 
@@ -100,19 +110,22 @@ def _check(monkeypatch, ticket: Ticket, x: np.ndarray, batch: int, spikes: bool)
 
 @pytest.mark.parametrize("charge", CHARGES)
 @pytest.mark.parametrize("reset", RESETS)
-def test_every_lif_variant(monkeypatch, charge: str, reset: str) -> None:
-    rng = np.random.default_rng(hash((charge, reset)) % 2**32)
-    ticket = _net(rng, 11, Encoding("direct"), charge, reset, neuron_bias=reset != "none", conv_bias=charge == "leaky")
+@pytest.mark.parametrize("kind", ["binary", "int8", "float32"])
+def test_every_lif_variant(monkeypatch, charge: str, reset: str, kind: str) -> None:
+    rng = np.random.default_rng(CHARGES.index(charge) * 10 + RESETS.index(reset))
+    ticket = _net(rng, 11, Encoding("direct"), charge, reset, neuron_bias=reset != "none", conv_bias=charge == "leaky",
+                  kind=kind)
     _check(monkeypatch, ticket, _inputs(ticket.encoding, 11, 6, rng), 3, False)
 
 
 @pytest.mark.parametrize("T", [1, 3, 8, 16])
 @pytest.mark.parametrize("encoding", ["direct", "spikes"])
 @pytest.mark.parametrize("batch", [1, 5])
-def test_step_groups_inputs_and_batches(monkeypatch, T: int, encoding: str, batch: int) -> None:
+@pytest.mark.parametrize("kind", ["binary", "float32"])
+def test_step_groups_inputs_and_batches(monkeypatch, T: int, encoding: str, batch: int, kind: str) -> None:
     rng = np.random.default_rng(T * 10 + batch)
     enc = Encoding(encoding)
-    ticket = _net(rng, T, enc, "leaky", "subtract", conv_bias=True)
+    ticket = _net(rng, T, enc, "leaky", "subtract", conv_bias=True, kind=kind)
     _check(monkeypatch, ticket, _inputs(enc, T, 10, rng), batch, encoding == "spikes")
 
 

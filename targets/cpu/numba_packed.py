@@ -171,6 +171,74 @@ def _conv_lif(masks, T, geom, padded, chptr, negstart, poff, lanes, scale, cbias
 
 
 @njit(**_JIT)
+def _scatter_step(masks, g, b, tt, geom, Wp, chptr, poff, codes, lst, acc):
+    """Coded weights (int8, float32): the spikes of step ``8·g + tt`` (bit ``tt`` of the masks)
+    into the padded float64 accumulator, one add of the tap's code per spike and kept tap."""
+    C, H, W = geom[0], geom[1], geom[2]
+    bit = np.uint8(1 << tt)
+    for c in range(C):
+        a, z = chptr[c], chptr[c + 1]
+        if a == z:
+            continue
+        plane = masks[g, b, c * H * W:(c + 1) * H * W]
+        n = 0
+        for iy in range(H):
+            for ix in range(W):
+                lst[n] = np.uint64(iy * Wp + ix)
+                n += np.int64((plane[iy * W + ix] & bit) != 0)
+        for p in range(a, z):
+            off = np.uint64(poff[p])
+            cv = np.float64(codes[p])
+            for i in range(n):
+                acc[lst[i] + off] += cv
+
+
+@njit(**_JIT)
+def _conv_lif_coded(masks, T, geom, padded, chptr, poff, codes, scale, cbias, has_cb, beta, thr, bias, has_bias,
+                    ramt, tau, charge, reset, v, s, out, counts):
+    """Int8 or float32 codes (stride 1, padded accumulator) over step masks, then the LIF layer.
+
+    Step by step: the float64 sum ``S`` (exact: integer codes, or float rows under the
+    certificate), ``I = float32(S)·scale + bias`` (scale all ones for float32 weights) into
+    block-major currents ``(8, L)`` per block of output channels, then :func:`_lif_slices`.
+    """
+    C, H, W, O, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, G = geom
+    Hp, Wp, ty0, tx0 = padded
+    hw = Ho * Wo
+    per = max(1, _BLOCK // hw)  # output channels per LIF block
+    lst = np.empty(H * W, np.uint64)
+    acc = np.empty(O * Hp * Wp, np.float64)
+    cur = np.empty(8 * O * hw, np.float32)  # block k (channels k·per ...): 8 rows of its L neurons
+    spk = np.empty(8 * per * hw, np.uint8)
+    cnt = np.zeros(8, np.int64)
+    for b in range(masks.shape[1]):
+        for g in range(masks.shape[0]):
+            t0 = 8 * g
+            nt = min(8, T - t0)
+            for tt in range(nt):
+                acc[:] = 0.0
+                _scatter_step(masks, g, b, tt, geom, Wp, chptr, poff, codes, lst, acc)
+                for o in range(O):
+                    j0 = (o // per) * per * hw
+                    L = (min(O, (o // per + 1) * per) - (o // per) * per) * hw
+                    for y in range(Ho):
+                        src = (o * Hp + y + ty0) * Wp + tx0
+                        dst = 8 * j0 + tt * L + o * hw - j0 + y * Wo
+                        sums = acc[src:src + Wo]
+                        row = cur[dst:dst + Wo]
+                        for x in range(Wo):
+                            u = np.float32(sums[x]) * scale[o]
+                            row[x] = u + cbias[o] if has_cb else u
+            cnt[:] = 0
+            for o0 in range(0, O, per):
+                j0, j1 = o0 * hw, min(O, o0 + per) * hw
+                _lif_slices(cur[8 * j0:8 * j1].reshape(8, 1, j1 - j0), False, nt, v, s, b, j0, j1, beta, thr, bias,
+                            has_bias, ramt, tau, charge, reset, spk, out[g, b, j0:j1], cnt)
+            for tt in range(nt):
+                counts[t0 + tt] += cnt[tt]
+
+
+@njit(**_JIT)
 def _lif_packed(cur, T, beta, thr, bias, has_bias, ramt, tau, charge, reset, v, s, out, counts):
     """LIF layer from float32 currents ``(1 or T, B, N)`` to step masks, in blocks of ``_BLOCK`` neurons."""
     B, N = v.shape
@@ -262,13 +330,22 @@ class PackedLif:
 
 
 class PackedConvLif:
-    """Binary stride-1 conv (``store.padded``, ``store.lane_ok``) and the LIF layer it feeds, over step masks."""
+    """A stride-1 conv (``store.padded``) and the LIF layer it feeds, over step masks: binary
+    weights in byte lanes (``store.lane_ok``), int8 / float32 codes step by step in float64
+    (exact: integer sums, or float rows the certificate covers, as the caller checks)."""
 
     def __init__(self, store, geom, scale, bias, params, lanes: np.ndarray) -> None:
         self.n = geom.o * geom.ho * geom.wo
-        self.args = (geom.as_tuple(), store.padded, store.chptr, store.negstart, store.poff, lanes,
-                     scale if scale is not None else np.ones(geom.o, np.float32),  # x·1 is x, bit for bit
-                     bias if bias is not None else np.zeros(geom.o, np.float32), bias is not None, *_params(params))
+        scale = scale if scale is not None else np.ones(geom.o, np.float32)  # x·1 is x, bit for bit
+        cbias = bias if bias is not None else np.zeros(geom.o, np.float32)
+        if store.kind == "binary":
+            self.kernel = _conv_lif
+            weights: tuple = (store.negstart, store.poff, lanes)
+        else:
+            self.kernel = _conv_lif_coded
+            weights = (store.poff, store.codes)
+        self.args = (geom.as_tuple(), store.padded, store.chptr, *weights, scale, cbias, bias is not None,
+                     *_params(params))
 
     def __call__(self, masks: np.ndarray, timesteps: int) -> tuple[np.ndarray, np.ndarray]:
         """Step masks ``(G, B, C·H·W)`` -> (step masks ``(G, B, O·Ho·Wo)``, spike counts ``(T,)``)."""
@@ -276,5 +353,5 @@ class PackedConvLif:
         v, s = np.zeros((b, self.n), np.float32), np.zeros((b, self.n), np.float32)
         out = np.empty((masks.shape[0], b, self.n), np.uint8)
         counts = np.zeros(timesteps, np.int64)
-        _conv_lif(masks, timesteps, *self.args, v, s, out, counts)
+        self.kernel(masks, timesteps, *self.args, v, s, out, counts)
         return out, counts

@@ -1,13 +1,12 @@
-"""Feed-forward conv nets on step-packed spikes (numba backend).
-
-For a ticket that is a plain chain (every node one input, no recurrence) with at least one
-binary stride-1 conv over spikes followed by a LIF layer, the runtime runs the spike layers as
-step masks (:mod:`.numba_packed`): ``conv -> LIF`` in one kernel, max pools as a bytewise OR.
-What cannot run packed (the analog first layer, the classifier head, any other node) runs
-through the graph executor's own node functions, on ``(T, B, ...)`` values, with masks
-packed or unpacked at the borders. Built after the first run has fixed every layer's
-kernel (:mod:`.costmodel`); a conv joins only where that choice was the event scatter.
-Results and spike counts equal the graph executor's (tests/test_packed_chain.py).
+"""Feed-forward conv nets on step-packed spikes (numba backend). For a ticket that is a plain
+chain (every node one input, no recurrence) with at least one stride-1 conv over spikes
+(binary, int8 or certified float32 weights) followed by a LIF layer, the runtime runs the
+spike layers as step masks (:mod:`.numba_packed`): ``conv -> LIF`` in one kernel, max pools as
+a bytewise OR. What cannot run packed (the analog first layer, the classifier head, any other
+node) runs through the graph executor's own node functions, on ``(T, B, ...)`` values, with
+masks packed or unpacked at the borders. Built after the first run has fixed every layer's
+kernel (:mod:`.costmodel`); a conv joins only where that choice was the event scatter. Results
+and spike counts equal the graph executor's (tests/test_packed_chain.py).
 """
 
 from __future__ import annotations
@@ -100,14 +99,17 @@ def _spiking(op: Any) -> bool:
 
 
 def _conv_packs(op: Any) -> bool:
-    """A binary conv whose chosen spike kernel is the stride-1 SWAR event scatter."""
-    if not isinstance(op, SynapseOp) or not op.conv or op.kind != "binary":
+    """A conv whose chosen spike kernel is the stride-1 event scatter: binary weights within the
+    byte lanes, int8 codes, or float32 weights whose every row's sums over spikes are certified exact."""
+    if not isinstance(op, SynapseOp) or not op.conv or not op.float_rows_all_ok:
         return False
     plan = op._plans.get(True)
     if plan is None:
         return False
     store = plan[1]
-    return isinstance(store, ConvEventStore) and store.padded is not None and store.lane_ok
+    if not isinstance(store, ConvEventStore) or store.padded is None:
+        return False
+    return store.lane_ok or store.kind != "binary"
 
 
 def _feeds_packed(rt: Any, names: list[str], i: int) -> bool:
