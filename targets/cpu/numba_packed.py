@@ -171,24 +171,42 @@ def _conv_lif(masks, T, geom, padded, chptr, negstart, poff, lanes, scale, cbias
 
 
 @njit(**_JIT)
-def _scatter_step(masks, g, b, tt, geom, Wp, chptr, poff, codes, lst, acc):
-    """Coded weights (int8, float32): the spikes of step ``8·g + tt`` (bit ``tt`` of the masks)
-    into the padded float64 accumulator, one add of the tap's code per spike and kept tap."""
+def _fired_pixels(masks, g, b, geom, Wp, chptr, nz_ptr, nz_idx, nz_mask):
+    """Per input channel with kept taps, the pixels that fired in any step of group ``g``:
+    padded index and step mask (branch-free compaction), channel ``c`` at ``nz_ptr[c]:nz_ptr[c+1]``."""
     C, H, W = geom[0], geom[1], geom[2]
-    bit = np.uint8(1 << tt)
+    n = 0
     for c in range(C):
+        nz_ptr[c] = n
+        if chptr[c] == chptr[c + 1]:
+            continue
+        plane = masks[g, b, c * H * W:(c + 1) * H * W]
+        for iy in range(H):
+            for ix in range(W):
+                m = plane[iy * W + ix]
+                nz_idx[n] = np.uint64(iy * Wp + ix)
+                nz_mask[n] = m
+                n += np.int64(m != 0)
+    nz_ptr[C] = n
+
+
+@njit(**_JIT)
+def _scatter_step(tt, chptr, poff, codes, nz_ptr, nz_idx, nz_mask, lst, acc):
+    """Coded weights (int8, float32): the spikes of step ``8·g + tt`` (bit ``tt`` of the fired
+    pixels' masks, :func:`_fired_pixels`) into the padded float64 accumulator, one add of the
+    tap's code per spike and kept tap (``poff`` uint64, ``codes`` float64)."""
+    bit = np.uint8(1 << tt)
+    for c in range(chptr.shape[0] - 1):
         a, z = chptr[c], chptr[c + 1]
         if a == z:
             continue
-        plane = masks[g, b, c * H * W:(c + 1) * H * W]
         n = 0
-        for iy in range(H):
-            for ix in range(W):
-                lst[n] = np.uint64(iy * Wp + ix)
-                n += np.int64((plane[iy * W + ix] & bit) != 0)
+        for i in range(nz_ptr[c], nz_ptr[c + 1]):
+            lst[n] = nz_idx[i]
+            n += np.int64((nz_mask[i] & bit) != 0)
         for p in range(a, z):
-            off = np.uint64(poff[p])
-            cv = np.float64(codes[p])
+            off = poff[p]
+            cv = codes[p]
             for i in range(n):
                 acc[lst[i] + off] += cv
 
@@ -207,6 +225,9 @@ def _conv_lif_coded(masks, T, geom, padded, chptr, poff, codes, scale, cbias, ha
     hw = Ho * Wo
     per = max(1, _BLOCK // hw)  # output channels per LIF block
     lst = np.empty(H * W, np.uint64)
+    nz_ptr = np.empty(C + 1, np.int64)
+    nz_idx = np.empty(C * H * W, np.uint64)
+    nz_mask = np.empty(C * H * W, np.uint8)
     acc = np.empty(O * Hp * Wp, np.float64)
     cur = np.empty(8 * O * hw, np.float32)  # block k (channels k·per ...): 8 rows of its L neurons
     spk = np.empty(8 * per * hw, np.uint8)
@@ -215,9 +236,10 @@ def _conv_lif_coded(masks, T, geom, padded, chptr, poff, codes, scale, cbias, ha
         for g in range(masks.shape[0]):
             t0 = 8 * g
             nt = min(8, T - t0)
+            _fired_pixels(masks, g, b, geom, Wp, chptr, nz_ptr, nz_idx, nz_mask)
             for tt in range(nt):
                 acc[:] = 0.0
-                _scatter_step(masks, g, b, tt, geom, Wp, chptr, poff, codes, lst, acc)
+                _scatter_step(tt, chptr, poff, codes, nz_ptr, nz_idx, nz_mask, lst, acc)
                 for o in range(O):
                     j0 = (o // per) * per * hw
                     L = (min(O, (o // per + 1) * per) - (o // per) * per) * hw
@@ -226,9 +248,13 @@ def _conv_lif_coded(masks, T, geom, padded, chptr, poff, codes, scale, cbias, ha
                         dst = 8 * j0 + tt * L + o * hw - j0 + y * Wo
                         sums = acc[src:src + Wo]
                         row = cur[dst:dst + Wo]
-                        for x in range(Wo):
-                            u = np.float32(sums[x]) * scale[o]
-                            row[x] = u + cbias[o] if has_cb else u
+                        sc, cb = scale[o], cbias[o]
+                        if has_cb:
+                            for x in range(Wo):
+                                row[x] = np.float32(sums[x]) * sc + cb
+                        else:
+                            for x in range(Wo):
+                                row[x] = np.float32(sums[x]) * sc
             cnt[:] = 0
             for o0 in range(0, O, per):
                 j0, j1 = o0 * hw, min(O, o0 + per) * hw
@@ -343,7 +369,7 @@ class PackedConvLif:
             weights: tuple = (store.negstart, store.poff, lanes)
         else:
             self.kernel = _conv_lif_coded
-            weights = (store.poff, store.codes)
+            weights = (store.poff.astype(np.uint64), store.codes.astype(np.float64))
         self.args = (geom.as_tuple(), store.padded, store.chptr, *weights, scale, cbias, bias is not None,
                      *_params(params))
 
