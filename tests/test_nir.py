@@ -240,6 +240,22 @@ def test_residual_and_recurrent_graphs_round_trip(tmp_path: Path) -> None:
     assert np.array_equal(want, got)
 
 
+def test_rlif_without_leak_round_trips(tmp_path: Path) -> None:
+    """An RLIF with beta = 1 is written as a NIR IF (no leak); slt's reader must take it back as
+    the RLIF its metadata names (found by the random-ticket property test)."""
+    from slt_deploy.ir.neurons import RLIF
+
+    rng = np.random.default_rng(3)
+    nodes = (Input("in", shape=(3,)), Linear("fc", weights("binary", rng, (2, 3))),
+             RLIF("r", shape=(2,), beta=1.0, threshold=0.9), Linear("rec", weights("binary", rng, (2, 2))),
+             Output("out"))
+    edges = (Edge("in", "fc"), Edge("fc", "r"), Edge("rec", "r"), Edge("r", "rec", recurrent=True), Edge("r", "out"))
+    ticket = Ticket(nodes, edges, 3)
+    export_nir(ticket, tmp_path / "r.nir", allow_approximate=True)
+    assert type(nir.read(tmp_path / "r.nir", type_check=False).nodes["r"]).__name__ == "IF"
+    assert tickets_equal(ticket, import_nir(tmp_path / "r.nir"))
+
+
 def strip(graph: Any) -> Any:
     """The same graph without any slt metadata: what a file from another tool looks like."""
     for node in graph.nodes.values():

@@ -44,7 +44,7 @@ from ._foreign import _Foreign
 _NIR_FOR_KIND = {
     "input": ("Input",), "output": ("Output",), "linear": ("Linear", "Affine"), "conv2d": ("Conv2d",),
     "sumpool2d": ("SumPool2d",), "avgpool2d": ("AvgPool2d",), "flatten": ("Flatten",), "lif": ("LIF", "IF"),
-    "rlif": ("LIF",),
+    "rlif": ("LIF", "IF"),
     "li": ("LI", "I"),
 }
 
