@@ -228,7 +228,7 @@ def _conv_lif_coded(masks, T, geom, padded, chptr, poff, codes, scale, cbias, ha
     nz_ptr = np.empty(C + 1, np.int64)
     nz_idx = np.empty(C * H * W, np.uint64)
     nz_mask = np.empty(C * H * W, np.uint8)
-    acc = np.empty(O * Hp * Wp, np.float64)
+    acc = np.zeros(O * Hp * Wp, np.float64)  # the fill zeroes what it reads; the border is never read
     cur = np.empty(8 * O * hw, np.float32)  # block k (channels k·per ...): 8 rows of its L neurons
     spk = np.empty(8 * per * hw, np.uint8)
     cnt = np.zeros(8, np.int64)
@@ -238,7 +238,6 @@ def _conv_lif_coded(masks, T, geom, padded, chptr, poff, codes, scale, cbias, ha
             nt = min(8, T - t0)
             _fired_pixels(masks, g, b, geom, Wp, chptr, nz_ptr, nz_idx, nz_mask)
             for tt in range(nt):
-                acc[:] = 0.0
                 _scatter_step(tt, chptr, poff, codes, nz_ptr, nz_idx, nz_mask, lst, acc)
                 for o in range(O):
                     j0 = (o // per) * per * hw
@@ -249,12 +248,14 @@ def _conv_lif_coded(masks, T, geom, padded, chptr, poff, codes, scale, cbias, ha
                         sums = acc[src:src + Wo]
                         row = cur[dst:dst + Wo]
                         sc, cb = scale[o], cbias[o]
-                        if has_cb:
+                        if has_cb:  # each sum read is zeroed for the next step (the border, never read, is not)
                             for x in range(Wo):
                                 row[x] = np.float32(sums[x]) * sc + cb
+                                sums[x] = 0.0
                         else:
                             for x in range(Wo):
                                 row[x] = np.float32(sums[x]) * sc
+                                sums[x] = 0.0
             cnt[:] = 0
             for o0 in range(0, O, per):
                 j0, j1 = o0 * hw, min(O, o0 + per) * hw
