@@ -219,6 +219,8 @@ class SynapseOp:
         flat = inp.reshape(inp.shape[0], -1)
         if self.kernels.rows_certified(flat, self.w_max_all, self.w_grid_min):
             return None
+        if self.conv and self.backend == "numba":  # the checked conv tests every sum itself
+            return np.ones((inp.shape[0], self.o), bool)
         grid, total = self.kernels.row_stats(flat)
         bad = ~exact.certified(total[:, None] * self.w_max[None, :], grid[:, None] + self.w_grid[None, :])
         return bad if bad.any() else None
