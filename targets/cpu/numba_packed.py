@@ -1,4 +1,4 @@
-"""Step-packed spikes (numba): conv -> LIF in one pass, membranes held in registers.
+"""Step-packed spikes (numba): a conv and the LIF layer it feeds in one kernel.
 
 A spike layer of a feed-forward conv net is held as *step masks*: ``masks[g, b, n]`` is one
 byte whose bit ``t`` says neuron ``n`` of sample ``b`` fired at step ``8·g + t`` (``G =
@@ -6,16 +6,18 @@ ceil(T/8)`` groups). Three things get cheaper than the layer-major ``(T, B, N)``
 the graph executor:
 
 - the SWAR conv scatter (:mod:`.numba_conv_event`) needs exactly this byte per input pixel:
-  it is read once, contiguously, instead of gathered from 8 step planes;
-- the LIF layer after a conv runs *neuron-major* in the same kernel: for each output neuron
-  the byte lanes of its sum word give its 8 step currents, and its membrane ``v`` and
-  previous spike ``s`` stay in registers for the 8 steps; no ``(T, B, N)`` float32 current
-  is written and read back, no ``(T, B, N)`` spike array is written;
+  it is read once, contiguously, instead of gathered from 8 step planes; int8 / float32
+  codes list the pixels that fired in the group once and take each step from that list;
+- the LIF layer runs in the same kernel, block by block (about 4k neurons, a few output
+  channels): the block's currents of the group's steps are filled from the sums, then the
+  neuron kernels' own charge and fire loops run over the block, step by step; no
+  ``(T, B, N)`` float32 current is written and read back, no ``(T, B, N)`` spike array;
 - a max pool over spikes is the bytewise OR of the masks (:func:`.numba_pool.pool_spikes`).
 
 The arithmetic is the graph executor's, operation for operation, so results are identical:
-``I = float32(lane − 128)·scale[o] + bias_conv[o]`` (:func:`.numba_conv_event._finish_padded`),
-then the LIF update of :mod:`.numba_neurons` in float32, one rounding per operation:
+``I = float32(S)·scale[o] + bias_conv[o]`` (:func:`.numba_conv_event._finish_padded`; for
+binary weights ``float32(S)`` is ``float32(lane) − 128``, exact), then the LIF update of
+:mod:`.numba_neurons` in float32, one rounding per operation:
 
     leaky:        v ← beta·v + (I + bias)
     decay_input:  v ← v + ((I + bias) − v)/tau
@@ -37,7 +39,7 @@ from . import numba_neurons as nneu
 from .numba_base import _JIT
 
 _BIAS128 = np.uint64(0x8080808080808080)
-_BLOCK = 4096  # neurons per LIF block: about 100 KB of block state (L2), few enough calls to not count
+_BLOCK = 4096  # neurons per LIF block: ~100 KB of block state (L2); fewer calls than small blocks (measured)
 
 
 @njit(**_JIT)
@@ -47,7 +49,7 @@ def _lif_block(cur, static, nt, v, s, beta, thr, bias, has_bias, ramt, tau, char
     ``cur`` ``(1 or nt, 1, L)``, ``v``/``s`` ``(1, L)``, ``spk`` ``(8, 1, L)`` scratch, the
     parameters and ``bits`` ``(L,)``: C-contiguous views of the block (built from 1-D slices,
     which numba keeps contiguous, so the loops over neurons vectorize); ``bias`` is unused
-    without ``has_bias``. Step-major over a block that stays in L1; ``bits[x]`` gets bit
+    without ``has_bias``. Step-major over a block that stays in L2; ``bits[x]`` gets bit
     ``tt`` where neuron ``x`` fired at step ``tt``.
     """
     for tt in range(nt):
