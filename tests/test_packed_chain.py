@@ -166,3 +166,35 @@ def test_default_kernel_choice_takes_the_packed_chain(monkeypatch) -> None:
         for name, counts in ref.spike_counts.items():
             np.testing.assert_array_equal(got.spike_counts[name], counts)
     assert spy.runs == 4
+
+
+def test_slow_path_sums_of_the_first_conv_are_reported(monkeypatch) -> None:
+    """A packed chain whose first conv (analog input, generic checked kernel) meets exact midpoints.
+
+    Each window holding 1.0, 2^-24 and 2^-80 under unit weights sums to just above 1 + 2^-24,
+    the midpoint between two float32 values: the float64 sum lands on the midpoint, no error
+    bound can decide it and the terms span too many bits for the grid certificate, so it takes
+    the exact slow path. The fused run must report those sums, not 0.
+    """
+    from slt_deploy import exact
+
+    rng = np.random.default_rng(3)
+    ones = np.ones((4, 2, 3, 3), np.float32)
+    ticket = sequential((2, 10, 10), [
+        Conv2d("conv1", FloatWeights(ones != 0, ones), padding=1), LIF("lif1", (4, 10, 10), beta=0.9, threshold=0.5),
+        Conv2d("conv2", _binary(rng, (4, 4, 3, 3), 0.4), padding=1), LIF("lif2", (4, 10, 10), beta=0.9, threshold=0.3),
+        Flatten("flat"), Linear("fc", _binary(rng, (3, 400), 0.2)), LI("out", (3,), beta=0.9)],
+        4, Encoding("direct"))
+    x = np.zeros((1, 2, 10, 10), np.float32)
+    x[0, 0, 5, 5], x[0, 0, 5, 6], x[0, 0, 5, 7] = 1.0, 2.0 ** -24, 2.0 ** -80
+    spy = _Spy(monkeypatch)
+    rt = cpu.load(ticket, backend="numba", threads=1, kernel="event")
+    rt.run(x)  # the first run (graph executor) fixes the kernels
+    before = exact.fallback_count()
+    got = rt.run(x)
+    assert spy.runs == 1, "the run did not take the packed chain"
+    assert got.diagnostics.slow_path_sums == exact.fallback_count() - before > 0
+    ref = reference.simulate(ticket, x)
+    np.testing.assert_array_equal(got.output, ref.output)
+    for name, counts in ref.spike_counts.items():
+        np.testing.assert_array_equal(got.spike_counts[name], counts, err_msg=name)

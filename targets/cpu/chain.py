@@ -70,6 +70,8 @@ class _Arrays:
 class ChainProgram:
     """A compiled description of one chain for one input kind (spikes or analog)."""
 
+    accepted_sums_only = True  # every sum is accepted in the compiled program: no slow path can run
+
     def __init__(self, prog: np.ndarray, arrays: tuple[Any, ...], out_li: bool, out_shape: tuple[int, ...],
                  lif_names: list[str], timesteps: int) -> None:
         self.prog, self.arrays, self.out_li = prog, arrays, out_li

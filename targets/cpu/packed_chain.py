@@ -33,6 +33,8 @@ Stage = Callable[[Any, int, dict[str, np.ndarray]], Any]
 class PackedChain:
     """The stages of one chain for one input kind; :meth:`run` has :meth:`.chain.ChainProgram.run`'s contract."""
 
+    accepted_sums_only = False  # a generic stage (the first conv on analog input) may take the exact slow path
+
     def __init__(self, rt: Any, stages: list[Stage]) -> None:
         self.stages = stages
         self.timesteps = rt.timesteps

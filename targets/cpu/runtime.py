@@ -147,7 +147,7 @@ class Runtime:
         """
         before = exact.fallback_count()
         result = self._run(x, record)
-        if result.diagnostics.slow_path_sums is None:  # a fused run sets 0: it returns only accepted sums
+        if result.diagnostics.slow_path_sums is None:  # set only by a fused chain that accepts every sum itself
             result.diagnostics = replace(result.diagnostics, slow_path_sums=exact.fallback_count() - before)
         return result
 
@@ -202,7 +202,8 @@ class Runtime:
         output = np.asarray(output, dtype=np.float32)
         spike_counts = {name: counts[i].copy() for i, name in enumerate(chain.lif_names)}
         return build_result(self.info, CPU.name, {self.output_name: output}, record=False, spike_counts=spike_counts,
-                            diagnostics=Diagnostics(kernels=dict(chain.kernels), slow_path_sums=0))
+                            diagnostics=Diagnostics(kernels=dict(chain.kernels),
+                                                    slow_path_sums=0 if chain.accepted_sums_only else None))
 
     def _plans_ready(self, binary_input: bool) -> bool:
         first = True
