@@ -170,6 +170,8 @@ def _linear_sum(node: Linear, codes: np.ndarray, x: np.ndarray, dtype: type,
 
 def _conv_sum(node: Conv2d, codes: np.ndarray, x: np.ndarray, dtype: type, rows: list[exact.WeightRows]) -> np.ndarray:
     """Cross-correlation ``(batch, C_in, H, W) -> (batch, C_out, H_out, W_out)``, exact sums rounded once."""
+    if all(r.spikes_exact for r in rows) and np.all((x == 0.0) | (x == 1.0)):
+        return _spike_conv_sum(node, codes, x).astype(dtype)
     patches = conv_patches(x, node.kernel_size, node.stride, node.padding, node.dilation)
     batch, _, h_out, w_out = patches.shape[:4]
     c_out, c_in_g = codes.shape[:2]
@@ -180,6 +182,41 @@ def _conv_sum(node: Conv2d, codes: np.ndarray, x: np.ndarray, dtype: type, rows:
         wg = codes[gi * og:(gi + 1) * og].reshape(og, -1)
         outs.append(exact.exact_matmul(p, wg, dtype, rows[gi]).reshape(batch, h_out, w_out, og).transpose(0, 3, 1, 2))
     return np.concatenate(outs, axis=1)
+
+
+def _spike_conv_sum(node: Conv2d, codes: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The float64 sums of a conv over spikes (0/1 input), tap by tap, without patches.
+
+    The padded input is laid out flat and pixel-major, ``F[y·Wp + x, b, c]``; the tap
+    ``(ky, kx)`` reads the same array shifted by ``ky·dh·Wp + kx·dw`` pixels, so the sums at
+    every padded position are ``Σ_taps F[p + shift] @ W[:, :, ky, kx]ᵀ`` (one matrix product
+    per tap and group, over pixels x batch rows), of which the positions ``(i·sh, j·sw)``
+    are the outputs. Every sum is a sum of kept weights: the lattice certificate
+    (``spikes_exact``) makes it exact in float64 in any order, so this equals the patch
+    product entry for entry.
+    """
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = node.kernel_size, node.stride, node.padding, node.dilation
+    batch, c_in, h, w = x.shape
+    hp, wp = h + 2 * ph, w + 2 * pw
+    h_out, w_out = (hp - dh * (kh - 1) - 1) // sh + 1, (wp - dw * (kw - 1) - 1) // sw + 1
+    tail = (kh - 1) * dh * wp + (kw - 1) * dw  # room for the last shift
+    flat = np.zeros((hp * wp + tail, batch, c_in))
+    flat[:hp * wp].reshape(hp, wp, batch, c_in)[ph:ph + h, pw:pw + w] = x.transpose(2, 3, 0, 1)
+    c_out, c_in_g = codes.shape[:2]
+    og = c_out // node.groups
+    sums = np.zeros((hp * wp * batch, c_out))
+    for gi in range(node.groups):
+        group = flat[:, :, gi * c_in_g:(gi + 1) * c_in_g].reshape(-1, c_in_g) if node.groups > 1 else \
+            flat.reshape(-1, c_in)
+        for ky in range(kh):
+            for kx in range(kw):
+                tap = codes[gi * og:(gi + 1) * og, :, ky, kx]
+                if not tap.any():
+                    continue
+                shift = (ky * dh * wp + kx * dw) * batch
+                sums[:, gi * og:(gi + 1) * og] += group[shift:shift + hp * wp * batch] @ tap.T
+    at_outputs = sums.reshape(hp, wp, batch, c_out)[:(h_out - 1) * sh + 1:sh, :(w_out - 1) * sw + 1:sw]
+    return at_outputs.transpose(2, 3, 0, 1)
 
 
 def _window_sum(node: SumPool2d | AvgPool2d, run: _Run) -> Step:
