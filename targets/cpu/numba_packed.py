@@ -244,20 +244,18 @@ def _conv_lif_coded(masks, T, geom, padded, chptr, poff, codes, scale, cbias, ha
                 for o in range(O):
                     j0 = (o // per) * per * hw
                     L = (min(O, (o // per + 1) * per) - (o // per) * per) * hw
-                    for y in range(Ho):
-                        src = (o * Hp + y + ty0) * Wp + tx0
-                        dst = 8 * j0 + tt * L + o * hw - j0 + y * Wo
-                        sums = acc[src:src + Wo]
-                        row = cur[dst:dst + Wo]
-                        sc, cb = scale[o], cbias[o]
+                    sc, cb = scale[o], cbias[o]
+                    for y in range(Ho):  # unsigned indices, no slice views: no per-row view set-up
+                        src = np.uint64((o * Hp + y + ty0) * Wp + tx0)
+                        dst = np.uint64(8 * j0 + tt * L + o * hw - j0 + y * Wo)
                         if has_cb:  # each sum read is zeroed for the next step (the border, never read, is not)
-                            for x in range(Wo):
-                                row[x] = np.float32(sums[x]) * sc + cb
-                                sums[x] = 0.0
+                            for x in range(np.uint64(Wo)):
+                                cur[dst + x] = np.float32(acc[src + x]) * sc + cb
+                                acc[src + x] = 0.0
                         else:
-                            for x in range(Wo):
-                                row[x] = np.float32(sums[x]) * sc
-                                sums[x] = 0.0
+                            for x in range(np.uint64(Wo)):
+                                cur[dst + x] = np.float32(acc[src + x]) * sc
+                                acc[src + x] = 0.0
             cnt[:] = 0
             for o0 in range(0, O, per):
                 j0, j1 = o0 * hw, min(O, o0 + per) * hw
