@@ -187,36 +187,39 @@ def _conv_sum(node: Conv2d, codes: np.ndarray, x: np.ndarray, dtype: type, rows:
 def _spike_conv_sum(node: Conv2d, codes: np.ndarray, x: np.ndarray) -> np.ndarray:
     """The float64 sums of a conv over spikes (0/1 input), tap by tap, without patches.
 
-    The padded input is laid out flat and pixel-major, ``F[y·Wp + x, b, c]``; the tap
-    ``(ky, kx)`` reads the same array shifted by ``ky·dh·Wp + kx·dw`` pixels, so the sums at
-    every padded position are ``Σ_taps F[p + shift] @ W[:, :, ky, kx]ᵀ`` (one matrix product
-    per tap and group, over pixels x batch rows), of which the positions ``(i·sh, j·sw)``
-    are the outputs. Every sum is a sum of kept weights: the lattice certificate
-    (``spikes_exact``) makes it exact in float64 in any order, so this equals the patch
-    product entry for entry.
+    Each sample's zero-padded image is laid out flat, ``F[c, b·P' + y·Wp + x]`` (``P' =
+    Hp·Wp`` plus room for the largest tap offset); the tap ``(ky, kx)`` reads the same array
+    shifted by ``ky·dh·Wp + kx·dw``, so the sums at every padded position of every sample are
+    ``Σ_taps W[:, :, ky, kx] @ F[:, shift:]`` (one matrix product per tap and group), of which
+    the positions ``(i·sh, j·sw)`` are the outputs. Every sum is a sum of kept weights: the
+    lattice certificate (``spikes_exact``) makes it exact in float64 in any order, so this
+    equals the patch product entry for entry.
     """
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = node.kernel_size, node.stride, node.padding, node.dilation
     batch, c_in, h, w = x.shape
     hp, wp = h + 2 * ph, w + 2 * pw
     h_out, w_out = (hp - dh * (kh - 1) - 1) // sh + 1, (wp - dw * (kw - 1) - 1) // sw + 1
-    tail = (kh - 1) * dh * wp + (kw - 1) * dw  # room for the last shift
-    flat = np.zeros((hp * wp + tail, batch, c_in))
-    flat[:hp * wp].reshape(hp, wp, batch, c_in)[ph:ph + h, pw:pw + w] = x.transpose(2, 3, 0, 1)
+    tail = (kh - 1) * dh * wp + (kw - 1) * dw  # room for the largest shift
+    seg = hp * wp + tail
+    flat = np.zeros((c_in, batch, seg))
+    flat[:, :, :hp * wp].reshape(c_in, batch, hp, wp)[:, :, ph:ph + h, pw:pw + w] = x.transpose(1, 0, 2, 3)
+    flat = flat.reshape(c_in, batch * seg)
+    cols = batch * seg - tail  # every position a shift can read from inside the array
     c_out, c_in_g = codes.shape[:2]
     og = c_out // node.groups
-    sums = np.zeros((hp * wp * batch, c_out))
+    sums = np.zeros((c_out, batch * seg))
+    product = np.empty((og, cols))  # one buffer for every tap's product: no allocation per tap
     for gi in range(node.groups):
-        group = flat[:, :, gi * c_in_g:(gi + 1) * c_in_g].reshape(-1, c_in_g) if node.groups > 1 else \
-            flat.reshape(-1, c_in)
         for ky in range(kh):
             for kx in range(kw):
                 tap = codes[gi * og:(gi + 1) * og, :, ky, kx]
                 if not tap.any():
                     continue
-                shift = (ky * dh * wp + kx * dw) * batch
-                sums[:, gi * og:(gi + 1) * og] += group[shift:shift + hp * wp * batch] @ tap.T
-    at_outputs = sums.reshape(hp, wp, batch, c_out)[:(h_out - 1) * sh + 1:sh, :(w_out - 1) * sw + 1:sw]
-    return at_outputs.transpose(2, 3, 0, 1)
+                shift = ky * dh * wp + kx * dw
+                np.matmul(tap, flat[gi * c_in_g:(gi + 1) * c_in_g, shift:shift + cols], out=product)
+                sums[gi * og:(gi + 1) * og, :cols] += product
+    padded = sums.reshape(c_out, batch, seg)[:, :, :hp * wp].reshape(c_out, batch, hp, wp)
+    return padded[:, :, :(h_out - 1) * sh + 1:sh, :(w_out - 1) * sw + 1:sw].transpose(1, 0, 2, 3)
 
 
 def _window_sum(node: SumPool2d | AvgPool2d, run: _Run) -> Step:
