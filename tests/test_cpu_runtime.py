@@ -102,6 +102,36 @@ def test_threads_split_the_batch_exactly(backend: str, data, threads: int) -> No
     assert_same(got, simulate(ticket, x))
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="thread affinity is Linux-only")
+def test_workers_are_pinned_one_per_cpu_when_the_pool_uses_every_cpu(monkeypatch) -> None:
+    import threading
+
+    from slt_deploy.targets.cpu import runtime
+
+    cpus = sorted(os.sched_getaffinity(0))
+    assert runtime._worker_cpus(max(1, len(cpus) - 1)) is None  # fewer threads than CPUs: the OS places them
+    monkeypatch.setenv("SLT_PIN_THREADS", "0")
+    assert runtime._worker_cpus(len(cpus)) is None
+    monkeypatch.delenv("SLT_PIN_THREADS")
+    if len(cpus) < 2:
+        pytest.skip("one CPU: nothing to pin")
+    assert runtime._worker_cpus(len(cpus)) == cpus
+    ticket = _small_ticket()
+    x = np.random.default_rng(0).uniform(-1, 1, (8, 3)).astype(np.float32)
+    rt = cpu.load(ticket, backend="numpy", threads=len(cpus))
+    assert_same(rt.run(x), simulate(ticket, x))
+    barrier = threading.Barrier(len(cpus))  # every worker runs one task at once: each reports its own CPU set
+
+    def affinity() -> tuple[int, ...]:
+        barrier.wait(timeout=30)
+        return tuple(sorted(os.sched_getaffinity(0)))
+    pool = rt._executor()
+    seen = sorted(f.result() for f in [pool.submit(affinity) for _ in cpus])
+    assert seen == [(c,) for c in cpus]
+    assert set(os.sched_getaffinity(0)) == set(cpus)  # the calling thread keeps every CPU
+    rt.close()
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @settings(max_examples=15, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ticket=tickets(families=("mlp", "conv"), kinds=("binary",), encodings=("direct",)),

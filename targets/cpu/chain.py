@@ -11,8 +11,8 @@ identical by construction. An analog first layer (standardized features, images/
 float input) runs inside the chain too, event-driven with the per-sum exactness tests of
 :func:`.numba_checked.event_checked` (error bound, else lattice); only when a sum passes
 neither (rare: within ~2^-29 relative of a float32 rounding boundary and not on a lattice)
-does the interpreter return early, and that run falls back to the graph executor (which
-recomputes such sums on the exact slow path of :mod:`slt_deploy.exact`).
+is it recomputed exactly, in the same compiled call (:mod:`.numba_exact`); every run reports
+how many did.
 """
 
 # Kernel code uses the math names O, K, R, W, T, B of the docstrings.
@@ -69,8 +69,6 @@ class _Arrays:
 
 class ChainProgram:
     """A compiled description of one chain for one input kind (spikes or analog)."""
-
-    accepted_sums_only = True  # every sum is accepted in the compiled program: no slow path can run
 
     def __init__(self, prog: np.ndarray, arrays: tuple[Any, ...], out_li: bool, out_shape: tuple[int, ...],
                  lif_names: list[str], timesteps: int) -> None:
@@ -129,10 +127,10 @@ class ChainProgram:
         chain.kernels = rt.kernels_used() | checked  # fixed from here on: reported by every fused run
         return chain
 
-    def run(self, x: np.ndarray, binary: bool) -> tuple[np.ndarray, np.ndarray] | None:
+    def run(self, x: np.ndarray, binary: bool) -> tuple[np.ndarray, np.ndarray, int]:
         """``x``: input rows ``(steps, B, K)`` (steps 1 when static): uint8 spikes or float32 values.
 
-        Returns (output ``(T, B, *out)``, spike counts ``(n_lif, T)``) or None (fall back).
+        Returns (output ``(T, B, *out)``, spike counts ``(n_lif, T)``, slow-path sums).
         """
         T = self.timesteps
         b = x.shape[1]
@@ -146,10 +144,9 @@ class ChainProgram:
             xa, xs = _NO_F64, np.ascontiguousarray(flat)
         else:
             xa, xs = np.ascontiguousarray(flat, dtype=np.float64), _NO_U8
-        if _run_chain(self.prog, self.arrays, nlin._LANES, xa, xs, T, b, out_f, out_s, counts) != 0:
-            return None
+        slow = _run_chain(self.prog, self.arrays, nlin._LANES, xa, xs, T, b, out_f, out_s, counts)
         out = out_f if self.out_li else out_s
-        return out.reshape(T, b, *self.out_shape), counts
+        return out.reshape(T, b, *self.out_shape), counts, int(slow)
 
 
 def _synapse_row(op: SynapseOp, spikes_in: bool, arrays: _Arrays) -> list[int] | None:
@@ -238,7 +235,7 @@ _NO_F32_3 = np.zeros((1, 1, 1), np.float32)
 
 @njit(cache=True, nogil=True)
 def _run_chain(prog, buf, lanes, xa, xs, T, B, out_f, out_s, counts):
-    """Interpret a chain program (see :class:`ChainProgram`); returns 1 to ask for the graph executor.
+    """Interpret a chain program (see :class:`ChainProgram`); returns the number of slow-path sums.
 
     ``buf[i]`` is array ``i`` as bytes (viewed back here); outputs go to ``out_f`` (LI
     readout) or ``out_s`` (spiking output), spike counts per LIF layer to ``counts``.
@@ -248,12 +245,12 @@ def _run_chain(prog, buf, lanes, xa, xs, T, B, out_f, out_s, counts):
     cur = np.zeros((1, 1), np.float32)
     cur_rows = 1  # steps held by ``cur``: 1 (static) or T
     lif_i = 0
+    slow = 0
     for i in range(n_ops):
         op = prog[i, 0]
         if op == EV_CHECKED:
             cur = np.empty((xa.shape[0], prog[i, 1]), np.float32)
-            if _checked_layer(prog[i], buf, xa, cur) != 0:
-                return 1  # a sum neither test accepts: the graph executor's exact path
+            slow += _checked_layer(prog[i], buf, xa, cur)  # sums neither test accepts: computed exactly
             cur_rows = xa.shape[0] // B
         elif op <= GATHER_CODED:
             if op == EV_ANALOG or op == GATHER_PLANES or op == GATHER_CODED:
@@ -289,12 +286,12 @@ def _run_chain(prog, buf, lanes, xa, xs, T, B, out_f, out_s, counts):
                 spk = sp.reshape((T * B, N))
                 counts[lif_i, :] = c
                 lif_i += 1
-    return 0
+    return slow
 
 
 @njit(cache=True, nogil=True)
 def _checked_layer(row, buf, x, out):
-    """The analog first layer (:data:`EV_CHECKED`); returns the number of undecided sums."""
+    """The analog first layer (:data:`EV_CHECKED`); returns the number of slow-path sums."""
     if row[19] == 1:  # float32 weights (CSC rows are int32)
         return _checked_with(row, buf, x, out, buf[row[5]].view(np.int32), buf[row[6]].view(np.float32),
                              buf[row[18]].view(np.float32))

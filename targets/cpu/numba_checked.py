@@ -10,8 +10,9 @@ output's sum ``Ŝ = Σ code·x`` over its kept synapses is accumulated in float6
 
 ``down``/``up`` are applied as a widening by ``2^-51·(|Ŝ| + 2E) + 2^-1074``, more than the
 rounding of the two float64 operations (so this test is slightly more conservative than the
-reference's, never less exact). Sums it cannot decide are flagged for the exact slow path
-(:func:`slt_deploy.exact.round_exact`); the caller recomputes only those.
+reference's, never less exact). Sums it cannot decide take the exact slow path in the same
+compiled call (:func:`.numba_exact.row_sum32`: the exact sum of their terms rounded once,
+:func:`slt_deploy.exact.round_exact` compiled); the kernels return how many did.
 """
 
 # Kernel code uses the math names O, K, R of the docstrings.
@@ -23,6 +24,7 @@ import math
 import numpy as np
 from numba import njit
 
+from . import numba_exact as nexact
 from .numba_base import cttz
 from .stores import CsrStore
 
@@ -82,22 +84,24 @@ def _accept(s, b, m, xr, rowptr, colidx, codes, o):
 
 
 @njit(**_JIT)
-def _lin_checked_rows(x, rowptr, colidx, codes, out, ambiguous):
+def _lin_checked_rows(x, rowptr, colidx, codes, out):
     """Few rows: one output at a time, the sum over its synapses vectorized (:func:`_row_sums`)."""
-    n_amb = 0
+    n_slow = 0
     for r in range(x.shape[0]):
         for o in range(rowptr.shape[0] - 1):
             s, b, m = _row_sums(x, r, rowptr, colidx, codes, o)
-            out[r, o] = np.float32(s)
-            ok = _accept(s, b, m, x[r], rowptr, colidx, codes, o)
-            ambiguous[r, o] = 0 if ok else 1
-            n_amb += 0 if ok else 1
-    return n_amb
+            if _accept(s, b, m, x[r], rowptr, colidx, codes, o):
+                out[r, o] = np.float32(s)
+            else:
+                out[r, o] = nexact.row_sum32(x[r], rowptr, colidx, codes, o)
+                n_slow += 1
+    return n_slow
 
 
 @njit(**_JIT)
-def _lin_checked(xt, rowptr, colidx, codes, out, ambiguous):
-    """``out[r, o] = float32(Σ codes·x)`` where the bound decides it; ``ambiguous[r, o] = 1`` elsewhere.
+def _lin_checked(xt, rowptr, colidx, codes, out):
+    """``out[r, o] = round32(Σ codes·x)``: ``float32(Ŝ)`` where a test decides it, else the exact
+    slow path; returns how many sums took it.
 
     ``xt``: the rows transposed ``(K, R)``, so the inner loop runs over rows (vectorized).
     """
@@ -106,7 +110,7 @@ def _lin_checked(xt, rowptr, colidx, codes, out, ambiguous):
     s = np.zeros(R, np.float64)
     b = np.zeros(R, np.float64)
     m = np.zeros(R, np.float64)
-    n_amb = 0
+    n_slow = 0
     for o in range(n_out):
         s[:] = 0.0
         b[:] = 0.0
@@ -120,25 +124,24 @@ def _lin_checked(xt, rowptr, colidx, codes, out, ambiguous):
                 b[r] += abs(t)
                 m[r] += 1.0 if t != 0.0 else 0.0
         for r in range(R):
-            out[r, o] = np.float32(s[r])
             if _accept(s[r], b[r], m[r], xt[:, r], rowptr, colidx, codes, o):
-                ambiguous[r, o] = 0
+                out[r, o] = np.float32(s[r])
             else:
-                ambiguous[r, o] = 1
-                n_amb += 1
-    return n_amb
+                out[r, o] = nexact.row_sum32(xt[:, r], rowptr, colidx, codes, o)
+                n_slow += 1
+    return n_slow
 
 
-def lin_checked(x: np.ndarray, store: CsrStore) -> tuple[np.ndarray, np.ndarray | None]:
-    """float32 sums ``(R, O)`` of float64 rows ``x`` and the ``(R, O)`` mask of undecided sums (or None)."""
+def lin_checked(x: np.ndarray, store: CsrStore) -> tuple[np.ndarray, int]:
+    """float32 sums ``(R, O)`` of float64 rows ``x``, each the exact sum rounded once, and how
+    many of them took the exact slow path."""
     x = np.asarray(x, dtype=np.float64)
     out = np.empty((x.shape[0], store.shape[0]), np.float32)
-    amb = np.empty((x.shape[0], store.shape[0]), np.uint8)
     if x.shape[0] <= _FEW_ROWS:
-        n = _lin_checked_rows(np.ascontiguousarray(x), store.rowptr, store.colidx, store.codes, out, amb)
+        n = _lin_checked_rows(np.ascontiguousarray(x), store.rowptr, store.colidx, store.codes, out)
     else:
-        n = _lin_checked(np.ascontiguousarray(x.T), store.rowptr, store.colidx, store.codes, out, amb)
-    return out, (amb.astype(bool) if n else None)
+        n = _lin_checked(np.ascontiguousarray(x.T), store.rowptr, store.colidx, store.codes, out)
+    return out, int(n)
 
 
 # ============================================================================ event-driven, checked (fused chain)
@@ -213,21 +216,23 @@ def _scatter_rows(xt, colptr, negstart, rowidx, codes, coded, check, acc, bnd):
 
 @njit(**_JIT)
 def _finish_checked(acc, bnd, r0, x, csr, nnz, check, scale, bias, has_bias, out):
-    """``out[r0 + r, o] = float32(acc[o, r])·scale[o] (+ bias[o])``; returns how many sums
-    :func:`_accept` leaves undecided (``csr`` = rowptr, colidx, codes)."""
+    """``out[r0 + r, o] = round32(S)·scale[o] (+ bias[o])`` with ``round32(S) = float32(acc[o, r])``
+    where :func:`_accept` decides it, else the exact slow path over the output's terms in
+    ``csr`` (rowptr, colidx, codes); returns how many sums took it."""
     O, R = acc.shape
     rowptr, colidx, codes = csr
-    n_amb = 0
+    n_slow = 0
     for o in range(O):
         for r in range(R):
-            s = acc[o, r]
-            if check and not _accept(s, bnd[o, r], nnz[o], x[r0 + r], rowptr, colidx, codes, o):
-                n_amb += 1
-            v = np.float32(s) * scale[o]
+            s32 = np.float32(acc[o, r])
+            if check and not _accept(acc[o, r], bnd[o, r], nnz[o], x[r0 + r], rowptr, colidx, codes, o):
+                s32 = nexact.row_sum32(x[r0 + r], rowptr, colidx, codes, o)
+                n_slow += 1
+            v = s32 * scale[o]
             if has_bias:
                 v = v + bias[o]
             out[r0 + r, o] = v
-    return n_amb
+    return n_slow
 
 
 @njit(**_JIT)
@@ -236,22 +241,22 @@ def event_checked(x, csc, coded, csr, nnz, check, scale, bias, has_bias, out):
 
     ``csc`` = (colptr, negstart, rowidx, codes), ``csr`` = (rowptr, colidx, codes) of the same
     weights. ``check`` False: the caller's lattice certificate covers every sum. Returns the
-    number of sums neither test accepts (the caller recomputes the batch on the exact path).
+    number of sums neither test accepts (computed on the exact slow path, here).
     """
     R, K = x.shape
     O = out.shape[1]
     colptr, negstart, rowidx, codes = csc
-    n_amb = 0
+    n_slow = 0
     if R <= _FEW_ROWS:
         acc, bnd = np.empty(O, np.float64), np.empty(O, np.float64)
         for r in range(R):
             _scatter_row(x[r], colptr, negstart, rowidx, codes, coded, check, acc, bnd)
-            n_amb += _finish_checked(acc.reshape((O, 1)), bnd.reshape((O, 1)), r, x, csr, nnz, check, scale, bias,
+            n_slow += _finish_checked(acc.reshape((O, 1)), bnd.reshape((O, 1)), r, x, csr, nnz, check, scale, bias,
                                      has_bias, out)
-        return n_amb
+        return n_slow
     for r0 in range(0, R, _BLOCK_ROWS):  # blocks of rows: memory O(O·block), not O(O·R)
         r1 = min(R, r0 + _BLOCK_ROWS)
         acc, bnd = np.empty((O, r1 - r0), np.float64), np.empty((O, r1 - r0), np.float64)
         _scatter_rows(np.ascontiguousarray(x[r0:r1].T), colptr, negstart, rowidx, codes, coded, check, acc, bnd)
-        n_amb += _finish_checked(acc, bnd, r0, x, csr, nnz, check, scale, bias, has_bias, out)
-    return n_amb
+        n_slow += _finish_checked(acc, bnd, r0, x, csr, nnz, check, scale, bias, has_bias, out)
+    return n_slow

@@ -25,9 +25,9 @@ runs with that larger bound; only a pixel it leaves open computes its own ``B̂`
 A sum it cannot decide (an exact cancellation to 0, a sum on a float32 midpoint) gets the
 lattice certificate of :mod:`slt_deploy.exact`: its nonzero terms are multiples of ``2^g`` and
 ``B̂ < 2^(g+52)``, so every float64 order is exact. The sums neither test accepts are flagged;
-:func:`conv_checked` recomputes exactly those with :func:`slt_deploy.exact.round_exact` (and
-counts them as slow-path sums). Reassociation (vectorization, FMA) is allowed: the bound holds
-for any float64 order.
+:func:`conv_checked` recomputes exactly those, compiled (:func:`_exact_outputs`: the exact sum
+of :mod:`.numba_exact` rounded once), and counts them as slow-path sums. Reassociation
+(vectorization, FMA) is allowed: the bound holds for any float64 order.
 """
 
 # Kernel code uses the math names O, H, W of the docstrings.
@@ -43,6 +43,7 @@ from numba import njit
 from slt_deploy import exact
 
 from . import numba_checked as nchk
+from . import numba_exact as nexact
 from .geometry import ConvGeometry
 from .numba_base import _JIT, lsb_exponent
 from .stores import CsrStore
@@ -295,14 +296,31 @@ def _conv_checked(x, ax, geom, rowptr, chan, tdy, tdx, code, cgrid, out, ambiguo
     return n_amb
 
 
-def _exact_output(x: np.ndarray, taps: ConvTaps, g: ConvGeometry, r: int, o: int, oy: int, ox: int) -> np.float32:
-    """The exact sum of one output pixel rounded once (slow path, term by term)."""
-    a, z = int(taps.rowptr[o]), int(taps.rowptr[o + 1])
-    iy = oy * g.sh + taps.dy[a:z]
-    ix = ox * g.sw + taps.dx[a:z]
-    inside = (iy >= 0) & (iy < g.h) & (ix >= 0) & (ix < g.w)
-    terms = taps.code[a:z][inside] * x[r, taps.chan[a:z][inside], iy[inside], ix[inside]]
-    return exact.round_exact(terms)
+@njit(**_JIT)
+def _exact_outputs(x, geom, rowptr, chan, dy, dx, code, amb, out):
+    """The slow path, compiled: every flagged output pixel (``amb``) gets the exact sum of its
+    terms rounded once (:mod:`.numba_exact`); returns how many."""
+    H, W, sh, sw = geom[1], geom[2], geom[8], geom[9]
+    R, O, Ho, Wo = amb.shape
+    partials = np.empty(nexact.CAPACITY, np.float64)
+    n_slow = 0
+    for r in range(R):
+        for o in range(O):
+            for oy in range(Ho):
+                for ox in range(Wo):
+                    if amb[r, o, oy, ox] == 0:
+                        continue
+                    n = 0
+                    for p in range(rowptr[o], rowptr[o + 1]):
+                        iy = oy * sh + dy[p]
+                        ix = ox * sw + dx[p]
+                        if 0 <= iy < H and 0 <= ix < W:
+                            t = code[p] * x[r, chan[p], iy, ix]  # a float32 times a code: exact
+                            if t != 0.0:
+                                n = nexact.grow(partials, n, t)
+                    out[r, o, oy, ox] = nexact.round32(partials, n)
+                    n_slow += 1
+    return n_slow
 
 
 def conv_checked(x: np.ndarray, taps: ConvTaps, g: ConvGeometry) -> np.ndarray:
@@ -320,8 +338,6 @@ def conv_checked(x: np.ndarray, taps: ConvTaps, g: ConvGeometry) -> np.ndarray:
     else:
         n = _conv_checked(*args, out, amb)
     if n:
-        idx = np.argwhere(amb)
-        exact.count_slow_path(len(idx))
-        for r, o, oy, ox in idx.tolist():
-            out[r, o, oy, ox] = _exact_output(x, taps, g, r, o, oy, ox)
+        exact.count_slow_path(_exact_outputs(x, g.as_tuple(), taps.rowptr, taps.chan, taps.dy, taps.dx, taps.code,
+                                             amb, out))
     return out

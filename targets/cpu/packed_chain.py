@@ -33,8 +33,6 @@ Stage = Callable[[Any, int, dict[str, np.ndarray]], Any]
 class PackedChain:
     """The stages of one chain for one input kind; :meth:`run` has :meth:`.chain.ChainProgram.run`'s contract."""
 
-    accepted_sums_only = False  # a generic stage (the first conv on analog input) may take the exact slow path
-
     def __init__(self, rt: Any, stages: list[Stage]) -> None:
         self.stages = stages
         self.timesteps = rt.timesteps
@@ -81,9 +79,10 @@ class PackedChain:
             stages.append(_unpack_stage(rt.shapes[names[-1]]))
         return cls(rt, stages) if fused else None
 
-    def run(self, x: np.ndarray, binary: bool) -> tuple[np.ndarray, np.ndarray]:
+    def run(self, x: np.ndarray, binary: bool) -> tuple[np.ndarray, np.ndarray, None]:
         """``x``: input rows ``(steps, B, *in)`` (steps 1 when static). Returns (output ``(T, B, *out)``,
-        spike counts ``(n_lif, T)``)."""
+        spike counts ``(n_lif, T)``, None: the slow-path sums of its generic stages (the first conv
+        on analog input) are counted on :func:`slt_deploy.exact.fallback_count`)."""
         T = self.timesteps
         carried: Any = Value(x, x.shape[0] == 1 and T != 1, binary)
         counts: dict[str, np.ndarray] = {}
@@ -93,7 +92,7 @@ class PackedChain:
         spike_counts = np.zeros((max(1, len(self.lif_names)), T), np.int64)
         for i, name in enumerate(self.lif_names):
             spike_counts[i] = counts[name]
-        return out, spike_counts
+        return out, spike_counts, None
 
 
 def _spiking(op: Any) -> bool:

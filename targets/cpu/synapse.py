@@ -261,17 +261,12 @@ class SynapseOp:
         return numba_conv_checked.conv_checked(x, self._conv_taps, self.geom)
 
     def _checked_sparse(self, x: np.ndarray) -> np.ndarray:
-        """numba: CSR sums with the in-kernel error-bound test; undecided sums recomputed exactly."""
+        """numba: CSR sums with the in-kernel tests; undecided sums on the compiled exact path."""
         from . import numba_checked
 
-        csr = self._csr_store()
-        out, ambiguous = numba_checked.lin_checked(x, csr)
-        if ambiguous is not None:
-            rows, outs = np.nonzero(ambiguous)
-            exact.count_slow_path(rows.size)
-            for r, o in zip(rows.tolist(), outs.tolist(), strict=True):
-                a, b = csr.rowptr[o], csr.rowptr[o + 1]
-                out[r, o] = exact.round_exact(x[r, csr.colidx[a:b]] * csr.codes[a:b].astype(np.float64))
+        out, slow = numba_checked.lin_checked(x, self._csr_store())
+        if slow:
+            exact.count_slow_path(slow)
         return out
 
     def _dense64(self) -> tuple[np.ndarray, list[exact.WeightRows]]:
