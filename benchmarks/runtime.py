@@ -273,12 +273,19 @@ def systems(w: Workload) -> dict[str, dict[str, Any]]:
     return {name: make_system(w, name) for name in system_names(w)}
 
 
+WARM_S = 0.02  # untimed calls per block (seconds): wakes the core and the worker threads
+
+
 def time_rounds(fns: dict[str, Callable[[], Any]], rounds: int, per_block: int,
                 budget_s: float) -> dict[str, list[float]]:
     """Time every system in short blocks, round after round, so background load hits all alike.
 
-    Each block: one untimed call (thread-pool wake-up), then ``per_block`` timed calls, then
-    a short pause (lets OpenMP worker threads of the previous block stop spinning).
+    Each block: a short pause (lets OpenMP worker threads of the previous block stop
+    spinning), untimed calls for at least :data:`WARM_S` (one at least), then ``per_block``
+    timed calls. After the pause a core needs some milliseconds to get back to speed (on the
+    2-vCPU KVM guest: slt cpu batch 1 ran 63 µs per call for the first 8 calls after a 50 ms
+    pause and 51 µs after that); one untimed call covered that for calls of milliseconds, not
+    for calls of 50 µs, so the warm-up is timed, the same for every system.
     """
     times: dict[str, list[float]] = {k: [] for k in fns}
     for f in fns.values():  # warm-up: compilation, first-use kernel choice, caches
@@ -288,7 +295,10 @@ def time_rounds(fns: dict[str, Callable[[], Any]], rounds: int, per_block: int,
     for _ in range(rounds):
         for k, f in fns.items():
             time.sleep(0.05)
+            warm = time.perf_counter()
             f()
+            while time.perf_counter() - warm < WARM_S:
+                f()
             for _ in range(per_block):
                 t0 = time.perf_counter()
                 f()
