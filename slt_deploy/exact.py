@@ -32,6 +32,7 @@ target agrees bit for bit with the reference.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -139,6 +140,7 @@ def round_exact(terms: np.ndarray, dtype: type = np.float32) -> np.floating:
 
 
 _FALLBACKS = [0]
+_FALLBACKS_LOCK = threading.Lock()  # runtimes add from worker threads: += is not atomic
 
 
 def fallback_count() -> int:
@@ -153,7 +155,8 @@ def fallback_count() -> int:
 
 def count_slow_path(n: int) -> None:
     """Add ``n`` sums a target recomputed on the exact slow path to :func:`fallback_count`."""
-    _FALLBACKS[0] += int(n)
+    with _FALLBACKS_LOCK:
+        _FALLBACKS[0] += int(n)
 
 
 @dataclass(frozen=True)
@@ -217,7 +220,7 @@ def _round_checked(s: np.ndarray, abs_sum, n: int | np.ndarray, dtype: type, gri
         return out
     ok |= certified(b, grid())
     bad = np.nonzero(~ok)
-    _FALLBACKS[0] += int(bad[0].size)
+    count_slow_path(bad[0].size)
     for idx in zip(*bad, strict=True):
         out[idx] = round_exact(terms(*idx), dtype)
     return out

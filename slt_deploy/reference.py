@@ -170,7 +170,8 @@ def _linear_sum(node: Linear, codes: np.ndarray, x: np.ndarray, dtype: type,
 
 def _conv_sum(node: Conv2d, codes: np.ndarray, x: np.ndarray, dtype: type, rows: list[exact.WeightRows]) -> np.ndarray:
     """Cross-correlation ``(batch, C_in, H, W) -> (batch, C_out, H_out, W_out)``, exact sums rounded once."""
-    if all(r.spikes_exact for r in rows) and np.all((x == 0.0) | (x == 1.0)):
+    sh, sw = node.stride
+    if sh * sw <= 4 and all(r.spikes_exact for r in rows) and np.all((x == 0.0) | (x == 1.0)):
         return _spike_conv_sum(node, codes, x).astype(dtype)
     patches = conv_patches(x, node.kernel_size, node.stride, node.padding, node.dilation)
     batch, _, h_out, w_out = patches.shape[:4]
@@ -191,7 +192,8 @@ def _spike_conv_sum(node: Conv2d, codes: np.ndarray, x: np.ndarray) -> np.ndarra
     Hp·Wp`` plus room for the largest tap offset); the tap ``(ky, kx)`` reads the same array
     shifted by ``ky·dh·Wp + kx·dw``, so the sums at every padded position of every sample are
     ``Σ_taps W[:, :, ky, kx] @ F[:, shift:]`` (one matrix product per tap and group), of which
-    the positions ``(i·sh, j·sw)`` are the outputs. Every sum is a sum of kept weights: the
+    the positions ``(i·sh, j·sw)`` are the outputs (so the work is ``sh·sw`` times the outputs':
+    :func:`_conv_sum` takes this path for strides up to ``sh·sw = 4``). Every sum is a sum of kept weights: the
     lattice certificate (``spikes_exact``) makes it exact in float64 in any order, so this
     equals the patch product entry for entry.
     """

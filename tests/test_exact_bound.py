@@ -210,3 +210,13 @@ def test_hypothesis_exact_matmul_and_numba_checked_match_fsum(pair) -> None:
                 ok = np.ones(got.shape, bool) if amb is None else ~amb
                 ref = np.repeat(want, rows.shape[0] // x.shape[0], axis=0)
                 assert _same_bits(np.where(ok, got, ref), ref)
+
+
+def test_slow_path_count_adds_up_across_threads() -> None:
+    """Runtimes count slow-path sums from their worker threads; no increment may be lost."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    before = exact.fallback_count()
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: [exact.count_slow_path(1) for _ in range(5000)], range(4)))
+    assert exact.fallback_count() - before == 20000

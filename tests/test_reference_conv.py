@@ -2,8 +2,9 @@
 
 Oracle: the patch product of :func:`slt_deploy.reference._conv_sum` for analog input
 (``exact.exact_matmul`` over ``conv_patches``), on the same spikes, bit for bit after the one
-rounding; over kernel sizes, strides, paddings, dilations and groups, binary / int8 / float32
-weights, and the whole reference run against the compiled CPU target.
+rounding; over kernel sizes, strides (3 and more take the patch product), paddings up to the
+kernel's span, images smaller than the kernel, dilations and groups, binary / int8 / float32
+weights.
 """
 
 from __future__ import annotations
@@ -37,10 +38,11 @@ def _convs(draw):
     c_in, c_out = groups * draw(st.integers(1, 3)), groups * draw(st.integers(1, 3))
     kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
-    h = draw(st.integers((kh - 1) * dh + 1, 9))
-    w = draw(st.integers((kw - 1) * dw + 1, 9))
-    stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
-    padding = (draw(st.integers(0, (kh - 1) * dh)), draw(st.integers(0, (kw - 1) * dw)))
+    span_h, span_w = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+    padding = (draw(st.integers(0, span_h)), draw(st.integers(0, span_w)))
+    h = draw(st.integers(max(1, span_h - 2 * padding[0]), 9))  # may be smaller than the kernel
+    w = draw(st.integers(max(1, span_w - 2 * padding[1]), 9))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     kind = draw(st.sampled_from(["binary", "int8", "float32"]))
     seed = draw(st.integers(0, 2 ** 32 - 1))
     rng = np.random.default_rng(seed)
