@@ -106,16 +106,16 @@ def test_threads_split_the_batch_exactly(backend: str, data, threads: int) -> No
 def test_workers_are_pinned_one_per_cpu_when_the_pool_uses_every_cpu(monkeypatch) -> None:
     import threading
 
-    from slt_deploy.targets.cpu import runtime
+    from slt_deploy.targets.cpu import workers
 
     cpus = sorted(os.sched_getaffinity(0))
-    assert runtime._worker_cpus(max(1, len(cpus) - 1)) is None  # fewer threads than CPUs: the OS places them
+    assert workers.worker_cpus(max(1, len(cpus) - 1)) is None  # fewer threads than CPUs: the OS places them
     monkeypatch.setenv("SLT_PIN_THREADS", "0")
-    assert runtime._worker_cpus(len(cpus)) is None
+    assert workers.worker_cpus(len(cpus)) is None
     monkeypatch.delenv("SLT_PIN_THREADS")
     if len(cpus) < 2:
         pytest.skip("one CPU: nothing to pin")
-    assert runtime._worker_cpus(len(cpus)) == cpus
+    assert workers.worker_cpus(len(cpus)) == cpus
     ticket = _small_ticket()
     x = np.random.default_rng(0).uniform(-1, 1, (8, 3)).astype(np.float32)
     rt = cpu.load(ticket, backend="numpy", threads=len(cpus))

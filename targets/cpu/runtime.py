@@ -9,16 +9,11 @@ everything computed from it alone, e.g. the analog first layer) is computed once
 
 The batch is split across ``threads`` worker threads (samples are independent); the
 compiled kernels release the GIL. When the pool uses every CPU the process may run on (the
-default), worker ``i`` is pinned to the ``i``-th of those CPUs (:func:`_worker_cpus`; set
-``SLT_PIN_THREADS=0`` to leave placement to the OS): after an idle pause the scheduler woke
-both workers on the waking thread's core, and a 2-thread batch ran slower than 1 thread for
-the next ~25 ms (measured: MLP 784 batch 64, 2.8 ms vs 2.3 ms on 1 thread, 1.5 ms pinned).
+default), worker ``i`` is pinned to the ``i``-th of those CPUs (:mod:`.workers`).
 """
 
 from __future__ import annotations
 
-import functools
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -37,7 +32,7 @@ from slt_deploy.registry import CPU
 from slt_deploy.result import Diagnostics, OutputInfo, Result, build_result, check_input
 from slt_deploy.untrusted import FLOAT32_MAX
 
-from . import costmodel, ops
+from . import costmodel, ops, workers
 from . import tokens as token_ops
 from .neurons import NeuronOp
 from .synapse import SynapseOp
@@ -45,7 +40,6 @@ from .values import Value
 
 BACKENDS = ("auto", "numba", "numpy")
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-MIN_ROWS_PER_THREAD = 2  # samples per worker below which splitting the batch does not pay
 
 
 def numba_available() -> bool:
@@ -91,7 +85,7 @@ class Runtime:
         if kernel is not None and kernel not in costmodel.KERNELS:
             raise SltInputError(f"kernel must be one of {', '.join(costmodel.KERNELS)} or None, got {kernel!r}")
         self.backend, self.kernels = kernels_for(backend)
-        self.threads = _threads(threads)
+        self.threads = workers.thread_count(threads)
         self.kernel = kernel
         self.spec = SimpleNamespace(input_shape=ticket.input_shape, timesteps=ticket.timesteps,
                                     encoding=ticket.encoding)
@@ -159,7 +153,7 @@ class Runtime:
         xs = self._checked(x)
         inp = self._encode(xs)
         batch = inp.data.shape[1]
-        chunks = _split(batch, self.threads)
+        chunks = workers.split(batch, self.threads)
         fused = None if record else self._fused(inp, chunks)
         if fused is not None:
             return fused
@@ -335,10 +329,7 @@ class Runtime:
     def _executor(self) -> ThreadPoolExecutor:
         with self._pool_lock:
             if self._pool is None:
-                cpus = _worker_cpus(self.threads)
-                init, args = (_PinWorkers(cpus), ()) if cpus else (None, ())
-                self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="slt-cpu",
-                                                initializer=init, initargs=args)
+                self._pool = workers.pool(self.threads)
             return self._pool
 
 
@@ -409,52 +400,6 @@ HANDLERS: HandlerTable[tuple[Any, Any]] = HandlerTable("the cpu target", {
     RLIF: (_prepare_neurons, _apply_neurons),
     **token_ops.HANDLERS,
 })
-
-
-def _threads(threads: int | None) -> int:
-    if threads is None:
-        try:
-            return max(1, len(os.sched_getaffinity(0)))
-        except AttributeError:  # not on Linux
-            return max(1, os.cpu_count() or 1)
-    if not isinstance(threads, (int, np.integer)) or threads < 1:
-        raise SltInputError(f"threads must be a positive integer or None, got {threads!r}")
-    return int(threads)
-
-
-def _worker_cpus(threads: int) -> list[int] | None:
-    """The CPUs to pin the pool's workers to, in order, or None (no pinning): pinning applies
-    when ``threads`` covers every CPU of the process's affinity set (2 or more) and
-    ``SLT_PIN_THREADS`` is not ``0``."""
-    if os.environ.get("SLT_PIN_THREADS", "1").strip() == "0" or not hasattr(os, "sched_setaffinity"):
-        return None
-    try:
-        cpus = sorted(os.sched_getaffinity(0))
-    except OSError:
-        return None
-    return cpus if 2 <= len(cpus) <= threads else None
-
-
-class _PinWorkers:
-    """Thread-pool initializer: the ``i``-th worker started runs on ``cpus[i % len(cpus)]`` only."""
-
-    def __init__(self, cpus: list[int]) -> None:
-        self.cpus, self.started, self.lock = cpus, 0, threading.Lock()
-
-    def __call__(self) -> None:
-        with self.lock:
-            cpu, self.started = self.cpus[self.started % len(self.cpus)], self.started + 1
-        try:
-            os.sched_setaffinity(0, {cpu})  # pid 0: the calling thread (Linux)
-        except OSError:  # not permitted here (some containers): leave placement to the OS
-            pass
-
-
-@functools.lru_cache(maxsize=64)
-def _split(batch: int, threads: int) -> tuple[tuple[int, int], ...]:
-    parts = max(1, min(threads, batch // MIN_ROWS_PER_THREAD))
-    edges = [batch * i // parts for i in range(parts + 1)]
-    return tuple((a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a)
 
 
 def _blocks(ticket: Ticket) -> list[_Block]:
