@@ -110,3 +110,33 @@ def test_sums32_many_sums_in_one_call() -> None:
     got = numba_exact.sums32(flat, np.asarray([0, 3, 6, 6, 7], np.int64))
     want = [exact.round_exact(flat[0:3]), exact.round_exact(flat[3:6]), np.float32(0.0), np.float32(0.1)]
     assert [_bits(v) for v in got] == [_bits(v) for v in want]
+
+
+# ----------------------------------------------------------------------------- the input tests of the runtime
+@settings(max_examples=200, deadline=None, database=None)
+@given(st.lists(st.sampled_from([0.0, 1.0, 0.5, -1.0, 2.0, 1e-45, float("inf"), float("-inf"), float("nan")]),
+                min_size=1, max_size=9000), st.sampled_from([np.float32, np.float64]), st.booleans())
+def test_input_tests_match_numpy(values: list[float], dtype: type, strided: bool) -> None:
+    """``is_binary`` / ``finite_in`` (chunked, branch-free) against numpy, contiguous or not."""
+    from slt_deploy.targets.cpu import numba_certificate as nc
+
+    x = np.asarray(values, dtype)
+    x = x[::2] if strided else x.reshape(1, -1)
+    finite = bool(np.isfinite(x).all())
+    with np.errstate(invalid="ignore"):
+        assert nc.finite_in(x, False) == finite
+        assert nc.finite_in(x, True) == (finite and bool(((x >= 0) & (x <= 1)).all()))
+        if finite:
+            assert nc.is_binary(x) == bool(((x == 0) | (x == 1)).all())
+
+
+@pytest.mark.parametrize("at", [0, 4095, 4096, 9999])
+def test_input_tests_find_one_bad_value_in_any_chunk(at: int) -> None:
+    from slt_deploy.targets.cpu import numba_certificate as nc
+
+    x = np.zeros((10, 1000), np.float32)
+    assert nc.is_binary(x) and nc.finite_in(x, True)
+    x.reshape(-1)[at] = 0.5
+    assert not nc.is_binary(x) and nc.finite_in(x, True)
+    x.reshape(-1)[at] = np.inf
+    assert not nc.finite_in(x, False)
