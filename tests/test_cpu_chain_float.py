@@ -107,9 +107,11 @@ def test_undecidable_sum_takes_the_compiled_slow_path_in_the_chain(monkeypatch) 
     spy = _Spy(monkeypatch)
     rt = cpu.load(ticket, backend="numba", threads=1)
     rt.run(x)  # first run: the graph executor fixes the kernels
+    before = exact.fallback_count()
     got, ref = rt.run(x), reference.simulate(ticket, x)
     assert _same_bits(got.output, ref.output)
     assert spy.calls == [1] and got.diagnostics.slow_path_sums == 1  # one sum, in the chain
+    assert exact.fallback_count() - before == 2  # the process-wide count: the chain's and the reference's
     assert ref.diagnostics.slow_path_sums == 1
     wide = cpu.load(ticket, backend="numba", threads=2)  # a batch split over threads: the counts add up
     xs = np.repeat(x, 8, axis=0)

@@ -27,6 +27,8 @@ from numba import njit
 from numba.core.errors import NumbaTypeSafetyWarning
 from numba.typed import List
 
+from slt_deploy import exact
+
 from . import numba_base as nb
 from . import numba_certificate as ncert
 from . import numba_checked as nchk
@@ -144,9 +146,11 @@ class ChainProgram:
             xa, xs = _NO_F64, np.ascontiguousarray(flat)
         else:
             xa, xs = np.ascontiguousarray(flat, dtype=np.float64), _NO_U8
-        slow = _run_chain(self.prog, self.arrays, nlin._LANES, xa, xs, T, b, out_f, out_s, counts)
+        slow = int(_run_chain(self.prog, self.arrays, nlin._LANES, xa, xs, T, b, out_f, out_s, counts))
+        if slow:
+            exact.count_slow_path(slow)  # the process-wide count too (the run reports its own)
         out = out_f if self.out_li else out_s
-        return out.reshape(T, b, *self.out_shape), counts, int(slow)
+        return out.reshape(T, b, *self.out_shape), counts, slow
 
 
 def _synapse_row(op: SynapseOp, spikes_in: bool, arrays: _Arrays) -> list[int] | None:
