@@ -103,15 +103,6 @@ def test_sum32_equals_the_rounded_fraction() -> None:
         assert err <= abs(Fraction(float(lo)) - want) and err <= abs(Fraction(float(hi)) - want)
 
 
-def test_sums32_many_sums_in_one_call() -> None:
-    from slt_deploy.targets.cpu import numba_exact
-
-    flat = np.asarray([1.0, 2.0 ** -24, 2.0 ** -90, 1e30, 1.0, -1e30, 0.1], np.float64)
-    got = numba_exact.sums32(flat, np.asarray([0, 3, 6, 6, 7], np.int64))
-    want = [exact.round_exact(flat[0:3]), exact.round_exact(flat[3:6]), np.float32(0.0), np.float32(0.1)]
-    assert [_bits(v) for v in got] == [_bits(v) for v in want]
-
-
 # ----------------------------------------------------------------------------- the input tests of the runtime
 @settings(max_examples=200, deadline=None, database=None)
 @given(st.lists(st.sampled_from([0.0, 1.0, 0.5, -1.0, 2.0, 1e-45, float("inf"), float("-inf"), float("nan")]),

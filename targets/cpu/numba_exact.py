@@ -138,12 +138,3 @@ def row_sum32(xr, rowptr, colidx, codes, o):
         if t != 0.0:
             n = grow(partials, n, t)
     return round32(partials, n)
-
-
-@njit(**_JIT)
-def sums32(flat, offsets):
-    """``out[i] = round32(Σ flat[offsets[i]:offsets[i+1]])``: many slow-path sums in one call."""
-    out = np.empty(offsets.shape[0] - 1, np.float32)
-    for i in range(out.shape[0]):
-        out[i] = sum32(flat[offsets[i]:offsets[i + 1]])
-    return out
